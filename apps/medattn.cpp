@@ -1,0 +1,330 @@
+// medattn: the command-line front end. Binds flags to the library's option structs, calls
+// one library function per command, and maps the outcome to the exit codes of
+// ../shared/CLI.md: 0 all inputs succeeded, 1 some failed, 2 usage error, 3 nothing could run.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "model/card.h"
+#include "phantom/phantom.h"
+#include "pipeline/diagnose.h"
+#include "report/record.h"
+#include "train/train.h"
+
+namespace fs = std::filesystem;
+using namespace medattn;
+
+namespace {
+
+constexpr int kExitOk = 0, kExitSomeFailed = 1, kExitUsage = 2, kExitCannotRun = 3;
+constexpr const char* kDefaultModel = "phantom";
+
+// The default model: $MEDATTN_MODEL, else models/<default> beside the executable's build
+// folder (build/medattn -> models/), else in the source tree it was built from.
+std::string default_model_dir() {
+  if (const char* env = std::getenv("MEDATTN_MODEL"); env != nullptr && *env) return env;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (const fs::path& base : {exe.parent_path().parent_path(), exe.parent_path()}) {
+      const fs::path candidate = base / "models" / kDefaultModel;
+      if (fs::exists(candidate / model::kCardFile, ec)) return candidate.string();
+    }
+  }
+  return (fs::path(MEDATTN_SOURCE_DIR) / "models" / kDefaultModel).string();
+}
+
+std::string quote_arg(const std::string& a) {
+  if (!a.empty() && a.find_first_of(" \t\"'$\\") == std::string::npos) return a;
+  std::string q = "'";
+  for (char c : a) q += (c == '\'') ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+std::string command_line(int argc, char** argv) {
+  std::string s = "medattn";
+  for (int i = 1; i < argc; ++i) s += " " + quote_arg(argv[i]);
+  return s;
+}
+
+int exit_code_for(const Error& e) {
+  return e.kind() == ErrorKind::kInvalidArgument ? kExitUsage : kExitCannotRun;
+}
+
+std::string format_seconds(double s) {
+  char buf[32];
+  if (s < 60) std::snprintf(buf, sizeof(buf), "%.1f s", s);
+  else std::snprintf(buf, sizeof(buf), "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  return buf;
+}
+
+// Parses "C,W" for --window.
+io::Window parse_window(const std::string& text) {
+  io::Window w;
+  char comma = 0;
+  std::istringstream in(text);
+  if (!(in >> w.center >> comma >> w.width) || comma != ',' || !in.eof() || w.width < 1) {
+    throw Error(ErrorKind::kInvalidArgument, "--window expects CENTER,WIDTH with WIDTH >= 1 (got '" + text + "')");
+  }
+  return w;
+}
+
+struct DiagnoseArgs {
+  pipeline::DiagnoseOptions options;
+  std::string model;
+  std::string format = "table";
+  std::string output;
+  std::string window;
+  int threads = 0;
+};
+
+int run_diagnose_command(DiagnoseArgs& args) {
+  auto& opt = args.options;
+  opt.model_dir = args.model.empty() ? default_model_dir() : args.model;
+  if (!args.window.empty()) opt.read.window = parse_window(args.window);
+  const auto format = report::parse_format(args.format);
+  pipeline::set_threads(args.threads);
+
+  // -o FILE: json is written to a temporary file and renamed when complete; jsonl and csv
+  // stream record by record.
+  std::ofstream file;
+  std::string tmp_output;
+  std::ostream* out = &std::cout;
+  if (!args.output.empty()) {
+    tmp_output = format == report::Format::kJson ? args.output + ".tmp." + std::to_string(::getpid()) : args.output;
+    file.open(tmp_output, std::ios::out | std::ios::trunc);
+    if (!file) {
+      throw file_error(ErrorKind::kIOError, "cannot write output", args.output, std::strerror(errno));
+    }
+    out = &file;
+  }
+  std::unique_ptr<report::RecordWriter> writer;
+  const auto summary = pipeline::run_diagnose(
+      opt,
+      [&](const std::vector<std::string>& classes) { writer = report::make_writer(format, *out, classes); },
+      [&](const report::DiagnosisRecord& r) {
+        if (!r.ok) spdlog::error("{}", r.error);
+        writer->write(r);
+      },
+      [&](const std::string& notice) { spdlog::info("{}", notice); });
+  writer->finish();
+  if (!args.output.empty()) {
+    file.close();
+    if (!file) throw file_error(ErrorKind::kIOError, "cannot write output", args.output, "write failed");
+    if (tmp_output != args.output) fs::rename(tmp_output, args.output);
+  }
+  const int ok = summary.total - summary.failed;
+  spdlog::info("diagnosed {} of {} image(s), {} failed, {} skipped, in {} ({:.1f} images/s)", ok, summary.total,
+               summary.failed, summary.skipped, format_seconds(summary.seconds),
+               summary.total / std::max(1e-9, summary.seconds));
+  if (summary.total == 0) {
+    spdlog::error("no images found in the given inputs");
+    return kExitSomeFailed;
+  }
+  return summary.failed > 0 ? kExitSomeFailed : kExitOk;
+}
+
+struct TrainArgs {
+  train::TrainOptions options;
+  std::string classes;
+  std::string stem = "16,32,64";
+  int image_size = 96;
+  int threads = 0;
+  std::string name;
+};
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+int run_train_command(TrainArgs& args, const std::string& command) {
+  auto& opt = args.options;
+  const int threads = pipeline::set_threads(args.threads);
+  opt.classes = split_list(args.classes);
+  opt.card.preprocess.image_size = args.image_size;
+  opt.card.arch.stem_channels.clear();
+  for (const auto& c : split_list(args.stem)) {
+    try {
+      opt.card.arch.stem_channels.push_back(std::stoi(c));
+    } catch (const std::exception&) {
+      throw Error(ErrorKind::kInvalidArgument, "--stem expects comma-separated channel counts (got '" + args.stem + "')");
+    }
+  }
+  opt.card.name = args.name.empty() ? fs::path(opt.out).filename().string() : args.name;
+  opt.command = command;
+  spdlog::info("training on {} with {} thread(s)", opt.data, threads);
+  const auto result = train::run_train(
+      opt,
+      [](const train::EpochReport& r) {
+        spdlog::info("epoch {:>3}/{}  loss {:.4f}  val_auc {:.4f}  val_acc {:.4f}  {:.0f} img/s  {}  eta {}{}", r.epoch,
+                     r.epochs, r.train_loss, r.val_auc, r.val_accuracy, r.images_per_second,
+                     format_seconds(r.seconds), format_seconds(r.eta_seconds), r.best ? "  *best" : "");
+      },
+      [](const std::string& notice) { spdlog::warn("{}", notice); });
+  spdlog::info("wrote {} (best epoch {}: val_auc {:.4f}, val_acc {:.4f}; {} train / {} val images; {})", opt.out,
+               result.best_epoch, result.validation.auc, result.validation.accuracy, result.train_count,
+               result.val_count, format_seconds(result.seconds));
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto logger = spdlog::stderr_color_mt("medattn");
+  logger->set_pattern("%^%l%$: %v");
+  spdlog::set_default_logger(logger);
+
+  CLI::App app{"medattn: diagnose medical images with an attention CNN+Transformer and show where it looked"};
+  app.set_version_flag("--version", std::string("medattn ") + MEDATTN_VERSION);
+  app.require_subcommand(1);
+  app.footer("Run 'medattn COMMAND --help' for a command's options and an example.");
+
+  // diagnose
+  DiagnoseArgs d;
+  auto* diagnose = app.add_subcommand("diagnose", "Diagnose images, DICOM/NIfTI files and folders; optionally write heatmaps");
+  diagnose->add_option("inputs", d.options.inputs, "Image files and folders (searched recursively)")->required();
+  diagnose->add_option("-m,--model", d.model, "Model directory (default: models/phantom, or $MEDATTN_MODEL)");
+  diagnose->add_option("--format", d.format, "Output format: table, json, jsonl or csv")
+      ->check(CLI::IsMember({"table", "json", "jsonl", "csv"}))->capture_default_str();
+  diagnose->add_option("-o,--output", d.output, "Write results to FILE instead of standard output");
+  diagnose->add_option("--heatmaps", d.options.heatmap_dir, "Write an overlay PNG and a 16-bit raw map per image to DIR");
+  diagnose->add_option("--method", d.options.method, "Heatmap method: rollout")->capture_default_str();
+  diagnose->add_option("--head-fusion", d.options.head_fusion, "Rollout: fuse heads by mean, max or min")
+      ->check(CLI::IsMember({"mean", "max", "min"}))->capture_default_str();
+  diagnose->add_option("--discard-ratio", d.options.discard_ratio, "Rollout: share of the weakest attention dropped per row, in [0,1)")
+      ->check(CLI::Range(0.0, 0.999))->capture_default_str();
+  diagnose->add_option("--heatmap-alpha", d.options.heatmap_alpha, "Overlay opacity at the hottest point, in [0,1]")
+      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  diagnose->add_option("--window", d.window, "Display window CENTER,WIDTH overriding the file's (e.g. 40,400 for CT soft tissue)");
+  diagnose->add_option("--frame", d.options.read.frame, "DICOM multi-frame: frame to read (0-based)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  diagnose->add_option("--slice", d.options.read.slice, "NIfTI 3D: axial slice to read (0-based; default: the middle one)");
+  diagnose->add_option("--threads", d.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  diagnose->add_option("--batch-size", d.options.batch_size, "Images per forward pass")->check(CLI::PositiveNumber)->capture_default_str();
+  diagnose->footer("Example:\n  medattn diagnose --format json --heatmaps out/ scans/ chest.dcm knee.png");
+
+  // train
+  TrainArgs t;
+  auto* trainc = app.add_subcommand("train", "Train a model on labelled data (class folders, CSV or MedMNIST npz)");
+  trainc->add_option("data", t.options.data, "Training DATA: class folders, a CSV (path,label) or a .npz")->required();
+  trainc->add_option("--out", t.options.out, "Model directory to write")->required();
+  trainc->add_option("--val", t.options.val_data, "Separate validation DATA");
+  trainc->add_option("--val-fraction", t.options.val_fraction, "Stratified share of DATA held out for validation")
+      ->check(CLI::Range(0.01, 0.9))->capture_default_str();
+  trainc->add_option("--split", t.options.split, "npz: arrays NAME_images/NAME_labels (default train); CSV: rows with split == NAME");
+  trainc->add_option("--val-split", t.options.val_split, "Validation split of DATA (or of --val), e.g. val for MedMNIST");
+  trainc->add_option("--classes", t.classes, "Class names in label order, comma-separated (npz labels 0..K-1)");
+  trainc->add_option("--epochs", t.options.epochs, "Epochs")->check(CLI::PositiveNumber)->capture_default_str();
+  trainc->add_option("--batch-size", t.options.batch_size, "Batch size")->check(CLI::Range(2, 4096))->capture_default_str();
+  trainc->add_option("--lr", t.options.lr, "Peak learning rate (AdamW)")->capture_default_str();
+  trainc->add_option("--weight-decay", t.options.weight_decay, "AdamW weight decay")->capture_default_str();
+  trainc->add_option("--image-size", t.image_size, "Input size S (S x S); a multiple of 2^stages")->capture_default_str();
+  trainc->add_option("--stem", t.stem, "CNN stem channels per stage (each stage halves the resolution)")->capture_default_str();
+  trainc->add_option("--dim", t.options.card.arch.dim, "Token width")->capture_default_str();
+  trainc->add_option("--depth", t.options.card.arch.depth, "Transformer blocks")->capture_default_str();
+  trainc->add_option("--heads", t.options.card.arch.heads, "Attention heads")->capture_default_str();
+  trainc->add_option("--clahe", t.options.card.preprocess.clahe, "Apply CLAHE after windowing (stored in the card)");
+  trainc->add_option("--seed", t.options.seed, "Random seed (split, initialisation, shuffling)")->capture_default_str();
+  trainc->add_flag("!--no-augment", t.options.augment, "Disable augmentation");
+  trainc->add_option("--name", t.name, "Model name for the card (default: the --out folder name)");
+  trainc->add_option("--threads", t.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  trainc->footer("Example:\n  medattn phantom --out ph --count 600 && medattn train ph/images --out models/mine --epochs 12");
+
+  // evaluate
+  train::EvaluateOptions e;
+  std::string eval_format = "table";
+  int eval_threads = 0;
+  auto* evaluate = app.add_subcommand("evaluate", "Measure a model on labelled data");
+  evaluate->add_option("-m,--model", e.model_dir, "Model directory")->required();
+  evaluate->add_option("data", e.data, "DATA: class folders, a CSV or a .npz")->required();
+  evaluate->add_option("--split", e.split, "npz arrays NAME_images/NAME_labels, or CSV rows with split == NAME");
+  evaluate->add_option("--format", eval_format, "table or json")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
+  evaluate->add_option("--threads", eval_threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  evaluate->footer("Example:\n  medattn evaluate -m models/phantom phantoms/images --format json");
+
+  // info
+  std::string info_model;
+  bool info_json = false;
+  auto* info = app.add_subcommand("info", "Print a model's card");
+  info->add_option("-m,--model", info_model, "Model directory")->required();
+  info->add_flag("--json", info_json, "Print the card as JSON");
+  info->footer("Example:\n  medattn info -m models/phantom");
+
+  // phantom
+  phantom::PhantomOptions p;
+  std::string phantom_out;
+  auto* phantomc = app.add_subcommand("phantom", "Generate synthetic chest-radiograph-like images with lesion masks");
+  phantomc->add_option("--out", phantom_out, "Output folder (images/<class>/, masks/<class>/)")->required();
+  phantomc->add_option("--count", p.count, "Images in all, spread evenly over normal, nodule, consolidation")->required()->check(CLI::PositiveNumber);
+  phantomc->add_option("--seed", p.seed, "Seed: the same seed gives the same files")->capture_default_str();
+  phantomc->add_option("--size", p.size, "Image width and height in pixels")->check(CLI::Range(64, 4096))->capture_default_str();
+  phantomc->footer("Example:\n  medattn phantom --out phantoms --count 30 --seed 7");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    std::cerr << "Run 'medattn --help' or 'medattn COMMAND --help' for usage.\n";
+    return kExitUsage;
+  }
+
+  try {
+    if (*diagnose) return run_diagnose_command(d);
+    if (*trainc) return run_train_command(t, command_line(argc, argv));
+    if (*evaluate) {
+      pipeline::set_threads(eval_threads);
+      const auto r = train::run_evaluate(e, [](const std::string& n) { spdlog::warn("{}", n); });
+      const auto j = eval::metrics_to_json(r.metrics, r.classes);
+      if (eval_format == "json") {
+        std::cout << j.dump() << "\n";
+      } else {
+        const auto& m = r.metrics;
+        std::printf("n            %d\naccuracy     %.4f\nbal. acc.    %.4f\nauc          %.4f\nsensitivity  %.4f\nspecificity  %.4f\nf1           %.4f\nece          %.4f\nconfusion (rows: true, columns: predicted; %s)\n",
+                    m.n, m.accuracy, m.balanced_accuracy, m.auc, m.sensitivity, m.specificity, m.f1, m.ece,
+                    j["classes"].dump().c_str());
+        for (const auto& row : m.confusion) {
+          for (int v : row) std::printf(" %7d", v);
+          std::printf("\n");
+        }
+      }
+      return r.skipped > 0 ? kExitSomeFailed : kExitOk;
+    }
+    if (*info) {
+      const auto card = model::read_card(info_model);
+      std::cout << (info_json ? model::card_to_json(card).dump(2) + "\n" : model::describe_card(card));
+      return kExitOk;
+    }
+    if (*phantomc) {
+      const int n = phantom::write_phantoms(phantom_out, p);
+      spdlog::info("wrote {} phantom image(s) and mask(s) to {}", n, phantom_out);
+      return kExitOk;
+    }
+  } catch (const Error& err) {
+    spdlog::error("{}", err.what());
+    return exit_code_for(err);
+  } catch (const std::exception& err) {
+    spdlog::error("{}", err.what());
+    return kExitCannotRun;
+  }
+  return kExitUsage;
+}

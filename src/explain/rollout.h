@@ -1,0 +1,35 @@
+// Attention rollout (Abnar & Zuidema, 2020): how much each image token contributed to the
+// CLS token through all Transformer blocks, with the residual path accounted for.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <vector>
+
+namespace medattn::explain {
+
+enum class HeadFusion { kMean, kMax, kMin };
+
+// Parses "mean", "max", "min". Throws medattn::Error(kInvalidArgument) otherwise.
+HeadFusion parse_head_fusion(const std::string& name);
+
+struct RolloutOptions {
+  HeadFusion head_fusion = HeadFusion::kMean;
+  // Fraction of the smallest fused attention weights per row set to zero before adding the
+  // identity (0 = keep all). The CLS column is never discarded. REQUIRES: 0 <= x < 1.
+  double discard_ratio = 0.0;
+};
+
+// attentions: per block [B,H,T,T] (rows sum to 1), token 0 = CLS.
+// Per block: fuse heads -> A; discard; A' = (A + I) / 2 renormalised so rows sum to 1;
+// R = A'_L * ... * A'_1. Returns R's CLS row over the image tokens: [B,T-1], not normalised
+// (values are the share of CLS that flowed from each token).
+at::Tensor attention_rollout(const std::vector<at::Tensor>& attentions,
+                             const RolloutOptions& options = {});
+
+// Reshapes per-token relevance [B, g*g] into a [B,g,g] map scaled to [0,1] per image
+// (min-max; a constant map becomes all zeros).
+at::Tensor relevance_to_grid(const at::Tensor& relevance, int grid);
+
+}  // namespace medattn::explain

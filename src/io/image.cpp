@@ -1,0 +1,294 @@
+// read_image() dispatch, the OpenCV reader (PNG, JPEG, TIFF, BMP) and to_display().
+#include "io/image.h"
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "core/error.h"
+
+namespace medattn::io {
+namespace {
+
+// The upper-case name used in error messages: "cannot read PNG '<path>': ...".
+const char* display_name(FileFormat format) {
+  switch (format) {
+    case FileFormat::kPng:
+      return "PNG";
+    case FileFormat::kJpeg:
+      return "JPEG";
+    case FileFormat::kTiff:
+      return "TIFF";
+    case FileFormat::kBmp:
+      return "BMP";
+    case FileFormat::kDicom:
+      return "DICOM";
+    case FileFormat::kNifti:
+    case FileFormat::kNiftiGz:
+      return "NIfTI";
+    case FileFormat::kJpeg2000:
+      return "JPEG 2000";
+    case FileFormat::kUnknown:
+      break;
+  }
+  return "image";
+}
+
+// Reads the whole file. Throws kIOError when it cannot be read.
+std::vector<unsigned char> read_bytes(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw file_error(ErrorKind::kIOError, what, path, std::strerror(errno));
+  std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)),
+                                   std::istreambuf_iterator<char>());
+  if (in.bad()) throw file_error(ErrorKind::kIOError, what, path, "read failed");
+  return bytes;
+}
+
+uint32_t be32(const unsigned char* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
+}
+uint32_t le32(const unsigned char* p) {
+  return p[0] | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
+}
+
+enum class Completeness { kComplete, kTruncated, kMalformed, kBadChecksum };
+
+// Walks the JPEG marker structure (skipping segments by their length, so that an EXIF
+// thumbnail's EOI is not mistaken for the end) and the entropy-coded data after each SOS,
+// until the top-level EOI marker. Running out of bytes first means the file was cut.
+Completeness jpeg_completeness(const std::vector<unsigned char>& b) {
+  const size_t n = b.size();
+  size_t i = 2;  // after SOI
+  while (true) {
+    if (i >= n) return Completeness::kTruncated;
+    if (b[i] != 0xFF) return Completeness::kMalformed;
+    while (i < n && b[i] == 0xFF) ++i;  // fill bytes
+    if (i >= n) return Completeness::kTruncated;
+    const unsigned char marker = b[i++];
+    if (marker == 0xD9) return Completeness::kComplete;                  // EOI
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) continue;  // no length
+    if (marker == 0x00) return Completeness::kMalformed;
+    if (i + 2 > n) return Completeness::kTruncated;
+    const size_t length = (size_t(b[i]) << 8) | b[i + 1];
+    if (length < 2) return Completeness::kMalformed;
+    i += length;
+    if (i > n) return Completeness::kTruncated;
+    if (marker != 0xDA) continue;  // not SOS
+    // Entropy-coded data: ends at an FF that is not stuffing (FF00), a restart marker
+    // (FFD0-FFD7) or fill (FFFF).
+    while (true) {
+      while (i < n && b[i] != 0xFF) ++i;
+      if (i + 1 >= n) return Completeness::kTruncated;
+      size_t j = i + 1;
+      while (j < n && b[j] == 0xFF) ++j;
+      if (j >= n) return Completeness::kTruncated;
+      if (b[j] == 0x00 || (b[j] >= 0xD0 && b[j] <= 0xD7)) {
+        i = j + 1;
+        continue;
+      }
+      i = j - 1;  // the FF before the marker
+      break;
+    }
+  }
+}
+
+// Walks the PNG chunks after the signature until IEND, checking each chunk's CRC (libpng
+// would report a bad one on stderr; `bad_chunk` names it).
+Completeness png_completeness(const std::vector<unsigned char>& b, std::string* bad_chunk) {
+  const size_t n = b.size();
+  size_t i = 8;
+  while (true) {
+    if (i + 8 > n) return Completeness::kTruncated;
+    const uint32_t length = be32(&b[i]);
+    if (length > 0x7FFFFFFFu) return Completeness::kMalformed;
+    const bool iend = std::memcmp(&b[i + 4], "IEND", 4) == 0;
+    const size_t next = i + 12 + length;
+    if (next > n) return Completeness::kTruncated;
+    const uLong crc = crc32(crc32(0L, Z_NULL, 0), &b[i + 4], static_cast<uInt>(length + 4));
+    if (crc != be32(&b[i + 8 + length])) {
+      bad_chunk->assign(reinterpret_cast<const char*>(&b[i + 4]), 4);
+      return Completeness::kBadChecksum;
+    }
+    if (iend) return Completeness::kComplete;
+    i = next;
+  }
+}
+
+// Uncompressed BMPs must hold every row the header announces.
+Completeness bmp_completeness(const std::vector<unsigned char>& b) {
+  const size_t n = b.size();
+  if (n < 34) return Completeness::kTruncated;
+  const uint32_t dib = le32(&b[14]);
+  if (dib < 40) return Completeness::kComplete;  // OS/2 headers: left to the decoder
+  const uint32_t offset = le32(&b[10]);
+  const int64_t width = static_cast<int32_t>(le32(&b[18]));
+  const int64_t height = static_cast<int32_t>(le32(&b[22]));
+  const int bpp = b[28] | (b[29] << 8);
+  const uint32_t compression = le32(&b[30]);
+  if (compression != 0 && compression != 3) return Completeness::kComplete;  // RLE
+  if (width <= 0 || height == 0 || bpp <= 0) return Completeness::kMalformed;
+  const uint64_t stride = ((uint64_t(width) * uint64_t(bpp) + 31) / 32) * 4;
+  const uint64_t rows = static_cast<uint64_t>(height < 0 ? -height : height);
+  return uint64_t(offset) + stride * rows <= n ? Completeness::kComplete : Completeness::kTruncated;
+}
+
+}  // namespace
+
+Image read_image(const std::string& path, const ReadOptions& options) {
+  const std::string what = "cannot read image";
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (!std::filesystem::exists(status))
+    throw file_error(ErrorKind::kNotFound, what, path, "no such file");
+  if (std::filesystem::is_directory(status))
+    throw file_error(ErrorKind::kInvalidArgument, what, path, "is a directory");
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw file_error(ErrorKind::kIOError, what, path, std::strerror(errno));
+    if (in.peek() == std::ifstream::traits_type::eof())
+      throw file_error(ErrorKind::kCorruption, what, path, "file is empty");
+  }
+  const FileFormat format = sniff_format(path);
+  switch (format) {
+    case FileFormat::kPng:
+    case FileFormat::kJpeg:
+    case FileFormat::kTiff:
+    case FileFormat::kBmp:
+      return read_opencv_image(path, format, options);
+    case FileFormat::kDicom:
+      return read_dicom(path, options);
+    case FileFormat::kNifti:
+    case FileFormat::kNiftiGz:
+      return read_nifti(path, options);
+    case FileFormat::kJpeg2000:
+      throw file_error(ErrorKind::kUnsupported, what, path,
+                       "JPEG 2000 is not supported by this build");
+    case FileFormat::kUnknown:
+      break;
+  }
+  throw file_error(ErrorKind::kUnsupported, what, path, "not a supported image (unknown format)");
+}
+
+Image read_opencv_image(const std::string& path, FileFormat format, const ReadOptions& options) {
+  const std::string what = std::string("cannot read ") + display_name(format);
+  const std::vector<unsigned char> bytes = read_bytes(path, what);
+  if (bytes.empty()) throw file_error(ErrorKind::kCorruption, what, path, "file is empty");
+
+  // libjpeg only warns about a cut file and OpenCV then returns an image padded with grey:
+  // check that the stream is complete before decoding.
+  Completeness completeness = Completeness::kComplete;
+  std::string bad_chunk;
+  if (format == FileFormat::kJpeg) completeness = jpeg_completeness(bytes);
+  if (format == FileFormat::kPng) completeness = png_completeness(bytes, &bad_chunk);
+  if (format == FileFormat::kBmp) completeness = bmp_completeness(bytes);
+  if (completeness == Completeness::kTruncated)
+    throw file_error(ErrorKind::kCorruption, what, path, "truncated (no end-of-image marker)");
+  if (completeness == Completeness::kBadChecksum)
+    throw file_error(ErrorKind::kCorruption, what, path,
+                     "corrupt data (CRC error in " + bad_chunk + " chunk)");
+
+  cv::Mat raw;
+  try {
+    raw = cv::imread(path, cv::IMREAD_UNCHANGED);
+  } catch (const cv::Exception& e) {
+    throw file_error(ErrorKind::kCorruption, what, path, "decoder failed (" + e.msg + ")");
+  }
+  if (raw.empty()) throw file_error(ErrorKind::kCorruption, what, path, "decoder failed");
+
+  Image image;
+  image.format = format;
+  switch (raw.depth()) {
+    case CV_8U:
+    case CV_8S:
+      image.bits_stored = 8;
+      break;
+    case CV_16U:
+    case CV_16S:
+      image.bits_stored = 16;
+      break;
+    case CV_32S:
+    case CV_32F:
+      image.bits_stored = 32;
+      break;
+    default:
+      image.bits_stored = 64;
+      break;
+  }
+
+  cv::Mat converted;
+  raw.convertTo(converted, CV_32F);  // keeps the values: 16-bit stays 0..65535
+  switch (converted.channels()) {
+    case 1:
+      image.pixels = converted;
+      break;
+    case 2:
+      cv::extractChannel(converted, image.pixels, 0);
+      break;  // grey + alpha
+    case 3:
+      image.pixels = converted;
+      break;
+    case 4:
+      cv::cvtColor(converted, image.pixels, cv::COLOR_BGRA2BGR);
+      break;
+    default:
+      throw file_error(ErrorKind::kUnsupported, what, path,
+                       "unsupported channel count (got " + std::to_string(converted.channels()) +
+                           ", expected 1 to 4)");
+  }
+
+  if (options.window) {
+    image.window = *options.window;
+  } else if (raw.depth() == CV_8U) {
+    image.window = window_from_range(0.0, 255.0);
+  } else {
+    double lo = 0.0, hi = 0.0;
+    cv::minMaxLoc(image.pixels.reshape(1), &lo, &hi);
+    image.window = window_from_range(lo, hi);
+  }
+  return image;
+}
+
+cv::Mat to_display(const Image& image) {
+  CV_Assert(image.pixels.depth() == CV_32F);
+  cv::Mat out(image.pixels.size(), image.pixels.type());
+  // Per value with apply_window's own arithmetic, so that the display is exactly the
+  // documented VOI function (a vectorised float version differs at the window edges).
+  const double c = image.window.center - 0.5;
+  const double w = image.window.width - 1.0;
+  const double lo = c - w / 2.0;
+  const double hi = c + w / 2.0;
+  const bool invert = image.invert;
+  const int rows = image.pixels.rows;
+  const int cols = image.pixels.cols * image.pixels.channels();
+  for (int r = 0; r < rows; ++r) {
+    const float* src = image.pixels.ptr<float>(r);
+    float* dst = out.ptr<float>(r);
+    for (int i = 0; i < cols; ++i) {
+      const double v = src[i];
+      double d;
+      if (w <= 0.0) {
+        d = v > c ? 1.0 : 0.0;
+      } else if (v <= lo) {
+        d = 0.0;
+      } else if (v > hi) {
+        d = 1.0;
+      } else {
+        d = std::clamp((v - c) / w + 0.5, 0.0, 1.0);
+      }
+      dst[i] = static_cast<float>(invert ? 1.0 - d : d);
+    }
+  }
+  return out;
+}
+
+}  // namespace medattn::io

@@ -1,0 +1,72 @@
+// Reading medical images of any supported format into one representation.
+//
+// The reader is chosen by the file's content (magic bytes), never by its extension.
+// Pixel values are kept in their stored or physical units (DICOM: after rescale
+// slope/intercept, e.g. Hounsfield units; 16-bit PNG: 0..65535) as float, together with the
+// display window that maps them to [0,1]. Windowing happens only in to_display().
+#pragma once
+
+#include <opencv2/core.hpp>
+#include <optional>
+#include <string>
+
+namespace medattn::io {
+
+enum class FileFormat { kUnknown, kPng, kJpeg, kTiff, kBmp, kDicom, kNifti, kNiftiGz, kJpeg2000 };
+
+// Short lower-case name: "png", "jpeg", "tiff", "bmp", "dicom", "nifti", "nifti.gz", "jp2",
+// "unknown".
+const char* format_name(FileFormat format);
+
+// Looks at the first bytes of the file (and, for gzip, at the decompressed NIfTI header).
+// Returns kUnknown for files that are not a supported image, empty files and files that
+// cannot be opened. Never throws.
+FileFormat sniff_format(const std::string& path);
+
+// A VOI window in the DICOM sense (PS3.3 C.11.2.1.2.1, linear function):
+// v <= c - 0.5 - (w-1)/2 -> 0, v > c - 0.5 + (w-1)/2 -> 1, else ((v - (c-0.5)) / (w-1) + 0.5).
+struct Window {
+  double center = 0.5;
+  double width = 1.0;
+};
+
+// The window that maps [lo, hi] exactly onto [0, 1] (lo -> 0, hi -> 1).
+Window window_from_range(double lo, double hi);
+
+// Applies `window` to one value; returns a value in [0, 1].
+double apply_window(double value, const Window& window);
+
+struct ReadOptions {
+  int frame = 0;                 // DICOM multi-frame: which frame (0-based)
+  int slice = -1;                // NIfTI 3D: which axial slice (0-based); -1 = the middle one
+  std::optional<Window> window;  // overrides the window found in the file
+};
+
+struct Image {
+  // CV_32FC1 (grey) or CV_32FC3 (colour, BGR order as in OpenCV), in stored/physical units.
+  cv::Mat pixels;
+  // Maps `pixels` to display [0,1]: from ReadOptions::window, else the file's own
+  // (DICOM first Window Center/Width; 8-bit images 0..255), else min-max of the pixels.
+  Window window;
+  // True for DICOM MONOCHROME1 (low values are white): to_display() inverts after windowing.
+  bool invert = false;
+  FileFormat format = FileFormat::kUnknown;
+  int bits_stored = 8;  // 8, 12, 16, 32 (float NIfTI) ...
+  std::string modality; // DICOM Modality (CT, MR, ...) when known, else empty
+};
+
+// Reads `path` as an image of whatever supported format its content shows.
+// Throws medattn::Error with a message "cannot read <FORMAT> '<path>': <why>" on an
+// unreadable, truncated, empty, unsupported or out-of-range (frame/slice) file.
+Image read_image(const std::string& path, const ReadOptions& options = {});
+
+// Format-specific readers; read_image() dispatches to them. Same error contract.
+Image read_opencv_image(const std::string& path, FileFormat format, const ReadOptions& options);
+Image read_dicom(const std::string& path, const ReadOptions& options);
+Image read_nifti(const std::string& path, const ReadOptions& options);
+
+// Returns the windowed image: CV_32FC1 or CV_32FC3 with values in [0,1], inverted for
+// MONOCHROME1. Same channel count as image.pixels.
+cv::Mat to_display(const Image& image);
+
+}  // namespace medattn::io

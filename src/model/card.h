@@ -1,0 +1,56 @@
+// The model card: everything that defines a model except its weights, stored as
+// MODEL/model.json beside MODEL/weights.bin (see ../shared/CLI.md, "Model directory").
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "preprocess/preprocess.h"
+
+namespace medattn::model {
+
+inline constexpr int kCardFormatVersion = 1;
+inline constexpr const char* kCardFile = "model.json";
+inline constexpr const char* kWeightsFile = "weights.bin";
+
+// Hyper-parameters of the CNN+Transformer (see model/net.h).
+struct ArchConfig {
+  std::vector<int> stem_channels{16, 32, 64};  // one conv stage (stride 2) per entry
+  int dim = 64;            // token width
+  int depth = 2;           // Transformer blocks
+  int heads = 4;           // attention heads; REQUIRES: dim % heads == 0
+  double mlp_ratio = 2.0;  // MLP hidden width = mlp_ratio * dim
+  // Side of the token grid for a given input size: image_size / 2^stages.
+  int grid_size(int image_size) const;
+};
+
+struct ModelCard {
+  int format_version = kCardFormatVersion;
+  std::string name;
+  std::string version = "1.0.0";
+  std::string description;
+  std::vector<std::string> classes;   // in label order
+  preprocess::PreprocessConfig preprocess;
+  ArchConfig arch;
+  nlohmann::json training = nlohmann::json::object();    // data, command, epochs, time, ...
+  nlohmann::json validation = nlohmann::json::object();  // metrics on the validation split
+};
+
+nlohmann::json card_to_json(const ModelCard& card);
+
+// Parses and validates a card. Throws medattn::Error(kModel) naming `source` (the file) and
+// the offending key, e.g. "invalid model card 'm/model.json': format_version 2 is not
+// supported (expected 1)".
+ModelCard card_from_json(const nlohmann::json& json, const std::string& source);
+
+// Reads DIR/model.json. Throws medattn::Error(kModel) on a missing or invalid card.
+ModelCard read_card(const std::string& dir);
+
+// Writes DIR/model.json atomically (temporary file, then rename). Throws on I/O failure.
+void write_card(const std::string& dir, const ModelCard& card);
+
+// A human-readable multi-line summary for `medattn info`.
+std::string describe_card(const ModelCard& card);
+
+}  // namespace medattn::model

@@ -1,0 +1,231 @@
+#include "model/net.h"
+
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/fs.h"
+
+namespace medattn::model {
+namespace nn = torch::nn;
+
+SelfAttentionImpl::SelfAttentionImpl(int dim, int heads)
+    : heads_(heads), scale_(1.0 / std::sqrt(static_cast<double>(dim / heads))) {
+  qkv = register_module("qkv", nn::Linear(dim, 3 * dim));
+  proj = register_module("proj", nn::Linear(dim, dim));
+}
+
+torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, torch::Tensor* weights) {
+  const auto B = x.size(0), T = x.size(1), D = x.size(2);
+  // [B,T,3D] -> [3,B,H,T,D/H]
+  auto qkv_heads = qkv(x).reshape({B, T, 3, heads_, D / heads_}).permute({2, 0, 3, 1, 4});
+  auto q = qkv_heads[0], k = qkv_heads[1], v = qkv_heads[2];
+  auto attn = torch::softmax(torch::matmul(q, k.transpose(-2, -1)) * scale_, /*dim=*/-1);  // [B,H,T,T]
+  if (weights != nullptr) *weights = attn;
+  auto out = torch::matmul(attn, v).transpose(1, 2).reshape({B, T, D});
+  return proj(out);
+}
+
+BlockImpl::BlockImpl(int dim, int heads, double mlp_ratio) {
+  const int hidden = static_cast<int>(dim * mlp_ratio);
+  norm1 = register_module("norm1", nn::LayerNorm(nn::LayerNormOptions({dim})));
+  attn = register_module("attn", SelfAttention(dim, heads));
+  norm2 = register_module("norm2", nn::LayerNorm(nn::LayerNormOptions({dim})));
+  fc1 = register_module("fc1", nn::Linear(dim, hidden));
+  fc2 = register_module("fc2", nn::Linear(hidden, dim));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, torch::Tensor* weights) {
+  auto h = x + attn->forward(norm1(x), weights);
+  return h + fc2(torch::gelu(fc1(norm2(h))));
+}
+
+AttnNetImpl::AttnNetImpl(const ArchConfig& arch, int image_size, int num_classes)
+    : grid_(arch.grid_size(image_size)) {
+  stem = nn::Sequential();
+  int in = 1;
+  for (int out : arch.stem_channels) {
+    stem->push_back(nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(2).padding(1).bias(false)));
+    stem->push_back(nn::BatchNorm2d(out));
+    stem->push_back(nn::Functional([](torch::Tensor t) { return torch::gelu(t); }));
+    stem->push_back(nn::Conv2d(nn::Conv2dOptions(out, out, 3).stride(1).padding(1).bias(false)));
+    stem->push_back(nn::BatchNorm2d(out));
+    stem->push_back(nn::Functional([](torch::Tensor t) { return torch::gelu(t); }));
+    in = out;
+  }
+  register_module("stem", stem);
+  proj = register_module("proj", nn::Conv2d(nn::Conv2dOptions(in, arch.dim, 1)));
+  cls_token = register_parameter("cls_token", torch::zeros({1, 1, arch.dim}));
+  pos_embed = register_parameter("pos_embed", torch::randn({1, 1 + grid_ * grid_, arch.dim}) * 0.02);
+  blocks = nn::ModuleList();
+  for (int i = 0; i < arch.depth; ++i) blocks->push_back(Block(arch.dim, arch.heads, arch.mlp_ratio));
+  register_module("blocks", blocks);
+  norm = register_module("norm", nn::LayerNorm(nn::LayerNormOptions({arch.dim})));
+  head = register_module("head", nn::Linear(arch.dim, num_classes));
+}
+
+NetOutput AttnNetImpl::forward(const torch::Tensor& x, bool keep_attention) {
+  NetOutput out;
+  out.feature_map = stem->forward(x);                               // [B,C,g,g]
+  auto tokens = proj(out.feature_map).flatten(2).transpose(1, 2);   // [B,g*g,D]
+  auto h = torch::cat({cls_token.expand({x.size(0), -1, -1}), tokens}, 1) + pos_embed;
+  for (auto& module : *blocks) {
+    torch::Tensor w;
+    h = module->as<BlockImpl>()->forward(h, keep_attention ? &w : nullptr);
+    if (keep_attention) out.attentions.push_back(w);
+  }
+  out.logits = head(norm(h).select(1, 0));
+  return out;
+}
+
+AttnNet build_net(const ModelCard& card) {
+  return AttnNet(card.arch, card.preprocess.image_size, static_cast<int>(card.classes.size()));
+}
+
+namespace {
+
+constexpr char kMagic[8] = {'M', 'D', 'A', 'T', 'T', 'N', 'W', '1'};
+constexpr uint32_t kWeightsVersion = 1;
+
+std::map<std::string, torch::Tensor> state_of(torch::nn::Module& net) {
+  std::map<std::string, torch::Tensor> state;
+  for (const auto& p : net.named_parameters(/*recurse=*/true)) state[p.key()] = p.value();
+  for (const auto& b : net.named_buffers(/*recurse=*/true)) {
+    if (b.key().find("num_batches_tracked") == std::string::npos) state[b.key()] = b.value();
+  }
+  return state;
+}
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::ostringstream s;
+  s << "[";
+  for (size_t i = 0; i < shape.size(); ++i) s << (i ? "," : "") << shape[i];
+  s << "]";
+  return s.str();
+}
+
+template <typename T>
+void put(std::string* out, T value) {
+  out->append(reinterpret_cast<const char*>(&value), sizeof(T));
+}
+
+// Bounds-checked reader over the file's bytes.
+class Reader {
+ public:
+  Reader(const std::string& bytes, const std::string& path) : bytes_(bytes), path_(path) {}
+  void read(void* dst, size_t n) {
+    if (n > bytes_.size() - pos_) {
+      throw file_error(ErrorKind::kModel, "cannot load weights", path_,
+                       "file is truncated at byte " + std::to_string(bytes_.size()));
+    }
+    std::memcpy(dst, bytes_.data() + pos_, n);
+    pos_ += n;
+  }
+  template <typename T>
+  T get() {
+    T v;
+    read(&v, sizeof(T));
+    return v;
+  }
+  size_t remaining() const { return bytes_.size() - pos_; }
+
+ private:
+  const std::string& bytes_;
+  const std::string& path_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+void save_weights(torch::nn::Module& net, const std::string& path) {
+  const auto state = state_of(net);
+  std::string out(kMagic, sizeof(kMagic));
+  put<uint32_t>(&out, kWeightsVersion);
+  put<uint32_t>(&out, static_cast<uint32_t>(state.size()));
+  for (const auto& [name, tensor] : state) {
+    put<uint32_t>(&out, static_cast<uint32_t>(name.size()));
+    out.append(name);
+    put<uint32_t>(&out, static_cast<uint32_t>(tensor.dim()));
+    for (int64_t d : tensor.sizes()) put<int64_t>(&out, d);
+    auto data = tensor.detach().to(torch::kFloat32).contiguous();
+    out.append(reinterpret_cast<const char*>(data.data_ptr<float>()), data.numel() * sizeof(float));
+  }
+  write_file_atomic(path, out);
+}
+
+void load_weights(torch::nn::Module& net, const std::string& path) {
+  const std::string bytes = read_file(path);
+  auto fail = [&](const std::string& why) {
+    return file_error(ErrorKind::kModel, "cannot load weights", path, why);
+  };
+  Reader in(bytes, path);
+  char magic[8];
+  in.read(magic, sizeof(magic));
+  if (std::memcmp(magic, kMagic, sizeof(kMagic)) != 0) throw fail("not a medattn weights file (bad magic)");
+  const auto version = in.get<uint32_t>();
+  if (version != kWeightsVersion) {
+    throw fail("weights version " + std::to_string(version) + " is not supported (expected " +
+               std::to_string(kWeightsVersion) + ")");
+  }
+  auto expected = state_of(net);
+  const auto count = in.get<uint32_t>();
+  std::map<std::string, torch::Tensor> loaded;
+  for (uint32_t i = 0; i < count; ++i) {
+    const auto name_len = in.get<uint32_t>();
+    if (name_len == 0 || name_len > 1024) throw fail("corrupt tensor name length " + std::to_string(name_len));
+    std::string name(name_len, '\0');
+    in.read(name.data(), name_len);
+    const auto ndim = in.get<uint32_t>();
+    if (ndim > 8) throw fail("corrupt rank " + std::to_string(ndim) + " for '" + name + "'");
+    std::vector<int64_t> shape(ndim);
+    uint64_t numel = 1;
+    for (auto& d : shape) {
+      d = in.get<int64_t>();
+      if (d < 0 || d > (int64_t{1} << 31)) throw fail("corrupt dimension for '" + name + "'");
+      numel *= static_cast<uint64_t>(d);
+      if (numel > in.remaining() / sizeof(float) + 1) throw fail("file is truncated in tensor '" + name + "'");
+    }
+    auto it = expected.find(name);
+    if (it == expected.end()) throw fail("unexpected tensor '" + name + "' (not in this architecture)");
+    const auto want = it->second.sizes().vec();
+    if (want != shape) {
+      throw fail("shape mismatch for '" + name + "' (got " + shape_string(shape) + ", expected " +
+                 shape_string(want) + ")");
+    }
+    auto t = torch::empty(shape, torch::kFloat32);
+    in.read(t.data_ptr<float>(), numel * sizeof(float));
+    if (!loaded.emplace(name, t).second) throw fail("duplicate tensor '" + name + "'");
+  }
+  for (const auto& [name, tensor] : expected) {
+    if (!loaded.count(name)) throw fail("missing tensor '" + name + "'");
+  }
+  if (in.remaining() != 0) throw fail(std::to_string(in.remaining()) + " trailing bytes after the last tensor");
+  torch::NoGradGuard no_grad;
+  for (auto& [name, tensor] : expected) tensor.copy_(loaded[name]);
+}
+
+LoadedModel load_model(const std::string& dir) {
+  LoadedModel m;
+  m.card = read_card(dir);
+  const auto weights = (std::filesystem::path(dir) / kWeightsFile).string();
+  std::error_code ec;
+  if (!std::filesystem::exists(weights, ec)) {
+    throw file_error(ErrorKind::kModel, "cannot load model", dir, std::string("missing ") + kWeightsFile);
+  }
+  m.net = build_net(m.card);
+  load_weights(*m.net, weights);
+  m.net->eval();
+  return m;
+}
+
+void save_model(const std::string& dir, const ModelCard& card, AttnNet& net) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw file_error(ErrorKind::kIOError, "cannot create model directory", dir, ec.message());
+  save_weights(*net, (std::filesystem::path(dir) / kWeightsFile).string());
+  write_card(dir, card);
+}
+
+}  // namespace medattn::model

@@ -1,0 +1,92 @@
+// The CNN+Transformer classifier and its weights file. Includes LibTorch: only the few
+// sources that build, train or explain the model include this header.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "model/card.h"
+
+namespace medattn::model {
+
+// Multi-head scaled dot-product self-attention that also returns its weights, which
+// LibTorch's own TransformerEncoderLayer discards.
+struct SelfAttentionImpl : torch::nn::Module {
+  SelfAttentionImpl(int dim, int heads);
+  // x: [B,T,D] -> [B,T,D]; *weights (when not null): [B,H,T,T], rows sum to 1.
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* weights = nullptr);
+
+  int heads_;
+  double scale_;
+  torch::nn::Linear qkv{nullptr};
+  torch::nn::Linear proj{nullptr};
+};
+TORCH_MODULE(SelfAttention);
+
+// Pre-norm block: x + attn(LN(x)), then x + MLP(LN(x)).
+struct BlockImpl : torch::nn::Module {
+  BlockImpl(int dim, int heads, double mlp_ratio);
+  // x: [B,T,D] -> [B,T,D]; *weights: [B,H,T,T] when not null.
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* weights = nullptr);
+
+  torch::nn::LayerNorm norm1{nullptr};
+  SelfAttention attn{nullptr};
+  torch::nn::LayerNorm norm2{nullptr};
+  torch::nn::Linear fc1{nullptr};
+  torch::nn::Linear fc2{nullptr};
+};
+TORCH_MODULE(Block);
+
+// What one forward pass returns.
+struct NetOutput {
+  torch::Tensor logits;                   // [B,K]
+  std::vector<torch::Tensor> attentions;  // per block: [B,H,T,T], T = 1 + grid*grid (CLS first)
+  torch::Tensor feature_map;              // last CNN stage before projection: [B,C,g,g]
+};
+
+// CNN stem (conv-BN-GELU stages, each halving the resolution) -> 1x1 projection to `dim`
+// -> tokens + CLS + learned positions -> `depth` pre-norm blocks -> LN -> linear head on CLS.
+struct AttnNetImpl : torch::nn::Module {
+  AttnNetImpl(const ArchConfig& arch, int image_size, int num_classes);
+  // x: [B,1,S,S] normalised input. Attention weights are kept only when keep_attention.
+  NetOutput forward(const torch::Tensor& x, bool keep_attention = false);
+
+  int grid_;
+  torch::nn::Sequential stem{nullptr};
+  torch::nn::Conv2d proj{nullptr};
+  torch::Tensor cls_token;  // [1,1,D]
+  torch::Tensor pos_embed;  // [1,1+g*g,D]
+  torch::nn::ModuleList blocks{nullptr};
+  torch::nn::LayerNorm norm{nullptr};
+  torch::nn::Linear head{nullptr};
+};
+TORCH_MODULE(AttnNet);
+
+// Builds an untrained network for `card` (weights initialised from the current torch seed).
+AttnNet build_net(const ModelCard& card);
+
+// Weights file: magic "MDATTNW1", u32 version, u32 count, then per tensor: u32 name length,
+// name, u32 ndim, i64 dims[ndim], float32 little-endian data. Holds every parameter and
+// buffer of the module (BatchNorm's num_batches_tracked excepted).
+void save_weights(torch::nn::Module& net, const std::string& path);
+
+// Loads `path` into `net`, checking the magic, the version and every tensor's name and shape
+// before copying anything. Throws medattn::Error(kModel) naming the file and the problem,
+// e.g. "cannot load weights 'm/weights.bin': shape mismatch for 'head.weight' (got [3,64],
+// expected [2,64])", "... missing tensor 'blocks.1.attn.qkv.weight'", "... truncated".
+void load_weights(torch::nn::Module& net, const std::string& path);
+
+struct LoadedModel {
+  ModelCard card;
+  AttnNet net{nullptr};  // in eval() mode
+};
+
+// Loads a model directory (model.json + weights.bin). Throws medattn::Error(kModel).
+LoadedModel load_model(const std::string& dir);
+
+// Writes DIR/weights.bin and DIR/model.json atomically, creating DIR.
+void save_model(const std::string& dir, const ModelCard& card, AttnNet& net);
+
+}  // namespace medattn::model

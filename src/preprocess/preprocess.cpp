@@ -1,0 +1,73 @@
+#include "preprocess/preprocess.h"
+
+#include <algorithm>
+#include <cmath>
+#include <opencv2/imgproc.hpp>
+
+namespace medattn::preprocess {
+
+Letterbox letterbox_for(int width, int height, int size) {
+  Letterbox lb;
+  lb.original_width = width;
+  lb.original_height = height;
+  const double scale = static_cast<double>(size) / std::max(width, height);
+  const int w = std::clamp(static_cast<int>(std::lround(width * scale)), 1, size);
+  const int h = std::clamp(static_cast<int>(std::lround(height * scale)), 1, size);
+  lb.content = cv::Rect((size - w) / 2, (size - h) / 2, w, h);
+  return lb;
+}
+
+cv::Mat to_grey(const cv::Mat& display) {
+  if (display.channels() == 1) return display;
+  cv::Mat grey;
+  cv::cvtColor(display, grey, display.channels() == 4 ? cv::COLOR_BGRA2GRAY : cv::COLOR_BGR2GRAY);
+  return grey;
+}
+
+cv::Mat prepare_display(const cv::Mat& display_grey, const PreprocessConfig& config,
+                        Letterbox* letterbox) {
+  CV_Assert(display_grey.type() == CV_32FC1 && !display_grey.empty());
+  const int size = config.image_size;
+  const Letterbox lb = letterbox_for(display_grey.cols, display_grey.rows, size);
+  cv::Mat canvas(size, size, CV_32FC1, cv::Scalar(0));
+  cv::Mat resized;
+  const bool shrinking = lb.content.width < display_grey.cols;
+  cv::resize(display_grey, resized, lb.content.size(), 0, 0,
+             shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
+  resized.copyTo(canvas(lb.content));
+  if (config.clahe) {
+    cv::Mat u8, eq;
+    canvas.convertTo(u8, CV_8U, 255.0);
+    auto clahe = cv::createCLAHE(config.clahe_clip, cv::Size(config.clahe_tiles, config.clahe_tiles));
+    clahe->apply(u8, eq);
+    eq.convertTo(canvas, CV_32F, 1.0 / 255.0);
+  }
+  cv::Mat out;
+  canvas.convertTo(out, CV_32F, 1.0 / config.std, -config.mean / config.std);
+  if (letterbox != nullptr) *letterbox = lb;
+  return out;
+}
+
+cv::Mat prepare(const io::Image& image, const PreprocessConfig& config, Letterbox* letterbox) {
+  return prepare_display(to_grey(io::to_display(image)), config, letterbox);
+}
+
+cv::Mat map_to_original(const cv::Mat& square_map, const Letterbox& lb, int image_size) {
+  CV_Assert(square_map.type() == CV_32FC1 && !square_map.empty());
+  // Scale the content rectangle from model-input pixels to map pixels.
+  const double sx = static_cast<double>(square_map.cols) / image_size;
+  const double sy = static_cast<double>(square_map.rows) / image_size;
+  // Upsample the map to the model input first so the crop is exact at pixel level.
+  cv::Mat full;
+  if (sx != 1.0 || sy != 1.0) {
+    cv::resize(square_map, full, cv::Size(image_size, image_size), 0, 0, cv::INTER_LINEAR);
+  } else {
+    full = square_map;
+  }
+  cv::Mat out;
+  cv::resize(full(lb.content), out, cv::Size(lb.original_width, lb.original_height), 0, 0,
+             cv::INTER_LINEAR);
+  return out;
+}
+
+}  // namespace medattn::preprocess

@@ -1,0 +1,52 @@
+// Turning a read image into the model's input, driven entirely by the model card, so that
+// training, evaluation and diagnosis can never preprocess differently.
+#pragma once
+
+#include <opencv2/core.hpp>
+#include <string>
+#include <vector>
+
+#include "io/image.h"
+
+namespace medattn::preprocess {
+
+struct PreprocessConfig {
+  int image_size = 96;      // the model sees image_size x image_size pixels
+  int channels = 1;         // 1: colour input is converted to grey (BT.601 luma)
+  bool clahe = false;       // contrast-limited adaptive histogram equalisation after windowing
+  double clahe_clip = 2.0;  // CLAHE clip limit
+  int clahe_tiles = 8;      // CLAHE tile grid (tiles x tiles)
+  double mean = 0.5;        // input = (windowed - mean) / std
+  double std = 0.25;
+};
+
+// Where the original image lies inside the square model input (aspect-preserving resize,
+// centred, padded with black, i.e. windowed value 0).
+struct Letterbox {
+  int original_width = 0;
+  int original_height = 0;
+  cv::Rect content;  // in model-input pixels
+};
+
+// Computes the letterbox of a width x height image in a size x size square.
+Letterbox letterbox_for(int width, int height, int size);
+
+// image -> windowed grey [0,1] -> letterboxed size x size (INTER_AREA when shrinking, linear
+// when enlarging) -> optional CLAHE -> (x - mean) / std.
+// Returns CV_32FC1 of image_size x image_size. Fills *letterbox when not null.
+cv::Mat prepare(const io::Image& image, const PreprocessConfig& config,
+                Letterbox* letterbox = nullptr);
+
+// The same from an already windowed grey image (CV_32FC1 in [0,1]); prepare() calls this.
+cv::Mat prepare_display(const cv::Mat& display_grey, const PreprocessConfig& config,
+                        Letterbox* letterbox = nullptr);
+
+// Maps a map over the model input (any resolution covering the square, e.g. the token grid)
+// back to the original image: crops the letterbox content and resizes (bilinear) to
+// original_width x original_height. Returns CV_32FC1.
+cv::Mat map_to_original(const cv::Mat& square_map, const Letterbox& letterbox, int image_size);
+
+// Converts a display image (CV_32FC1/3 in [0,1]) to grey CV_32FC1.
+cv::Mat to_grey(const cv::Mat& display);
+
+}  // namespace medattn::preprocess

@@ -1,0 +1,159 @@
+#include "report/record.h"
+
+#include <cmath>
+#include <cstdio>
+#include <iomanip>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace medattn::report {
+namespace {
+
+using nlohmann::json;
+
+double round6(double v) { return std::round(v * 1e6) / 1e6; }
+
+std::string fixed(double v, int digits) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
+  return buf;
+}
+
+class JsonWriter : public RecordWriter {
+ public:
+  JsonWriter(std::ostream& out, bool lines) : out_(out), lines_(lines) {}
+  void write(const DiagnosisRecord& r) override {
+    const std::string text = record_to_json(r).dump();
+    if (lines_) {
+      out_ << text << "\n" << std::flush;
+    } else {
+      out_ << (count_ == 0 ? "[\n  " : ",\n  ") << text;
+    }
+    ++count_;
+  }
+  void finish() override {
+    if (!lines_) out_ << (count_ == 0 ? "[]\n" : "\n]\n");
+    out_ << std::flush;
+  }
+
+ private:
+  std::ostream& out_;
+  bool lines_;
+  size_t count_ = 0;
+};
+
+class CsvWriter : public RecordWriter {
+ public:
+  CsvWriter(std::ostream& out, std::vector<std::string> classes) : out_(out), classes_(std::move(classes)) {
+    out_ << "file,diagnosis,probability";
+    for (const auto& c : classes_) out_ << "," << csv_field("p_" + c);
+    out_ << ",heatmap,error\n" << std::flush;
+  }
+  void write(const DiagnosisRecord& r) override {
+    out_ << csv_field(r.file) << "," << csv_field(r.ok ? r.diagnosis : "") << ","
+         << (r.ok ? fixed(r.probability, 6) : "");
+    for (size_t i = 0; i < classes_.size(); ++i) {
+      out_ << ",";
+      if (r.ok && i < r.probabilities.size()) out_ << fixed(r.probabilities[i].second, 6);
+    }
+    out_ << "," << csv_field(r.heatmap) << "," << csv_field(r.error) << "\n" << std::flush;
+  }
+  void finish() override { out_ << std::flush; }
+
+ private:
+  std::ostream& out_;
+  std::vector<std::string> classes_;
+};
+
+// Buffers rows to align columns: people read tables, so the wait is acceptable.
+class TableWriter : public RecordWriter {
+ public:
+  explicit TableWriter(std::ostream& out) : out_(out) {}
+  void write(const DiagnosisRecord& r) override { rows_.push_back(r); }
+  void finish() override {
+    size_t wf = 4, wd = 9;
+    for (const auto& r : rows_) {
+      wf = std::max(wf, r.file.size());
+      if (r.ok) wd = std::max(wd, r.diagnosis.size());
+    }
+    out_ << std::left << std::setw(static_cast<int>(wf)) << "FILE" << "  " << std::setw(static_cast<int>(wd))
+         << "DIAGNOSIS" << "  " << std::setw(6) << "PROB" << "  " << "DETAILS\n";
+    for (const auto& r : rows_) {
+      out_ << std::left << std::setw(static_cast<int>(wf)) << r.file << "  ";
+      if (!r.ok) {
+        out_ << std::setw(static_cast<int>(wd)) << "-" << "  " << std::setw(6) << "-" << "  error: " << r.error << "\n";
+        continue;
+      }
+      out_ << std::setw(static_cast<int>(wd)) << r.diagnosis << "  " << std::setw(6) << fixed(r.probability, 3) << "  ";
+      for (size_t i = 0; i < r.probabilities.size(); ++i) {
+        out_ << (i ? " " : "") << r.probabilities[i].first << "=" << fixed(r.probabilities[i].second, 3);
+      }
+      if (!r.heatmap.empty()) out_ << "  heatmap: " << r.heatmap;
+      out_ << "\n";
+    }
+    out_ << std::flush;
+  }
+
+ private:
+  std::ostream& out_;
+  std::vector<DiagnosisRecord> rows_;
+};
+
+}  // namespace
+
+json record_to_json(const DiagnosisRecord& r) {
+  json j = json::object();
+  j["file"] = r.file;
+  if (r.ok) {
+    j["diagnosis"] = r.diagnosis;
+    j["probability"] = round6(r.probability);
+    json probs = json::object();
+    for (const auto& [name, p] : r.probabilities) probs[name] = round6(p);
+    j["probabilities"] = probs;
+  } else {
+    j["diagnosis"] = nullptr;
+    j["probability"] = nullptr;
+    j["probabilities"] = nullptr;
+  }
+  j["heatmap"] = r.heatmap.empty() ? json(nullptr) : json(r.heatmap);
+  j["heatmap_raw"] = r.heatmap_raw.empty() ? json(nullptr) : json(r.heatmap_raw);
+  j["error"] = r.ok ? json(nullptr) : json(r.error);
+  if (r.width > 0) {
+    j["width"] = r.width;
+    j["height"] = r.height;
+  }
+  if (!r.format.empty()) j["format"] = r.format;
+  return j;
+}
+
+Format parse_format(const std::string& name) {
+  if (name == "table") return Format::kTable;
+  if (name == "json") return Format::kJson;
+  if (name == "jsonl") return Format::kJsonl;
+  if (name == "csv") return Format::kCsv;
+  throw Error(ErrorKind::kInvalidArgument, "unknown format '" + name + "' (expected table, json, jsonl or csv)");
+}
+
+std::unique_ptr<RecordWriter> make_writer(Format format, std::ostream& out,
+                                          const std::vector<std::string>& classes) {
+  switch (format) {
+    case Format::kJson: return std::make_unique<JsonWriter>(out, false);
+    case Format::kJsonl: return std::make_unique<JsonWriter>(out, true);
+    case Format::kCsv: return std::make_unique<CsvWriter>(out, classes);
+    case Format::kTable: break;
+  }
+  return std::make_unique<TableWriter>(out);
+}
+
+std::string csv_field(const std::string& value) {
+  if (value.find_first_of(",\"\n\r") == std::string::npos) return value;
+  std::string q = "\"";
+  for (char c : value) {
+    if (c == '"') q += '"';
+    q += c;
+  }
+  return q + "\"";
+}
+
+}  // namespace medattn::report

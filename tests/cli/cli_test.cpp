@@ -1,0 +1,167 @@
+// The command line as scripts use it: exit codes, output formats, heatmaps, bad input.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Run {
+  int code = -1;
+  std::string out;
+};
+
+// Runs the built medattn with `args` (a shell fragment); stdout captured, stderr to `err`.
+Run medattn(const std::string& args, const std::string& err = "/dev/null") {
+  const std::string cmd = std::string(MEDATTN_BINARY) + " " + args + " 2>" + err;
+  Run r;
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) r.out.append(buf, n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A phantom set and a tiny model trained on it, made once per test process (ctest runs
+// test cases in parallel processes, so each gets its own folder) and removed at exit.
+struct Fixture {
+  fs::path dir;
+  Fixture() : dir(fs::temp_directory_path() / ("medattn_cli_test_" + std::to_string(::getpid()))) {
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    const std::string q = "'" + dir.string() + "'";
+    REQUIRE(medattn("phantom --out " + q + "/ph --count 24 --seed 3 --size 64").code == 0);
+    REQUIRE(medattn("train " + q + "/ph/images --out " + q +
+                    "/model --classes normal,nodule,consolidation --epochs 1 --image-size 32 "
+                    "--stem 8,16 --dim 16 --depth 1 --heads 2 --batch-size 8 --threads 1").code == 0);
+  }
+  ~Fixture() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+};
+
+const fs::path& fixture() {
+  static const Fixture f;
+  return f.dir;
+}
+
+}  // namespace
+
+TEST_CASE("usage errors exit 2, help exits 0", "[cli]") {
+  CHECK(medattn("").code == 2);
+  CHECK(medattn("diagnose").code == 2);               // INPUT is required
+  CHECK(medattn("diagnose --no-such-flag x").code == 2);
+  CHECK(medattn("diagnose --format xml x").code == 2);
+  CHECK(medattn("diagnose --window 40 x").code == 2);
+  CHECK(medattn("--help").code == 0);
+  const Run help = medattn("diagnose --help");
+  CHECK(help.code == 0);
+  CHECK(help.out.find("Example:") != std::string::npos);
+  CHECK(medattn("--version").out.rfind("medattn ", 0) == 0);
+}
+
+TEST_CASE("a missing or invalid model exits 3 with one line naming it", "[cli]") {
+  const fs::path d = fixture();
+  const fs::path err = d / "err.txt";
+  const std::string img = "'" + (d / "ph/images/normal/normal_0000.png").string() + "'";
+  CHECK(medattn("diagnose -m /nonexistent/model " + img, err.string()).code == 3);
+  CHECK(slurp(err) == "error: cannot load model '/nonexistent/model': not a directory\n");
+  fs::create_directories(d / "badmodel");
+  fs::copy_file(d / "model/model.json", d / "badmodel/model.json", fs::copy_options::overwrite_existing);
+  std::ofstream(d / "badmodel/weights.bin") << "MDATTNW1";
+  CHECK(medattn("diagnose -m '" + (d / "badmodel").string() + "' " + img).code == 3);
+  CHECK(medattn("info -m /nonexistent/model").code == 3);
+}
+
+TEST_CASE("diagnose reports every good image and one error per bad one, exit 1", "[cli]") {
+  const fs::path d = fixture();
+  const fs::path in = d / "mixed";
+  fs::remove_all(in);
+  fs::create_directories(in / "sub");
+  fs::copy_file(d / "ph/images/nodule/nodule_0000.png", in / "good.png");
+  fs::copy_file(d / "ph/images/normal/normal_0000.png", in / "sub/good.png");
+  cv::imwrite((in / "photo.jpg").string(), cv::imread((d / "ph/images/nodule/nodule_0001.png").string()));
+  const std::string jpeg = slurp(in / "photo.jpg");
+  std::ofstream(in / "truncated.jpg", std::ios::binary) << jpeg.substr(0, jpeg.size() / 2);
+  std::ofstream(in / "empty.png") << "";
+  std::ofstream(in / "text.png") << "this is not an image";
+  std::ofstream(in / ".DS_Store") << "junk";
+  const fs::path heat = d / "heat";
+  const Run r = medattn("diagnose -m '" + (d / "model").string() + "' --format json --heatmaps '" + heat.string() + "' '" + in.string() + "'");
+  CHECK(r.code == 1);
+  const auto records = nlohmann::json::parse(r.out);
+  REQUIRE(records.size() == 6);
+  int good = 0, bad = 0;
+  for (const auto& rec : records) {
+    if (rec["error"].is_null()) {
+      ++good;
+      CHECK(rec["diagnosis"].is_string());
+      CHECK(rec["probabilities"].size() == 3);
+      const std::string hm = rec["heatmap"];
+      REQUIRE(fs::exists(hm));
+      CHECK(fs::path(hm).parent_path() == heat);
+      // The overlay has the input's size.
+      const cv::Mat overlay = cv::imread(hm, cv::IMREAD_UNCHANGED);
+      CHECK(overlay.cols == rec["width"].get<int>());
+      CHECK(overlay.rows == rec["height"].get<int>());
+      const cv::Mat raw = cv::imread(rec["heatmap_raw"].get<std::string>(), cv::IMREAD_UNCHANGED);
+      CHECK(raw.depth() == CV_16U);
+    } else {
+      ++bad;
+      CHECK(rec["diagnosis"].is_null());
+      CHECK(rec["error"].get<std::string>().find(rec["file"].get<std::string>()) != std::string::npos);
+    }
+  }
+  CHECK(good == 3);
+  CHECK(bad == 3);
+  // Same file name in two folders: two heatmaps.
+  std::string flat = in.relative_path().string();
+  std::replace(flat.begin(), flat.end(), '/', '_');
+  CHECK(fs::exists(heat / (flat + "_good.heatmap.png")));
+  CHECK(fs::exists(heat / (flat + "_sub_good.heatmap.png")));
+  int overlays = 0;
+  for (const auto& f : fs::directory_iterator(heat)) overlays += f.path().string().find(".heatmap.png") != std::string::npos;
+  CHECK(overlays == 3);
+}
+
+TEST_CASE("all inputs good exits 0; formats csv and jsonl; -o writes the file", "[cli]") {
+  const fs::path d = fixture();
+  const std::string img = "-m '" + (d / "model").string() + "' '" + (d / "ph/images/consolidation").string() + "'";
+  const Run csv = medattn("diagnose --format csv " + img);
+  CHECK(csv.code == 0);
+  CHECK(csv.out.rfind("file,diagnosis,probability,p_normal,p_nodule,p_consolidation,heatmap,error\n", 0) == 0);
+  const fs::path out = d / "out.jsonl";
+  const Run jl = medattn("diagnose --format jsonl -o '" + out.string() + "' " + img);
+  CHECK(jl.code == 0);
+  CHECK(jl.out.empty());
+  int lines = 0;
+  std::ifstream f(out);
+  for (std::string line; std::getline(f, line); ++lines) CHECK(nlohmann::json::parse(line)["error"].is_null());
+  CHECK(lines == 8);
+  CHECK(medattn("diagnose -o /nonexistent/dir/out.json " + img).code == 3);
+}
+
+TEST_CASE("info prints the card", "[cli]") {
+  const fs::path d = fixture();
+  const Run r = medattn("info -m '" + (d / "model").string() + "'");
+  CHECK(r.code == 0);
+  CHECK(r.out.find("classes:       normal, nodule, consolidation") != std::string::npos);
+  const Run j = medattn("info --json -m '" + (d / "model").string() + "'");
+  CHECK(nlohmann::json::parse(j.out)["training"]["command"].get<std::string>().rfind("medattn train ", 0) == 0);
+}

@@ -1,0 +1,62 @@
+// Metrics against hand computations.
+#include <catch2/catch.hpp>
+#include <cmath>
+
+#include "eval/metrics.h"
+
+using namespace medattn::eval;
+
+TEST_CASE("binary AUC counts tied scores as one half", "[eval][metrics]") {
+  // Positives {0.8, 0.4}, negatives {0.4, 0.2}: pairs (0.8>0.4) 1, (0.8>0.2) 1, (0.4=0.4) 0.5,
+  // (0.4>0.2) 1 -> 3.5 / 4.
+  CHECK(binary_auc({0.8, 0.4, 0.4, 0.2}, {true, true, false, false}) == Approx(0.875));
+  CHECK(binary_auc({0.1, 0.9}, {true, false}) == 0.0);
+  CHECK(binary_auc({0.5, 0.5, 0.5}, {true, false, true}) == Approx(0.5));
+  CHECK(std::isnan(binary_auc({0.5, 0.7}, {true, true})));
+}
+
+TEST_CASE("binary metrics treat the second class as positive", "[eval][metrics]") {
+  Predictions p;
+  // true 0: predicted 0, 0, 1; true 1: predicted 1, 1, 0, 1.
+  p.probabilities = {{0.9, 0.1}, {0.6, 0.4}, {0.3, 0.7}, {0.2, 0.8}, {0.45, 0.55}, {0.7, 0.3}, {0.1, 0.9}};
+  p.labels = {0, 0, 0, 1, 1, 1, 1};
+  const auto m = compute_metrics(p);
+  CHECK(m.n == 7);
+  CHECK(m.confusion == std::vector<std::vector<int>>{{2, 1}, {1, 3}});
+  CHECK(m.accuracy == Approx(5.0 / 7.0));
+  CHECK(m.sensitivity == Approx(3.0 / 4.0));
+  CHECK(m.specificity == Approx(2.0 / 3.0));
+  CHECK(m.balanced_accuracy == Approx((3.0 / 4.0 + 2.0 / 3.0) / 2));
+  // Precision 3/4, recall 3/4 -> F1 0.75.
+  CHECK(m.f1 == Approx(0.75));
+  // Scores of class 1: positives {.8,.55,.3,.9} vs negatives {.1,.4,.7}: 9 + 0 ... count wins:
+  // .8 beats .1,.4,.7 (3); .55 beats .1,.4 (2); .3 beats .1 (1); .9 beats all (3) -> 9/12.
+  CHECK(m.auc == Approx(9.0 / 12.0));
+}
+
+TEST_CASE("expected calibration error over 15 bins", "[eval][metrics]") {
+  Predictions p;
+  // Two samples at confidence 0.9 (bin 14), one right, one wrong: |0.5 - 0.9| = 0.4, weight 2/3.
+  // One sample at confidence 0.6 (bin 9), right: |1 - 0.6| = 0.4, weight 1/3. ECE = 0.4.
+  p.probabilities = {{0.9, 0.1}, {0.9, 0.1}, {0.4, 0.6}};
+  p.labels = {0, 1, 1};
+  CHECK(expected_calibration_error(p) == Approx(0.4));
+  Predictions perfect;
+  perfect.probabilities = {{1.0, 0.0}, {0.0, 1.0}};
+  perfect.labels = {0, 1};
+  CHECK(expected_calibration_error(perfect) == 0.0);
+}
+
+TEST_CASE("multi-class metrics are macro means", "[eval][metrics]") {
+  Predictions p;
+  p.probabilities = {{0.8, 0.1, 0.1}, {0.1, 0.8, 0.1}, {0.1, 0.1, 0.8}, {0.6, 0.3, 0.1}};
+  p.labels = {0, 1, 2, 1};
+  const auto m = compute_metrics(p);
+  CHECK(m.accuracy == Approx(0.75));
+  // Recalls: 1, 0.5, 1 -> 2.5/3.
+  CHECK(m.sensitivity == Approx(2.5 / 3.0));
+  CHECK(m.balanced_accuracy == Approx(2.5 / 3.0));
+  const auto j = metrics_to_json(m, {"a", "b", "c"});
+  CHECK(j["confusion"] == nlohmann::json::parse("[[1,0,0],[1,1,0],[0,0,1]]"));
+  CHECK(j["per_class"]["a"]["precision"] == 0.5);
+}

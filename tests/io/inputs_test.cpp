@@ -1,0 +1,45 @@
+// Finding inputs and naming their heatmaps.
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "io/inputs.h"
+
+namespace fs = std::filesystem;
+using medattn::io::InputItem;
+using medattn::io::heatmap_stem;
+
+TEST_CASE("heatmap names follow the path as given and cannot escape the folder", "[io][inputs]") {
+  CHECK(heatmap_stem({"", "path/as/given.png", ""}) == "path_as_given");
+  CHECK(heatmap_stem({"", "scans", "a/chest.dcm"}) == "scans_a_chest");
+  CHECK(heatmap_stem({"", "/abs/x.nii.gz", ""}) == "abs_x");
+  CHECK(heatmap_stem({"", "../up/y.PNG", ""}) == "up_y");
+  CHECK(heatmap_stem({"", "./.hidden.png", ""}) == "hidden");
+  CHECK(heatmap_stem({"", "dir", "IM0001"}) == "dir_IM0001");
+  CHECK(heatmap_stem({"", "we ird/na$me.jpg", ""}) == "we_ird_na_me");
+  CHECK(heatmap_stem({"", "..", ""}) == "image");
+  // Two inputs with the same file name in different folders never share a name.
+  CHECK(heatmap_stem({"", "a/x.png", ""}) != heatmap_stem({"", "b/x.png", ""}));
+}
+
+TEST_CASE("directories are searched recursively; non-images are skipped with a notice", "[io][inputs]") {
+  const fs::path dir = fs::temp_directory_path() / "medattn_inputs_test";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "sub");
+  auto write = [&](const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; };
+  write(dir / "b.png", "not really a png");                      // claims an image: kept, fails later
+  write(dir / "sub" / "a.dcm", std::string(128, '\0') + "DICM"); // content says DICOM
+  write(dir / "noext", std::string(128, '\0') + "DICM");         // DICOM without an extension
+  write(dir / ".DS_Store", "junk");
+  write(dir / "notes.txt", "hello");
+  const auto found = medattn::io::expand_inputs({dir.string(), (dir / "missing.png").string(), (dir / "notes.txt").string()});
+  REQUIRE(found.items.size() == 4);
+  CHECK(found.items[0].relative == "b.png");
+  CHECK(found.items[1].relative == "noext");
+  CHECK(found.items[2].relative == "sub/a.dcm");
+  CHECK(found.items[3].relative.empty());  // an explicit file is always kept
+  CHECK(found.missing == std::vector<std::string>{(dir / "missing.png").string()});
+  REQUIRE(found.notices.size() == 2);
+  CHECK(found.notices[0] == "skipped '" + (dir / ".DS_Store").string() + "': not an image");
+  CHECK(found.notices[1] == "skipped '" + (dir / "notes.txt").string() + "': not an image");
+}

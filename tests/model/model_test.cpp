@@ -1,0 +1,154 @@
+// The model: shapes, attention weights, weights files and their error messages, cards.
+#include <torch/torch.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "model/net.h"
+
+namespace fs = std::filesystem;
+using namespace medattn;
+
+namespace {
+
+model::ModelCard tiny_card(int classes = 2) {
+  model::ModelCard card;
+  card.name = "tiny";
+  for (int i = 0; i < classes; ++i) card.classes.push_back("c" + std::to_string(i));
+  card.preprocess.image_size = 32;
+  card.arch.stem_channels = {8, 16};
+  card.arch.dim = 16;
+  card.arch.depth = 2;
+  card.arch.heads = 2;
+  return card;
+}
+
+fs::path temp_dir(const std::string& name) {
+  auto dir = fs::temp_directory_path() / ("medattn_model_test_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST_CASE("the network gives logits and per-head attention of the documented shapes", "[model]") {
+  torch::manual_seed(0);
+  auto net = model::build_net(tiny_card(3));
+  net->eval();
+  torch::NoGradGuard no_grad;
+  auto out = net->forward(torch::randn({4, 1, 32, 32}), /*keep_attention=*/true);
+  CHECK(out.logits.sizes() == torch::IntArrayRef({4, 3}));
+  REQUIRE(out.attentions.size() == 2);
+  // 32 px, two halving stages -> 8x8 grid -> 64 tokens + CLS.
+  CHECK(out.attentions[0].sizes() == torch::IntArrayRef({4, 2, 65, 65}));
+  CHECK(out.attentions[1].sum(-1).allclose(torch::ones({4, 2, 65}), 1e-5, 1e-5));
+  auto plain = net->forward(torch::zeros({1, 1, 32, 32}));
+  CHECK(plain.attentions.empty());
+}
+
+TEST_CASE("a saved model loads back with identical logits", "[model]") {
+  torch::manual_seed(1);
+  auto card = tiny_card();
+  auto net = model::build_net(card);
+  // Make the BatchNorm statistics non-trivial so buffers are checked too.
+  net->train();
+  net->forward(torch::randn({8, 1, 32, 32}) * 3 + 1);
+  net->eval();
+  const auto dir = temp_dir("roundtrip");
+  model::save_model(dir.string(), card, net);
+  CHECK(fs::exists(dir / "weights.bin"));
+  CHECK(fs::exists(dir / "model.json"));
+
+  auto loaded = model::load_model(dir.string());
+  CHECK(loaded.card.classes == card.classes);
+  CHECK(loaded.card.arch.stem_channels == card.arch.stem_channels);
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({3, 1, 32, 32});
+  auto a = net->forward(x).logits;
+  auto b = loaded.net->forward(x).logits;
+  CHECK(torch::equal(a, b));
+}
+
+TEST_CASE("loading weights of another architecture names the tensor and both shapes", "[model]") {
+  torch::manual_seed(2);
+  auto card = tiny_card(3);
+  auto net = model::build_net(card);
+  const auto dir = temp_dir("mismatch");
+  model::save_model(dir.string(), card, net);
+  // Same card but two classes: the head no longer fits.
+  auto two = tiny_card(2);
+  auto other = model::build_net(two);
+  const std::string path = (dir / "weights.bin").string();
+  CHECK(error_of([&] { model::load_weights(*other, path); }) ==
+        "cannot load weights '" + path + "': shape mismatch for 'head.bias' (got [3], expected [2])");
+  // A deeper model misses a block.
+  auto deeper = tiny_card(3);
+  deeper.arch.depth = 3;
+  auto net3 = model::build_net(deeper);
+  CHECK(error_of([&] { model::load_weights(*net3, path); }) ==
+        "cannot load weights '" + path + "': missing tensor 'blocks.2.attn.proj.bias'");
+}
+
+TEST_CASE("corrupt weights files are refused with a clear reason", "[model]") {
+  auto card = tiny_card();
+  auto net = model::build_net(card);
+  const auto dir = temp_dir("corrupt");
+  const std::string path = (dir / "weights.bin").string();
+  save_weights(*net, path);
+  const std::string good = read_file(path);
+
+  write_file_atomic(path, good.substr(0, good.size() / 2));
+  CHECK(error_of([&] { model::load_weights(*net, path); }).find("truncated") != std::string::npos);
+  write_file_atomic(path, "GARBAGE!" + good.substr(8));
+  CHECK(error_of([&] { model::load_weights(*net, path); }) ==
+        "cannot load weights '" + path + "': not a medattn weights file (bad magic)");
+  write_file_atomic(path, good + "x");
+  CHECK(error_of([&] { model::load_weights(*net, path); }) ==
+        "cannot load weights '" + path + "': 1 trailing bytes after the last tensor");
+}
+
+TEST_CASE("model cards are validated and name what is wrong", "[model][card]") {
+  const auto dir = temp_dir("card");
+  auto json = model::card_to_json(tiny_card());
+  const std::string src = "m/model.json";
+  CHECK(model::card_from_json(json, src).preprocess.image_size == 32);
+
+  auto v2 = json;
+  v2["format_version"] = 2;
+  CHECK(error_of([&] { model::card_from_json(v2, src); }) ==
+        "invalid model card 'm/model.json': format_version 2 is not supported (expected 1)");
+  auto no_classes = json;
+  no_classes.erase("classes");
+  CHECK(error_of([&] { model::card_from_json(no_classes, src); }) ==
+        "invalid model card 'm/model.json': missing key 'classes'");
+  auto odd = json;
+  odd["input"]["size"] = 30;
+  CHECK(error_of([&] { model::card_from_json(odd, src); }) ==
+        "invalid model card 'm/model.json': input size 30 must be a multiple of 2^2 (one halving per stem stage)");
+  auto heads = json;
+  heads["architecture"]["heads"] = 3;
+  CHECK(error_of([&] { model::card_from_json(heads, src); }).find("dim divisible by heads") != std::string::npos);
+
+  CHECK(error_of([&] { model::read_card((dir / "nope").string()); }) ==
+        "cannot load model '" + (dir / "nope").string() + "': not a directory");
+  CHECK(error_of([&] { model::read_card(dir.string()); }) ==
+        "cannot load model '" + dir.string() + "': missing model.json");
+  write_file_atomic((dir / "model.json").string(), "{not json");
+  CHECK(error_of([&] { model::read_card(dir.string()); }).rfind("invalid model card '" + (dir / "model.json").string() + "': not valid JSON", 0) == 0);
+  write_file_atomic((dir / "model.json").string(), json.dump());
+  CHECK(error_of([&] { model::load_model(dir.string()); }) ==
+        "cannot load model '" + dir.string() + "': missing weights.bin");
+}

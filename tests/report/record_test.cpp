@@ -1,0 +1,70 @@
+// Output formats of diagnose (../shared/CLI.md).
+#include <catch2/catch.hpp>
+#include <sstream>
+
+#include "report/record.h"
+
+using namespace medattn::report;
+
+namespace {
+DiagnosisRecord good() {
+  DiagnosisRecord r;
+  r.file = "a,b.png";
+  r.ok = true;
+  r.diagnosis = "PNEUMONIA";
+  r.probability = 0.9731234567;
+  r.probabilities = {{"NORMAL", 0.0268765433}, {"PNEUMONIA", 0.9731234567}};
+  r.heatmap = "out/a_b.heatmap.png";
+  return r;
+}
+DiagnosisRecord bad() {
+  DiagnosisRecord r;
+  r.file = "x.png";
+  r.error = "cannot read PNG 'x.png': truncated";
+  return r;
+}
+}  // namespace
+
+TEST_CASE("a record's JSON has the keys of the contract", "[report]") {
+  auto j = record_to_json(good());
+  CHECK(j["file"] == "a,b.png");
+  CHECK(j["diagnosis"] == "PNEUMONIA");
+  CHECK(j["probability"] == 0.973123);
+  CHECK(j["probabilities"]["NORMAL"] == 0.026877);
+  CHECK(j["heatmap"] == "out/a_b.heatmap.png");
+  CHECK(j["error"].is_null());
+  auto e = record_to_json(bad());
+  CHECK(e["diagnosis"].is_null());
+  CHECK(e["heatmap"].is_null());
+  CHECK(e["error"] == "cannot read PNG 'x.png': truncated");
+}
+
+TEST_CASE("json, jsonl and csv writers", "[report]") {
+  std::ostringstream json, jsonl, csv;
+  for (auto [fmt, out] : {std::pair{Format::kJson, &json}, {Format::kJsonl, &jsonl}, {Format::kCsv, &csv}}) {
+    auto w = make_writer(fmt, *out, {"NORMAL", "PNEUMONIA"});
+    w->write(good());
+    w->write(bad());
+    w->finish();
+  }
+  auto arr = nlohmann::json::parse(json.str());
+  REQUIRE(arr.size() == 2);
+  CHECK(arr[1]["error"] == "cannot read PNG 'x.png': truncated");
+  std::istringstream lines(jsonl.str());
+  std::string l1, l2;
+  std::getline(lines, l1);
+  std::getline(lines, l2);
+  CHECK(nlohmann::json::parse(l1)["diagnosis"] == "PNEUMONIA");
+  CHECK(nlohmann::json::parse(l2)["diagnosis"].is_null());
+  CHECK(csv.str() ==
+        "file,diagnosis,probability,p_NORMAL,p_PNEUMONIA,heatmap,error\n"
+        "\"a,b.png\",PNEUMONIA,0.973123,0.026877,0.973123,out/a_b.heatmap.png,\n"
+        "x.png,,,,,,cannot read PNG 'x.png': truncated\n");
+  std::ostringstream empty;
+  make_writer(Format::kJson, empty, {})->finish();
+  CHECK(nlohmann::json::parse(empty.str()).empty());
+}
+
+TEST_CASE("unknown formats are usage errors", "[report]") {
+  CHECK_THROWS_WITH(parse_format("xml"), "unknown format 'xml' (expected table, json, jsonl or csv)");
+}
