@@ -15,10 +15,13 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "eval/metrics.h"
+#include "explain/overlay.h"
 #include "model/card.h"
 #include "phantom/phantom.h"
 #include "pipeline/diagnose.h"
 #include "report/record.h"
+#include "report/roc_plot.h"
 #include "train/train.h"
 
 namespace fs = std::filesystem;
@@ -176,10 +179,81 @@ int run_train_command(TrainArgs& args, const std::string& command) {
                      format_seconds(r.seconds), format_seconds(r.eta_seconds), r.best ? "  *best" : "");
       },
       [](const std::string& notice) { spdlog::warn("{}", notice); });
+  spdlog::info("calibration: temperature {:.3f}, validation ECE {:.4f} -> {:.4f}", result.card.temperature,
+               result.ece_before, result.validation.ece);
+  if (result.card.threshold >= 0) {
+    spdlog::info("operating point {}: {} when its probability >= {:.4f}", result.card.operating_point,
+                 result.card.classes[1], result.card.threshold);
+  }
   spdlog::info("wrote {} (best epoch {}: val_auc {:.4f}, val_acc {:.4f}; {} train / {} val images; {})", opt.out,
                result.best_epoch, result.validation.auc, result.validation.accuracy, result.train_count,
                result.val_count, format_seconds(result.seconds));
   return kExitOk;
+}
+
+int run_evaluate_command(const train::EvaluateOptions& options, const std::string& format,
+                         const std::string& roc_path) {
+  const auto r = train::run_evaluate(options, [](const std::string& n) { spdlog::warn("{}", n); });
+  const auto& m = r.metrics;
+  const auto ci = eval::bootstrap(r.predictions, 1000, /*seed=*/1, r.threshold);
+  auto j = eval::metrics_to_json(m, r.classes);
+  auto round4 = [](double v) { return std::round(v * 1e4) / 1e4; };
+  j["auc_ci95"] = {round4(ci.auc.low), round4(ci.auc.high)};
+  j["accuracy_ci95"] = {round4(ci.accuracy.low), round4(ci.accuracy.high)};
+  j["decision"] = r.threshold >= 0 ? "threshold " + std::to_string(r.threshold) + " on " + r.classes[1] : "argmax";
+  if (r.skipped > 0) j["skipped"] = r.skipped;
+  if (!roc_path.empty()) {
+    std::vector<report::RocSeries> series;
+    const int K = static_cast<int>(r.classes.size());
+    for (int k = (K == 2 ? 1 : 0); k < K; ++k) {
+      report::RocSeries s;
+      s.points = eval::roc_curve(r.predictions, k);
+      std::vector<double> scores;
+      std::vector<bool> pos;
+      for (size_t i = 0; i < r.predictions.labels.size(); ++i) {
+        scores.push_back(r.predictions.probabilities[i][k]);
+        pos.push_back(r.predictions.labels[i] == k);
+      }
+      char label[128];
+      std::snprintf(label, sizeof(label), "%s (AUC %.3f)", r.classes[k].c_str(), eval::binary_auc(scores, pos));
+      s.label = label;
+      // The operating point: the decision rule's sensitivity and 1 - specificity for class k.
+      s.op_tpr = m.recall[k];
+      int neg = 0, fp = 0;
+      for (int t = 0; t < K; ++t) {
+        if (t == k) continue;
+        for (int p = 0; p < K; ++p) neg += m.confusion[t][p];
+        fp += m.confusion[t][k];
+      }
+      s.op_fpr = neg > 0 ? static_cast<double>(fp) / neg : 0.0;
+      series.push_back(std::move(s));
+    }
+    explain::write_png(roc_path, report::plot_roc(series));
+    spdlog::info("wrote ROC curve to {}", roc_path);
+  }
+  if (format == "json") {
+    std::cout << j.dump() << "\n";
+  } else {
+    std::printf("model decision: %s\n", j["decision"].get<std::string>().c_str());
+    std::printf("n            %d\n", m.n);
+    std::printf("accuracy     %.4f  (95%% CI %.4f-%.4f)\n", m.accuracy, ci.accuracy.low, ci.accuracy.high);
+    std::printf("auc          %.4f  (95%% CI %.4f-%.4f)\n", m.auc, ci.auc.low, ci.auc.high);
+    std::printf("balanced acc %.4f\nsensitivity  %.4f\nspecificity  %.4f\nf1           %.4f\nece          %.4f\n",
+                m.balanced_accuracy, m.sensitivity, m.specificity, m.f1, m.ece);
+    std::printf("\n%-16s %9s %9s\n", "class", "precision", "recall");
+    for (size_t k = 0; k < r.classes.size(); ++k) {
+      std::printf("%-16s %9.4f %9.4f\n", r.classes[k].c_str(), m.precision[k], m.recall[k]);
+    }
+    std::printf("\nconfusion (rows: true, columns: predicted)\n%-16s", "");
+    for (const auto& c : r.classes) std::printf(" %10.10s", c.c_str());
+    std::printf("\n");
+    for (size_t t = 0; t < r.classes.size(); ++t) {
+      std::printf("%-16s", r.classes[t].c_str());
+      for (int v : m.confusion[t]) std::printf(" %10d", v);
+      std::printf("\n");
+    }
+  }
+  return r.skipped > 0 ? kExitSomeFailed : kExitOk;
 }
 
 }  // namespace
@@ -240,6 +314,9 @@ int main(int argc, char** argv) {
   trainc->add_option("--clahe", t.options.card.preprocess.clahe, "Apply CLAHE after windowing (stored in the card)");
   trainc->add_option("--seed", t.options.seed, "Random seed (split, initialisation, shuffling)")->capture_default_str();
   trainc->add_flag("!--no-augment", t.options.augment, "Disable augmentation");
+  trainc->add_flag("!--no-calibrate", t.options.calibrate, "Do not fit a softmax temperature on validation");
+  trainc->add_option("--operating-point", t.options.operating_point,
+                     "Binary models: choose the decision threshold on validation: balanced or sensitivity=X");
   trainc->add_option("--name", t.name, "Model name for the card (default: the --out folder name)");
   trainc->add_option("--threads", t.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   trainc->footer("Example:\n  medattn phantom --out ph --count 600 && medattn train ph/images --out models/mine --epochs 12");
@@ -253,6 +330,8 @@ int main(int argc, char** argv) {
   evaluate->add_option("data", e.data, "DATA: class folders, a CSV or a .npz")->required();
   evaluate->add_option("--split", e.split, "npz arrays NAME_images/NAME_labels, or CSV rows with split == NAME");
   evaluate->add_option("--format", eval_format, "table or json")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
+  std::string eval_roc;
+  evaluate->add_option("--roc", eval_roc, "Write the ROC curve (operating point marked) to FILE.png");
   evaluate->add_option("--threads", eval_threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   evaluate->footer("Example:\n  medattn evaluate -m models/phantom phantoms/images --format json");
 
@@ -293,21 +372,7 @@ int main(int argc, char** argv) {
     if (*trainc) return run_train_command(t, command_line(argc, argv));
     if (*evaluate) {
       pipeline::set_threads(eval_threads);
-      const auto r = train::run_evaluate(e, [](const std::string& n) { spdlog::warn("{}", n); });
-      const auto j = eval::metrics_to_json(r.metrics, r.classes);
-      if (eval_format == "json") {
-        std::cout << j.dump() << "\n";
-      } else {
-        const auto& m = r.metrics;
-        std::printf("n            %d\naccuracy     %.4f\nbal. acc.    %.4f\nauc          %.4f\nsensitivity  %.4f\nspecificity  %.4f\nf1           %.4f\nece          %.4f\nconfusion (rows: true, columns: predicted; %s)\n",
-                    m.n, m.accuracy, m.balanced_accuracy, m.auc, m.sensitivity, m.specificity, m.f1, m.ece,
-                    j["classes"].dump().c_str());
-        for (const auto& row : m.confusion) {
-          for (int v : row) std::printf(" %7d", v);
-          std::printf("\n");
-        }
-      }
-      return r.skipped > 0 ? kExitSomeFailed : kExitOk;
+      return run_evaluate_command(e, eval_format, eval_roc);
     }
     if (*info) {
       const auto card = model::read_card(info_model);

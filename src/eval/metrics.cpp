@@ -4,6 +4,9 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <random>
+
+#include "core/error.h"
 
 namespace medattn::eval {
 
@@ -41,6 +44,13 @@ int argmax(const std::vector<double>& v) {
 
 }  // namespace
 
+int decide(const std::vector<double>& probabilities, double threshold) {
+  if (probabilities.size() == 2 && threshold >= 0.0 && threshold <= 1.0) {
+    return probabilities[1] >= threshold ? 1 : 0;
+  }
+  return argmax(probabilities);
+}
+
 double expected_calibration_error(const Predictions& p, int bins) {
   std::vector<double> conf_sum(bins, 0.0), correct(bins, 0.0), count(bins, 0.0);
   for (size_t i = 0; i < p.labels.size(); ++i) {
@@ -61,12 +71,12 @@ double expected_calibration_error(const Predictions& p, int bins) {
   return ece;
 }
 
-Metrics compute_metrics(const Predictions& p) {
+Metrics compute_metrics(const Predictions& p, double threshold) {
   Metrics m;
   const int K = p.num_classes();
   m.n = static_cast<int>(p.labels.size());
   m.confusion.assign(K, std::vector<int>(K, 0));
-  for (size_t i = 0; i < p.labels.size(); ++i) m.confusion[p.labels[i]][argmax(p.probabilities[i])]++;
+  for (size_t i = 0; i < p.labels.size(); ++i) m.confusion[p.labels[i]][decide(p.probabilities[i], threshold)]++;
   int correct = 0;
   for (int k = 0; k < K; ++k) correct += m.confusion[k][k];
   m.accuracy = m.n ? static_cast<double>(correct) / m.n : 0.0;
@@ -114,6 +124,154 @@ Metrics compute_metrics(const Predictions& p) {
   }
   m.ece = m.n ? expected_calibration_error(p) : 0.0;
   return m;
+}
+
+BootstrapResult bootstrap(const Predictions& p, int resamples, uint64_t seed, double threshold) {
+  BootstrapResult out;
+  out.resamples = resamples;
+  const size_t n = p.labels.size();
+  if (n == 0 || resamples < 1) return out;
+  const int K = p.num_classes();
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<size_t> pick(0, n - 1);
+  std::vector<double> aucs, accs;
+  std::vector<int> predicted(n);
+  for (size_t i = 0; i < n; ++i) predicted[i] = decide(p.probabilities[i], threshold);
+  for (int r = 0; r < resamples; ++r) {
+    std::vector<size_t> idx(n);
+    for (auto& i : idx) i = pick(rng);
+    double correct = 0;
+    for (size_t i : idx) correct += predicted[i] == p.labels[i];
+    accs.push_back(correct / static_cast<double>(n));
+    double auc_sum = 0;
+    int auc_count = 0;
+    for (int k = (K == 2 ? 1 : 0); k < K; ++k) {
+      std::vector<double> scores(n);
+      std::vector<bool> pos(n);
+      for (size_t j = 0; j < n; ++j) {
+        scores[j] = p.probabilities[idx[j]][k];
+        pos[j] = p.labels[idx[j]] == k;
+      }
+      const double a = binary_auc(scores, pos);
+      if (!std::isnan(a)) {
+        auc_sum += a;
+        ++auc_count;
+      }
+    }
+    if (auc_count > 0) aucs.push_back(auc_sum / auc_count);
+  }
+  auto percentile = [](std::vector<double> v, double q) {
+    if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
+    std::sort(v.begin(), v.end());
+    const double pos = q * static_cast<double>(v.size() - 1);
+    const size_t lo = static_cast<size_t>(std::floor(pos));
+    const size_t hi = std::min(v.size() - 1, lo + 1);
+    return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+  };
+  out.auc = {percentile(aucs, 0.025), percentile(aucs, 0.975)};
+  out.accuracy = {percentile(accs, 0.025), percentile(accs, 0.975)};
+  return out;
+}
+
+std::vector<RocPoint> roc_curve(const Predictions& p, int positive) {
+  const size_t n = p.labels.size();
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return p.probabilities[a][positive] > p.probabilities[b][positive];
+  });
+  double n_pos = 0;
+  for (int l : p.labels) n_pos += (l == positive);
+  const double n_neg = static_cast<double>(n) - n_pos;
+  std::vector<RocPoint> roc{{0.0, 0.0, std::numeric_limits<double>::infinity()}};
+  double tp = 0, fp = 0;
+  for (size_t i = 0; i < n;) {
+    const double score = p.probabilities[order[i]][positive];
+    for (; i < n && p.probabilities[order[i]][positive] == score; ++i) {
+      (p.labels[order[i]] == positive ? tp : fp) += 1;
+    }
+    roc.push_back({n_neg > 0 ? fp / n_neg : 0.0, n_pos > 0 ? tp / n_pos : 0.0, score});
+  }
+  return roc;
+}
+
+double choose_threshold(const Predictions& p, const std::string& rule) {
+  if (p.num_classes() != 2) {
+    throw Error(ErrorKind::kInvalidArgument, "--operating-point needs a model with two classes");
+  }
+  const auto roc = roc_curve(p, 1);
+  if (rule == "balanced") {
+    double best = -1, threshold = 0.5;
+    for (const auto& pt : roc) {
+      if (std::isinf(pt.threshold)) continue;
+      const double j = pt.tpr - pt.fpr;
+      if (j > best) {
+        best = j;
+        threshold = pt.threshold;
+      }
+    }
+    return threshold;
+  }
+  const std::string prefix = "sensitivity=";
+  if (rule.rfind(prefix, 0) == 0) {
+    char* end = nullptr;
+    const double target = std::strtod(rule.c_str() + prefix.size(), &end);
+    if (end == nullptr || *end != '\0' || !(target > 0.0 && target <= 1.0)) {
+      throw Error(ErrorKind::kInvalidArgument, "--operating-point sensitivity=X needs X in (0,1] (got '" + rule + "')");
+    }
+    // Points go from high to low thresholds with non-decreasing sensitivity: the first
+    // one that reaches the target has the highest threshold.
+    for (const auto& pt : roc) {
+      if (!std::isinf(pt.threshold) && pt.tpr >= target) return pt.threshold;
+    }
+    return 0.0;
+  }
+  throw Error(ErrorKind::kInvalidArgument,
+              "unknown operating point '" + rule + "' (expected balanced or sensitivity=X)");
+}
+
+Predictions apply_temperature(const std::vector<std::vector<double>>& logits, const std::vector<int>& labels,
+                              double temperature) {
+  Predictions p;
+  p.labels = labels;
+  for (const auto& row : logits) {
+    const double mx = *std::max_element(row.begin(), row.end());
+    std::vector<double> e(row.size());
+    double sum = 0;
+    for (size_t k = 0; k < row.size(); ++k) sum += (e[k] = std::exp((row[k] - mx) / temperature));
+    for (auto& v : e) v /= sum;
+    p.probabilities.push_back(std::move(e));
+  }
+  return p;
+}
+
+double fit_temperature(const std::vector<std::vector<double>>& logits, const std::vector<int>& labels) {
+  auto nll = [&](double log_t) {
+    const double t = std::exp(log_t);
+    double total = 0;
+    for (size_t i = 0; i < logits.size(); ++i) {
+      const auto& row = logits[i];
+      const double mx = *std::max_element(row.begin(), row.end());
+      double sum = 0;
+      for (double v : row) sum += std::exp((v - mx) / t);
+      total -= (row[labels[i]] - mx) / t - std::log(sum);
+    }
+    return total;
+  };
+  double a = std::log(0.05), b = std::log(20.0);
+  const double g = (std::sqrt(5.0) - 1) / 2;
+  double c = b - g * (b - a), d = a + g * (b - a);
+  double fc = nll(c), fd = nll(d);
+  for (int it = 0; it < 100 && b - a > 1e-6; ++it) {
+    if (fc < fd) {
+      b = d; d = c; fd = fc;
+      c = b - g * (b - a); fc = nll(c);
+    } else {
+      a = c; c = d; fc = fd;
+      d = a + g * (b - a); fd = nll(d);
+    }
+  }
+  return std::exp((a + b) / 2);
 }
 
 nlohmann::json metrics_to_json(const Metrics& m, const std::vector<std::string>& classes) {

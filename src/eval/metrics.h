@@ -2,6 +2,7 @@
 // sensitivity/specificity, F1, expected calibration error, confusion matrix.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -36,8 +37,49 @@ struct Metrics {
   std::vector<double> precision, recall;    // per class
 };
 
-// Decision rule: the most probable class (first one on ties).
-Metrics compute_metrics(const Predictions& p);
+// Decision rule: the most probable class (first one on ties); for two classes with
+// `threshold` in [0,1], class 1 when its probability >= threshold.
+Metrics compute_metrics(const Predictions& p, double threshold = -1.0);
+
+// The predicted class under the decision rule of compute_metrics().
+int decide(const std::vector<double>& probabilities, double threshold = -1.0);
+
+struct Interval {
+  double low = 0, high = 0;  // 2.5th and 97.5th percentiles
+};
+
+struct BootstrapResult {
+  Interval auc, accuracy;
+  int resamples = 0;
+};
+
+// Percentile bootstrap (resampling samples with replacement, fixed seed) of AUC and
+// accuracy. Resamples in which a class is missing are redrawn for the AUC.
+BootstrapResult bootstrap(const Predictions& p, int resamples = 1000, uint64_t seed = 1,
+                          double threshold = -1.0);
+
+struct RocPoint {
+  double fpr, tpr, threshold;
+};
+
+// ROC curve of the score of class `positive` (one-vs-rest), from (0,0) to (1,1), one point
+// per distinct score.
+std::vector<RocPoint> roc_curve(const Predictions& p, int positive);
+
+// Chooses a decision threshold for class 1 of a binary model on validation predictions:
+// "balanced" maximises balanced accuracy (Youden's J); "sensitivity=X" is the highest
+// threshold whose sensitivity is at least X. Throws medattn::Error(kInvalidArgument) on an
+// unknown rule or a non-binary model.
+double choose_threshold(const Predictions& p, const std::string& rule);
+
+// Fits the softmax temperature T > 0 that minimises the negative log-likelihood of
+// `labels` under softmax(logits / T) (golden-section search on log T in [0.05, 20]).
+// logits[i][k] as Predictions::probabilities.
+double fit_temperature(const std::vector<std::vector<double>>& logits, const std::vector<int>& labels);
+
+// softmax(logits / temperature) per row.
+Predictions apply_temperature(const std::vector<std::vector<double>>& logits, const std::vector<int>& labels,
+                              double temperature);
 
 // The evaluate JSON keys of ../shared/CLI.md plus balanced_accuracy, precision, recall.
 nlohmann::json metrics_to_json(const Metrics& m, const std::vector<std::string>& classes);

@@ -71,6 +71,13 @@ json card_to_json(const ModelCard& card) {
                        {"norm", "pre-norm"},
                        {"grid", a.grid_size(p.image_size)}};
   j["weights"] = {{"file", kWeightsFile}};
+  j["calibration"] = {{"temperature", card.temperature}};
+  if (card.threshold >= 0) {
+    j["decision"] = {{"rule", "threshold"}, {"positive_class", card.classes.size() > 1 ? card.classes[1] : ""},
+                     {"threshold", card.threshold}, {"operating_point", card.operating_point}};
+  } else {
+    j["decision"] = {{"rule", "argmax"}};
+  }
   j["training"] = card.training;
   j["validation"] = card.validation;
   return j;
@@ -121,6 +128,24 @@ ModelCard card_from_json(const json& j, const std::string& source) {
     invalid(source, "input size " + std::to_string(size) + " must be a multiple of 2^" +
                         std::to_string(arch.stem_channels.size()) + " (one halving per stem stage)");
   }
+  if (j.contains("calibration")) {
+    get(object_at(j, "calibration", source), "temperature", &card.temperature, source);
+    if (!(card.temperature > 0.0)) invalid(source, "calibration.temperature must be positive");
+  }
+  if (j.contains("decision")) {
+    const json& d = object_at(j, "decision", source);
+    std::string rule = "argmax";
+    get(d, "rule", &rule, source);
+    if (rule == "threshold") {
+      get(d, "threshold", &card.threshold, source, true);
+      get(d, "operating_point", &card.operating_point, source);
+      if (card.classes.size() != 2 || card.threshold < 0.0 || card.threshold > 1.0) {
+        invalid(source, "decision.threshold needs two classes and a value in [0,1]");
+      }
+    } else if (rule != "argmax") {
+      invalid(source, "decision.rule '" + rule + "' is not supported (expected argmax or threshold)");
+    }
+  }
   if (j.contains("training")) card.training = j["training"];
   if (j.contains("validation")) card.validation = j["validation"];
   return card;
@@ -163,6 +188,14 @@ std::string describe_card(const ModelCard& card) {
   const int g = a.grid_size(p.image_size);
   s << "] -> " << g << "x" << g << " tokens + CLS, " << a.depth << " pre-norm blocks, dim "
     << a.dim << ", " << a.heads << " heads, MLP x" << a.mlp_ratio << "\n";
+  s << "decision:      ";
+  if (card.threshold >= 0) {
+    s << card.classes[1] << " when its probability >= " << card.threshold << " (operating point "
+      << card.operating_point << ")\n";
+  } else {
+    s << "the most probable class\n";
+  }
+  if (card.temperature != 1.0) s << "calibration:   temperature " << card.temperature << "\n";
   if (card.training.contains("data")) s << "trained on:    " << card.training["data"].dump() << "\n";
   if (card.training.contains("command")) s << "command:       " << card.training["command"].get<std::string>() << "\n";
   if (!card.validation.empty()) s << "validation:    " << card.validation.dump() << "\n";

@@ -33,6 +33,11 @@ struct ModelCard {
   std::vector<std::string> classes;   // in label order
   preprocess::PreprocessConfig preprocess;
   ArchConfig arch;
+  // Softmax temperature fitted on validation (probabilities = softmax(logits / T)); 1 = none.
+  double temperature = 1.0;
+  // Binary models: class 1 when P(class 1) >= threshold; negative = the most probable class.
+  double threshold = -1.0;
+  std::string operating_point;  // how the threshold was chosen, e.g. "sensitivity=0.95"
   nlohmann::json training = nlohmann::json::object();    // data, command, epochs, time, ...
   nlohmann::json validation = nlohmann::json::object();  // metrics on the validation split
 };

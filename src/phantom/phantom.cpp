@@ -704,15 +704,15 @@ Lesion make_nodules(const Layers& L, Rng& rng, int size, double lung_depth) {
   Lesion les;
   les.opacity = Plane(size, size, 0.0f);
   les.gain = Plane(size, size, 1.0f);
-  les.amp = lung_depth * rng.uniform(0.6, 1.1);
+  les.amp = lung_depth * rng.uniform(0.9, 1.3);
   const int lung = rng.chance(0.5) ? 0 : 1;
-  const double r = rng.uniform(0.03, 0.08);
+  const double r = rng.uniform(0.045, 0.085);
   double cx = 0, cy = 0;
   if (!pick_inside(L, lung, r, rng, size, cx, cy)) lung_centroid(L, lung, size, cx, cy);
   add_nodule(L, rng, size, r, cx, cy, lung, les.opacity);
   if (rng.chance(0.2)) {
     const int lung2 = rng.chance(0.5) ? 0 : 1;
-    const double r2 = rng.uniform(0.03, 0.055);
+    const double r2 = rng.uniform(0.04, 0.06);
     double x2 = 0, y2 = 0;
     for (int attempt = 0; attempt < 10; ++attempt) {
       if (!pick_inside(L, lung2, r2, rng, size, x2, y2)) break;
@@ -730,13 +730,13 @@ Lesion make_consolidation(const Layers& L, Rng& rng, int size, double lung_depth
   Lesion les;
   les.opacity = Plane(size, size, 0.0f);
   les.gain = Plane(size, size, 1.0f);
-  les.amp = lung_depth * rng.uniform(0.55, 1.05);
+  les.amp = lung_depth * rng.uniform(0.8, 1.2);
   const int lung = rng.chance(0.5) ? 0 : 1;
   const Plane& field = L.lung[lung];
   int lung_pixels = 0;
   for (int y = 0; y < size; ++y)
     for (int x = 0; x < size; ++x) lung_pixels += field(y, x) >= 0.5f;
-  const double frac = rng.uniform(0.10, 0.25);
+  const double frac = rng.uniform(0.12, 0.25);
   const double area = frac * lung_pixels / (static_cast<double>(size) * size);  // normalised
   const double radius = std::sqrt(area / 3.14159265358979) * 1.25;
   double cx = 0, cy = 0;

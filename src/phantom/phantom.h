@@ -21,8 +21,16 @@ struct Phantom {
 
 // Makes one phantom of class `label` from `seed`. Deterministic: the same (label, seed,
 // size) gives the same pixels on every machine (no std:: distributions, whose output is
-// implementation-defined). REQUIRES: 0 <= label < 3, size >= 64.
+// implementation-defined). The label only adds the lesion: make_phantom(0, s) is
+// make_phantom(k, s) without it (same anatomy, texture and noise).
+// REQUIRES: 0 <= label < 3, size >= 64.
 Phantom make_phantom(int label, uint64_t seed, int size = 256);
+
+namespace detail {
+// The lung-field mask (CV_8UC1, 255 inside either lung) of make_phantom(label, seed, size),
+// for tests that check lesions stay inside the lungs.
+cv::Mat phantom_lung_field(int label, uint64_t seed, int size);
+}  // namespace detail
 
 struct PhantomOptions {
   int count = 30;       // images in all, spread evenly over the classes (first classes get the remainder)

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "eval/metrics.h"
 #include "explain/overlay.h"
 #include "explain/rollout.h"
 #include "io/inputs.h"
@@ -139,20 +140,19 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
     }
     if (!good.empty()) {
       auto out = model.net->forward(torch::stack(inputs), /*keep_attention=*/heatmaps);
-      auto probs = torch::softmax(out.logits, 1).to(torch::kFloat64).contiguous();
+      auto probs = torch::softmax(out.logits.to(torch::kFloat64) / card.temperature, 1).contiguous();
       torch::Tensor maps;
       if (heatmaps) {
         maps = explain::relevance_to_grid(explain::attention_rollout(out.attentions, rollout), grid).contiguous();
       }
       for (size_t b = 0; b < good.size(); ++b) {
         auto& r = good[b]->record;
-        auto row = probs[static_cast<int64_t>(b)];
-        const int64_t best = row.argmax().item<int64_t>();
-        for (size_t c = 0; c < card.classes.size(); ++c) {
-          r.probabilities.emplace_back(card.classes[c], row[static_cast<int64_t>(c)].item<double>());
-        }
+        const double* row = probs[static_cast<int64_t>(b)].data_ptr<double>();
+        const std::vector<double> p(row, row + card.classes.size());
+        for (size_t c = 0; c < card.classes.size(); ++c) r.probabilities.emplace_back(card.classes[c], p[c]);
+        const int best = eval::decide(p, card.threshold);
         r.diagnosis = card.classes[best];
-        r.probability = row[best].item<double>();
+        r.probability = p[best];
         r.ok = true;
         if (heatmaps) {
           auto m = maps[static_cast<int64_t>(b)];

@@ -142,22 +142,27 @@ torch::Tensor augment(const torch::Tensor& x, const preprocess::PreprocessConfig
   return (img.clamp(0, 1) - config.mean) / config.std;
 }
 
-eval::Predictions predict_all(model::AttnNet& net, const torch::Tensor& x, const torch::Tensor& y,
-                              int batch_size) {
+// Logits of every row of x, in eval mode: [N][K].
+std::vector<std::vector<double>> logits_of(model::AttnNet& net, const torch::Tensor& x, int batch_size) {
   torch::NoGradGuard no_grad;
   net->eval();
-  eval::Predictions p;
+  std::vector<std::vector<double>> out;
   for (int64_t s = 0; s < x.size(0); s += batch_size) {
     const int64_t e = std::min<int64_t>(x.size(0), s + batch_size);
-    auto probs = torch::softmax(net->forward(x.slice(0, s, e)).logits, 1).to(torch::kFloat64).contiguous();
+    auto logits = net->forward(x.slice(0, s, e)).logits.to(torch::kFloat64).contiguous();
     for (int64_t i = 0; i < e - s; ++i) {
-      auto row = probs[i];
-      p.probabilities.emplace_back(row.data_ptr<double>(), row.data_ptr<double>() + row.size(0));
+      auto row = logits[i];
+      out.emplace_back(row.data_ptr<double>(), row.data_ptr<double>() + row.size(0));
     }
   }
+  return out;
+}
+
+std::vector<int> labels_of(const torch::Tensor& y) {
+  std::vector<int> labels;
   auto ya = y.accessor<int64_t, 1>();
-  for (int64_t i = 0; i < y.size(0); ++i) p.labels.push_back(static_cast<int>(ya[i]));
-  return p;
+  for (int64_t i = 0; i < y.size(0); ++i) labels.push_back(static_cast<int>(ya[i]));
+  return labels;
 }
 
 std::string describe_split(double fraction, uint64_t seed) {
@@ -248,7 +253,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
       loss_sum += loss.item<double>() * static_cast<double>(e - s);
       ++step;
     }
-    const auto metrics = eval::compute_metrics(predict_all(net, va.x, va.y, 128));
+    const auto metrics = eval::compute_metrics(eval::apply_temperature(logits_of(net, va.x, 128), labels_of(va.y), 1.0));
     EpochReport report;
     report.epoch = epoch;
     report.epochs = options.epochs;
@@ -278,6 +283,18 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
     for (auto& b : net->buffers()) b.copy_(best_state[i++]);
   }
   net->eval();
+  // Calibration: temperature scaling fitted on the validation logits.
+  const auto val_logits = logits_of(net, va.x, 128);
+  const auto val_labels = labels_of(va.y);
+  const auto uncalibrated = eval::apply_temperature(val_logits, val_labels, 1.0);
+  card.temperature = options.calibrate ? eval::fit_temperature(val_logits, val_labels) : 1.0;
+  const auto calibrated = eval::apply_temperature(val_logits, val_labels, card.temperature);
+  if (!options.operating_point.empty()) {
+    card.threshold = eval::choose_threshold(calibrated, options.operating_point);
+    card.operating_point = options.operating_point;
+  }
+  result.validation = eval::compute_metrics(calibrated, card.threshold);
+  result.ece_before = eval::expected_calibration_error(uncalibrated);
   result.seconds = seconds_since(t0);
   card.training["data"] = {{"train", options.data}, {"split", options.split},
                            {"validation", options.val_data.empty() && options.val_split.empty()
@@ -295,6 +312,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   card.training["seconds"] = std::round(result.seconds);
   card.training["threads"] = at::get_num_threads();
   card.validation = eval::metrics_to_json(result.validation, card.classes);
+  card.validation["ece_before_calibration"] = std::round(result.ece_before * 1e6) / 1e6;
   model::save_model(options.out, card, net);
   result.card = card;
   return result;
@@ -312,7 +330,10 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
   result.classes = model.card.classes;
   result.skipped = static_cast<int>(data.samples.size() - t.size());
   if (t.size() == 0) throw file_error(ErrorKind::kInvalidArgument, "cannot evaluate on", options.data, "no readable samples");
-  result.metrics = eval::compute_metrics(predict_all(model.net, t.x, t.y, options.batch_size));
+  result.predictions = eval::apply_temperature(logits_of(model.net, t.x, options.batch_size), labels_of(t.y),
+                                               model.card.temperature);
+  result.threshold = model.card.threshold;
+  result.metrics = eval::compute_metrics(result.predictions, result.threshold);
   return result;
 }
 

@@ -27,6 +27,8 @@ struct TrainOptions {
   int warmup_epochs = 1;            // linear warm-up, then cosine decay to 0
   uint64_t seed = 1;
   bool augment = true;              // small shifts and brightness/contrast jitter
+  bool calibrate = true;            // fit a softmax temperature on validation
+  std::string operating_point;      // binary: "balanced" or "sensitivity=X"; empty = argmax
   model::ModelCard card;            // name, image size, preprocessing, architecture
   std::string command;              // the exact command line, stored in the card
 };
@@ -42,7 +44,8 @@ struct EpochReport {
 struct TrainResult {
   model::ModelCard card;  // as written, with validation metrics
   int best_epoch = 0;
-  eval::Metrics validation;
+  eval::Metrics validation;  // of the kept epoch, calibrated, under the card's decision rule
+  double ece_before = 0;     // validation ECE before temperature scaling
   int train_count = 0, val_count = 0;
   double seconds = 0;
 };
@@ -66,6 +69,8 @@ struct EvaluateOptions {
 struct EvaluateResult {
   std::vector<std::string> classes;
   eval::Metrics metrics;
+  eval::Predictions predictions;  // calibrated probabilities and labels, per readable sample
+  double threshold = -1.0;        // the card's decision threshold (negative: argmax)
   int skipped = 0;  // samples that could not be read (reported as notices)
 };
 

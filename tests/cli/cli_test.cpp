@@ -165,3 +165,25 @@ TEST_CASE("info prints the card", "[cli]") {
   const Run j = medattn("info --json -m '" + (d / "model").string() + "'");
   CHECK(nlohmann::json::parse(j.out)["training"]["command"].get<std::string>().rfind("medattn train ", 0) == 0);
 }
+
+TEST_CASE("every shared DICOM and NIfTI file is diagnosed with a heatmap of its size", "[cli][shared]") {
+  const fs::path shared = fs::path(MEDATTN_SOURCE_DIR) / ".." / "shared" / "data";
+  if (!fs::exists(shared / "dicom") || !fs::exists(shared / "nifti")) {
+    WARN("../shared/data not found; skipped");
+    return;
+  }
+  const fs::path d = fixture();
+  const fs::path heat = d / "shared-heat";
+  const Run r = medattn("diagnose -m '" + (d / "model").string() + "' --format json --heatmaps '" + heat.string() +
+                        "' '" + (shared / "dicom").string() + "' '" + (shared / "nifti").string() + "'");
+  CHECK(r.code == 0);
+  const auto records = nlohmann::json::parse(r.out);
+  CHECK(records.size() == 11);  // 8 DICOM, 3 NIfTI; the licence and SOURCE texts are skipped
+  for (const auto& rec : records) {
+    INFO(rec.dump());
+    REQUIRE(rec["error"].is_null());
+    const cv::Mat overlay = cv::imread(rec["heatmap"].get<std::string>(), cv::IMREAD_UNCHANGED);
+    CHECK(overlay.cols == rec["width"].get<int>());
+    CHECK(overlay.rows == rec["height"].get<int>());
+  }
+}

@@ -60,3 +60,58 @@ TEST_CASE("multi-class metrics are macro means", "[eval][metrics]") {
   CHECK(j["confusion"] == nlohmann::json::parse("[[1,0,0],[1,1,0],[0,0,1]]"));
   CHECK(j["per_class"]["a"]["precision"] == 0.5);
 }
+
+TEST_CASE("ROC curve points and thresholds", "[eval][metrics]") {
+  Predictions p;
+  p.probabilities = {{0.2, 0.8}, {0.6, 0.4}, {0.6, 0.4}, {0.9, 0.1}};
+  p.labels = {1, 1, 0, 0};
+  const auto roc = roc_curve(p, 1);
+  REQUIRE(roc.size() == 4);  // start, 0.8, 0.4 (tied pair), 0.1
+  CHECK(roc[1].fpr == 0.0);
+  CHECK(roc[1].tpr == 0.5);
+  CHECK(roc[2].fpr == 0.5);
+  CHECK(roc[2].tpr == 1.0);
+  CHECK(roc[3].fpr == 1.0);
+  CHECK(choose_threshold(p, "balanced") == Approx(0.8));       // J = 0.5 at 0.8 and at 0.4: first wins
+  CHECK(choose_threshold(p, "sensitivity=0.9") == Approx(0.4));
+  CHECK(choose_threshold(p, "sensitivity=0.5") == Approx(0.8));
+  CHECK_THROWS_WITH(choose_threshold(p, "youden"), "unknown operating point 'youden' (expected balanced or sensitivity=X)");
+  // A threshold changes the decision rule.
+  CHECK(compute_metrics(p, 0.4).sensitivity == 1.0);
+  CHECK(compute_metrics(p).sensitivity == 0.5);
+}
+
+TEST_CASE("temperature scaling lowers the ECE of an over-confident model", "[eval][metrics]") {
+  // Logits that always claim ~99.3% confidence (margin 5) while being right 70% of the time.
+  std::vector<std::vector<double>> logits;
+  std::vector<int> labels;
+  for (int i = 0; i < 100; ++i) {
+    logits.push_back({5.0, 0.0});
+    labels.push_back(i < 70 ? 0 : 1);
+  }
+  const double before = expected_calibration_error(apply_temperature(logits, labels, 1.0));
+  const double t = fit_temperature(logits, labels);
+  const double after = expected_calibration_error(apply_temperature(logits, labels, t));
+  CHECK(before == Approx(0.993307 - 0.7).margin(1e-4));
+  // The NLL optimum puts the confidence at the accuracy: sigmoid(5/T) = 0.7.
+  CHECK(t == Approx(5.0 / std::log(0.7 / 0.3)).epsilon(1e-3));
+  CHECK(after < 0.001);
+}
+
+TEST_CASE("bootstrap intervals bracket the point estimate", "[eval][metrics]") {
+  Predictions p;
+  for (int i = 0; i < 200; ++i) {
+    const double s = (i % 10) / 10.0;
+    p.probabilities.push_back({1 - s, s});
+    p.labels.push_back((i % 10) >= 4 ? 1 : (i % 3 == 0));
+  }
+  const auto m = compute_metrics(p);
+  const auto ci = bootstrap(p, 300, 7);
+  CHECK(ci.auc.low <= m.auc);
+  CHECK(m.auc <= ci.auc.high);
+  CHECK(ci.accuracy.low <= m.accuracy);
+  CHECK(m.accuracy <= ci.accuracy.high);
+  CHECK(ci.auc.high - ci.auc.low < 0.2);
+  const auto again = bootstrap(p, 300, 7);
+  CHECK(again.auc.low == ci.auc.low);  // seeded: repeatable
+}
