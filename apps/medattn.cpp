@@ -202,6 +202,23 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
   j["accuracy_ci95"] = {round4(ci.accuracy.low), round4(ci.accuracy.high)};
   j["decision"] = r.threshold >= 0 ? "threshold " + std::to_string(r.threshold) + " on " + r.classes[1] : "argmax";
   if (r.skipped > 0) j["skipped"] = r.skipped;
+  const auto& hm = r.heatmaps;
+  if (!hm.method.empty()) {
+    j["method"] = hm.method;
+    j["heatmap_images"] = hm.images;
+    auto opt = [&](double v) { return v < 0 ? nlohmann::json(nullptr) : nlohmann::json(round4(v)); };
+    j["deletion_auc"] = opt(hm.deletion_auc);
+    j["insertion_auc"] = opt(hm.insertion_auc);
+    if (!options.masks.empty()) {
+      j["masked_images"] = hm.masked;
+      j["pointing_game"] = opt(hm.pointing_game);
+      j["heatmap_iou"] = opt(hm.heatmap_iou);
+    }
+    if (!hm.randomization.empty()) {
+      j["randomization"] = nlohmann::json::array();
+      for (const auto& step : hm.randomization) j["randomization"].push_back({{"layer", step.layer}, {"spearman", round4(step.spearman)}});
+    }
+  }
   if (!roc_path.empty()) {
     std::vector<report::RocSeries> series;
     const int K = static_cast<int>(r.classes.size());
@@ -252,6 +269,12 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
       for (int v : m.confusion[t]) std::printf(" %10d", v);
       std::printf("\n");
     }
+    if (!hm.method.empty()) {
+      std::printf("\nheatmaps (%s, %d images)\n", hm.method.c_str(), hm.images);
+      if (hm.deletion_auc >= 0) std::printf("deletion auc   %.4f (lower is better)\ninsertion auc  %.4f (higher is better)\n", hm.deletion_auc, hm.insertion_auc);
+      if (hm.masked > 0) std::printf("pointing game  %.4f (%d images with lesions)\nheatmap iou    %.4f\n", hm.pointing_game, hm.masked, hm.heatmap_iou);
+      for (const auto& step : hm.randomization) std::printf("randomised down to %-10s spearman %.4f\n", step.layer.c_str(), step.spearman);
+    }
   }
   return r.skipped > 0 ? kExitSomeFailed : kExitOk;
 }
@@ -277,12 +300,20 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json", "jsonl", "csv"}))->capture_default_str();
   diagnose->add_option("-o,--output", d.output, "Write results to FILE instead of standard output");
   diagnose->add_option("--heatmaps", d.options.heatmap_dir, "Write an overlay PNG and a 16-bit raw map per image to DIR");
-  diagnose->add_option("--method", d.options.method, "Heatmap method: rollout")->capture_default_str();
+  diagnose->add_option("--method", d.options.method, "Heatmap method: rollout, gradcam, attn-grad or occlusion")
+      ->check(CLI::IsMember({"rollout", "gradcam", "attn-grad", "occlusion", "random", "centre"}))->capture_default_str();
+  diagnose->add_option("--target", d.options.target, "Explain this class instead of the diagnosis");
+  diagnose->add_option("--occlusion-patch", d.options.occlusion_patch, "Occlusion: patch side in model-input pixels")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  diagnose->add_option("--occlusion-stride", d.options.occlusion_stride, "Occlusion: step between patches")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   diagnose->add_option("--head-fusion", d.options.head_fusion, "Rollout: fuse heads by mean, max or min")
       ->check(CLI::IsMember({"mean", "max", "min"}))->capture_default_str();
   diagnose->add_option("--discard-ratio", d.options.discard_ratio, "Rollout: share of the weakest attention dropped per row, in [0,1)")
       ->check(CLI::Range(0.0, 0.999))->capture_default_str();
   diagnose->add_option("--heatmap-alpha", d.options.heatmap_alpha, "Overlay opacity at the hottest point, in [0,1]")
+      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  diagnose->add_option("--contour", d.options.contour_top, "Outline the top fraction of the heatmap, e.g. 0.05 (0 = off)")
       ->check(CLI::Range(0.0, 1.0))->capture_default_str();
   diagnose->add_option("--window", d.window, "Display window CENTER,WIDTH overriding the file's (e.g. 40,400 for CT soft tissue)");
   diagnose->add_option("--frame", d.options.read.frame, "DICOM multi-frame: frame to read (0-based)")->check(CLI::NonNegativeNumber)->capture_default_str();
@@ -314,6 +345,18 @@ int main(int argc, char** argv) {
   trainc->add_option("--clahe", t.options.card.preprocess.clahe, "Apply CLAHE after windowing (stored in the card)");
   trainc->add_option("--seed", t.options.seed, "Random seed (split, initialisation, shuffling)")->capture_default_str();
   trainc->add_flag("!--no-augment", t.options.augment, "Disable augmentation");
+  trainc->add_flag("--hflip", t.options.hflip, "Also flip images horizontally when augmenting (off: anatomy has a side)");
+  trainc->add_option("--label-smoothing", t.options.label_smoothing, "Cross-entropy label smoothing")
+      ->check(CLI::Range(0.0, 0.5))->capture_default_str();
+  trainc->add_option("--ema", t.options.ema, "Keep an exponential moving average of the weights with this decay (0 = off)")
+      ->check(CLI::Range(0.0, 0.99999))->capture_default_str();
+  trainc->add_option("--warmup-epochs", t.options.warmup_epochs, "Epochs of linear learning-rate warm-up")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  trainc->add_option("--patience", t.options.patience, "Stop after N epochs without a better validation AUC (0 = never)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  trainc->add_option("--group-regex", t.options.group_regex,
+                     "Patient id from the file name (first capture group) so validation is split by patient, e.g. 'person(\\d+)_'");
+  trainc->add_flag("--resume", t.options.resume, "Continue from MODEL/checkpoint (same optimizer and random state)");
   trainc->add_flag("!--no-calibrate", t.options.calibrate, "Do not fit a softmax temperature on validation");
   trainc->add_option("--operating-point", t.options.operating_point,
                      "Binary models: choose the decision threshold on validation: balanced or sensitivity=X");
@@ -332,6 +375,17 @@ int main(int argc, char** argv) {
   evaluate->add_option("--format", eval_format, "table or json")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
   std::string eval_roc;
   evaluate->add_option("--roc", eval_roc, "Write the ROC curve (operating point marked) to FILE.png");
+  evaluate->add_option("--method", e.method, "Also measure this heatmap method: deletion_auc, insertion_auc (and with --masks "
+                                             "pointing_game, heatmap_iou)")
+      ->check(CLI::IsMember({"rollout", "gradcam", "attn-grad", "occlusion", "random", "centre"}));
+  evaluate->add_option("--masks", e.masks, "Lesion masks at the same relative paths as DATA's images (e.g. phantoms/masks)");
+  evaluate->add_flag("--randomization-check", e.randomization_check,
+                     "Re-initialise the weights top-down and report the rank correlation with the original maps");
+  evaluate->add_flag("--no-deletion", e.no_deletion, "Skip the deletion/insertion curves");
+  evaluate->add_option("--occlusion-patch", e.explain.occlusion_patch, "Occlusion: patch side in model-input pixels")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  evaluate->add_option("--occlusion-stride", e.explain.occlusion_stride, "Occlusion: step between patches")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   evaluate->add_option("--threads", eval_threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   evaluate->footer("Example:\n  medattn evaluate -m models/phantom phantoms/images --format json");
 

@@ -6,14 +6,6 @@
 
 namespace medattn::explain {
 
-HeadFusion parse_head_fusion(const std::string& name) {
-  if (name == "mean") return HeadFusion::kMean;
-  if (name == "max") return HeadFusion::kMax;
-  if (name == "min") return HeadFusion::kMin;
-  throw Error(ErrorKind::kInvalidArgument,
-              "unknown head fusion '" + name + "' (expected mean, max or min)");
-}
-
 at::Tensor attention_rollout(const std::vector<at::Tensor>& attentions,
                              const RolloutOptions& options) {
   TORCH_CHECK(!attentions.empty(), "attention_rollout needs at least one block");

@@ -7,19 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "explain/options.h"
+
 namespace medattn::explain {
-
-enum class HeadFusion { kMean, kMax, kMin };
-
-// Parses "mean", "max", "min". Throws medattn::Error(kInvalidArgument) otherwise.
-HeadFusion parse_head_fusion(const std::string& name);
-
-struct RolloutOptions {
-  HeadFusion head_fusion = HeadFusion::kMean;
-  // Fraction of the smallest fused attention weights per row set to zero before adding the
-  // identity (0 = keep all). The CLS column is never discarded. REQUIRES: 0 <= x < 1.
-  double discard_ratio = 0.0;
-};
 
 // attentions: per block [B,H,T,T] (rows sum to 1), token 0 = CLS.
 // Per block: fuse heads -> A; discard; A' = (A + I) / 2 renormalised so rows sum to 1;

@@ -1,5 +1,7 @@
 #include "pipeline/diagnose.h"
 
+#include <strings.h>
+
 #include <chrono>
 #include <filesystem>
 #include <opencv2/core.hpp>
@@ -10,7 +12,7 @@
 #include "core/fs.h"
 #include "eval/metrics.h"
 #include "explain/overlay.h"
-#include "explain/rollout.h"
+#include "explain/methods.h"
 #include "io/inputs.h"
 #include "model/net.h"
 #include "preprocess/preprocess.h"
@@ -67,21 +69,38 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
                              const RecordCallback& on_record, const NoticeCallback& on_notice) {
   const auto t0 = std::chrono::steady_clock::now();
   if (options.batch_size < 1) throw Error(ErrorKind::kInvalidArgument, "--batch-size must be at least 1");
-  if (options.method != "rollout") {
-    throw Error(ErrorKind::kInvalidArgument, "unknown heatmap method '" + options.method + "' (expected rollout)");
-  }
-  explain::RolloutOptions rollout;
-  rollout.head_fusion = explain::parse_head_fusion(options.head_fusion);
+  explain::ExplainOptions xopt;
+  xopt.method = explain::parse_method(options.method);
+  xopt.rollout.head_fusion = explain::parse_head_fusion(options.head_fusion);
   if (options.discard_ratio < 0.0 || options.discard_ratio >= 1.0) {
     throw Error(ErrorKind::kInvalidArgument, "--discard-ratio must be in [0, 1)");
   }
-  rollout.discard_ratio = options.discard_ratio;
+  xopt.rollout.discard_ratio = options.discard_ratio;
+  xopt.occlusion_patch = options.occlusion_patch;
+  xopt.occlusion_stride = options.occlusion_stride;
 
   auto model = model::load_model(options.model_dir);
   const auto& card = model.card;
   const bool heatmaps = !options.heatmap_dir.empty();
   if (heatmaps) check_writable_dir(options.heatmap_dir);
   HeatmapNamer namer(options.heatmap_dir);
+
+  int target = -1;
+  if (!options.target.empty()) {
+    for (size_t c = 0; c < card.classes.size(); ++c) {
+      if (strcasecmp(card.classes[c].c_str(), options.target.c_str()) == 0) target = static_cast<int>(c);
+    }
+    if (target < 0) {
+      std::string names;
+      for (const auto& c : card.classes) names += (names.empty() ? "" : ", ") + c;
+      throw Error(ErrorKind::kInvalidArgument, "--target '" + options.target + "' is not a class of the model (" + names + ")");
+    }
+  }
+  if (xopt.method == explain::Method::kOcclusion &&
+      (options.occlusion_patch < 1 || options.occlusion_stride < 1 || options.occlusion_patch > card.preprocess.image_size)) {
+    throw Error(ErrorKind::kInvalidArgument, "--occlusion-patch and --occlusion-stride must be in [1, " +
+                                                 std::to_string(card.preprocess.image_size) + "]");
+  }
 
   DiagnoseSummary summary;
   summary.classes = card.classes;
@@ -104,7 +123,6 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
 
   torch::NoGradGuard no_grad;
   const int size = card.preprocess.image_size;
-  const int grid = card.arch.grid_size(size);
   const auto& items = expanded.items;
   for (size_t start = 0; start < items.size(); start += options.batch_size) {
     const size_t end = std::min(items.size(), start + options.batch_size);
@@ -139,12 +157,16 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
       good.push_back(&p);
     }
     if (!good.empty()) {
-      auto out = model.net->forward(torch::stack(inputs), /*keep_attention=*/heatmaps);
-      auto probs = torch::softmax(out.logits.to(torch::kFloat64) / card.temperature, 1).contiguous();
-      torch::Tensor maps;
+      const auto x = torch::stack(inputs);
+      torch::Tensor logits, maps;
       if (heatmaps) {
-        maps = explain::relevance_to_grid(explain::attention_rollout(out.attentions, rollout), grid).contiguous();
+        const auto ex = explain::explain(model.net, x, xopt, std::vector<int>(good.size(), target));
+        logits = ex.logits;
+        maps = ex.maps.contiguous();
+      } else {
+        logits = model.net->forward(x).logits;
       }
+      auto probs = torch::softmax(logits.to(torch::kFloat64) / card.temperature, 1).contiguous();
       for (size_t b = 0; b < good.size(); ++b) {
         auto& r = good[b]->record;
         const double* row = probs[static_cast<int64_t>(b)].data_ptr<double>();
@@ -156,12 +178,18 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         r.ok = true;
         if (heatmaps) {
           auto m = maps[static_cast<int64_t>(b)];
-          cv::Mat grid_map(grid, grid, CV_32FC1, m.data_ptr<float>());
-          const cv::Mat heat = preprocess::map_to_original(grid_map.clone(), good[b]->letterbox, size);
+          const cv::Mat square(size, size, CV_32FC1, m.data_ptr<float>());
+          const cv::Mat heat = preprocess::map_to_original(square, good[b]->letterbox, size);
           const std::string stem = namer.stem_for(good[b]->item);
           try {
-            explain::write_png(stem + ".heatmap.png",
-                               explain::make_overlay(good[b]->display, heat, options.heatmap_alpha));
+            explain::OverlayOptions look;
+            look.alpha = options.heatmap_alpha;
+            look.contour_top = options.contour_top;
+            char caption[160];
+            std::snprintf(caption, sizeof(caption), "%s %.2f  [%s]", card.classes[target >= 0 ? target : best].c_str(),
+                          p[target >= 0 ? target : best], options.method.c_str());
+            look.caption = target >= 0 ? std::string(caption) + " (target; diagnosis " + r.diagnosis + ")" : caption;
+            explain::write_png(stem + ".heatmap.png", explain::make_overlay(good[b]->display, heat, look));
             explain::write_png(stem + ".heatmap-raw.png", explain::heatmap_to_u16(heat));
             r.heatmap = stem + ".heatmap.png";
             r.heatmap_raw = stem + ".heatmap-raw.png";

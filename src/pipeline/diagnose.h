@@ -16,10 +16,14 @@ struct DiagnoseOptions {
   std::string heatmap_dir;           // empty: no heatmaps
   io::ReadOptions read;              // --window, --frame, --slice
   int batch_size = 8;                // images per forward pass
-  std::string method = "rollout";    // heatmap method
+  std::string method = "rollout";    // heatmap method: rollout, gradcam, attn-grad, occlusion
+  std::string target;                // explain this class (name, case-insensitive); empty = the diagnosis
   std::string head_fusion = "mean";  // rollout: mean, max or min over heads
   double discard_ratio = 0.0;        // rollout: share of lowest weights dropped per row
+  int occlusion_patch = 16;          // occlusion: patch side in model-input pixels
+  int occlusion_stride = 8;          // occlusion: step between patches
   double heatmap_alpha = 0.5;        // overlay opacity at the hottest point
+  double contour_top = 0.0;          // > 0: outline the top fraction of the heatmap (e.g. 0.05)
 };
 
 struct DiagnoseSummary {

@@ -52,6 +52,18 @@ cv::Mat prepare(const io::Image& image, const PreprocessConfig& config, Letterbo
   return prepare_display(to_grey(io::to_display(image)), config, letterbox);
 }
 
+cv::Mat prepare_mask(const cv::Mat& mask_display, int size) {
+  const cv::Mat grey = to_grey(mask_display);
+  const Letterbox lb = letterbox_for(grey.cols, grey.rows, size);
+  cv::Mat resized, out(size, size, CV_8UC1, cv::Scalar(0));
+  cv::resize(grey, resized, lb.content.size(), 0, 0,
+             lb.content.width < grey.cols ? cv::INTER_AREA : cv::INTER_NEAREST);
+  cv::Mat binary;
+  cv::threshold(resized, binary, 0.5 - 1e-6, 255.0, cv::THRESH_BINARY);
+  binary.convertTo(out(lb.content), CV_8U);
+  return out;
+}
+
 cv::Mat map_to_original(const cv::Mat& square_map, const Letterbox& lb, int image_size) {
   CV_Assert(square_map.type() == CV_32FC1 && !square_map.empty());
   // Scale the content rectangle from model-input pixels to map pixels.

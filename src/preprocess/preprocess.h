@@ -46,6 +46,10 @@ cv::Mat prepare_display(const cv::Mat& display_grey, const PreprocessConfig& con
 // original_width x original_height. Returns CV_32FC1.
 cv::Mat map_to_original(const cv::Mat& square_map, const Letterbox& letterbox, int image_size);
 
+// A lesion mask (a display image in [0,1], lesion where >= 0.5) letterboxed exactly like
+// prepare(): CV_8UC1, size x size, 255 inside the lesion, 0 elsewhere (padding included).
+cv::Mat prepare_mask(const cv::Mat& mask_display, int size);
+
 // Converts a display image (CV_32FC1/3 in [0,1]) to grey CV_32FC1.
 cv::Mat to_grey(const cv::Mat& display);
 

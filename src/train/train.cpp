@@ -7,20 +7,29 @@
 #include <map>
 #include <mutex>
 #include <numeric>
+#include <future>
+#include <optional>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <thread>
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <filesystem>
+
 #include "core/error.h"
+#include "core/fs.h"
 #include "io/dataset.h"
 #include "io/image.h"
 #include "model/net.h"
 #include "preprocess/preprocess.h"
+#include "explain/faithfulness.h"
 
 namespace medattn::train {
 namespace {
 
 namespace F = torch::nn::functional;
+namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
@@ -31,6 +40,7 @@ double seconds_since(Clock::time_point t0) {
 struct Tensors {
   torch::Tensor x, y;
   std::vector<std::string> groups;
+  std::vector<int64_t> index;  // row -> index into the dataset's samples
   int64_t size() const { return x.defined() ? x.size(0) : 0; }
 };
 
@@ -79,6 +89,7 @@ Tensors prepare_samples(const io::Dataset& data, const preprocess::PreprocessCon
     keep.push_back(i);
     labels.push_back(data.samples[i].label);
     out.groups.push_back(data.samples[i].group);
+    out.index.push_back(i);
   }
   out.x = x.index_select(0, torch::tensor(keep, torch::kInt64));
   out.y = torch::tensor(labels, torch::kInt64);
@@ -122,23 +133,47 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> split_indices(const Tensor
   return {train, val};
 }
 
-// Random affine (rotation +-7 deg, scale 0.9-1.1, shift +-6%) and brightness/contrast/gamma
-// jitter, applied in windowed [0,1] space. x: [B,1,S,S] normalised -> same.
-torch::Tensor augment(const torch::Tensor& x, const preprocess::PreprocessConfig& config) {
+struct AugmentOptions {
+  bool hflip = false;  // anatomy has a side: off unless asked
+};
+
+std::string describe_augment(const AugmentOptions& a) {
+  return std::string("rotation +-7 deg, scale 0.9-1.1, shift +-6%, contrast 0.8-1.2, brightness +-0.08, "
+                     "gamma 0.78-1.28, blur (p=0.25), resolution jitter 0.5-1 (p=0.25), Gaussian noise sd 0-0.03") +
+         (a.hflip ? ", horizontal flips" : "");
+}
+
+// Random affine (rotation +-7 deg, scale 0.9-1.1, shift +-6%), optional horizontal flip,
+// brightness/contrast/gamma, blur or resolution jitter, and noise, applied in windowed [0,1]
+// space. x: [B,1,S,S] normalised -> same.
+torch::Tensor augment(const torch::Tensor& x, const preprocess::PreprocessConfig& config, const AugmentOptions& options) {
+  torch::NoGradGuard no_grad;
   const auto B = x.size(0);
+  const auto S = x.size(2);
   auto u = [&](double lo, double hi) { return torch::rand({B}) * (hi - lo) + lo; };
   auto img = x * config.std + config.mean;
   const auto angle = u(-7, 7) * (M_PI / 180.0);
   const auto scale = u(0.9, 1.1);
+  auto flip = options.hflip ? torch::where(torch::rand({B}) < 0.5, -torch::ones({B}), torch::ones({B})) : torch::ones({B});
   auto cos = torch::cos(angle) / scale, sin = torch::sin(angle) / scale;
-  auto theta = torch::stack({torch::stack({cos, -sin, u(-0.06, 0.06)}, 1),
-                             torch::stack({sin, cos, u(-0.06, 0.06)}, 1)}, 1);  // [B,2,3]
+  auto theta = torch::stack({torch::stack({cos * flip, -sin, u(-0.06, 0.06)}, 1),
+                             torch::stack({sin * flip, cos, u(-0.06, 0.06)}, 1)}, 1);  // [B,2,3]
   auto grid = F::affine_grid(theta, img.sizes().vec(), /*align_corners=*/false);
   img = F::grid_sample(img, grid, F::GridSampleFuncOptions().padding_mode(torch::kZeros).align_corners(false));
   auto contrast = u(0.8, 1.2).view({B, 1, 1, 1});
   auto brightness = u(-0.08, 0.08).view({B, 1, 1, 1});
   auto gamma = torch::exp(u(-0.25, 0.25)).view({B, 1, 1, 1});
   img = (img.clamp(0, 1).pow(gamma) - 0.5) * contrast + 0.5 + brightness;
+  // A quarter of the images blurred (3x3 binomial), another quarter at a lower resolution.
+  const auto choice = torch::rand({B}).view({B, 1, 1, 1});
+  auto kernel = torch::tensor({1.f, 2.f, 1.f});
+  kernel = (kernel.view({3, 1}) * kernel.view({1, 3})).div(16).view({1, 1, 3, 3});
+  auto blurred = F::conv2d(F::pad(img, F::PadFuncOptions({1, 1, 1, 1}).mode(torch::kReplicate)), kernel);
+  const auto low = std::max<int64_t>(8, static_cast<int64_t>(S * (0.5 + 0.5 * torch::rand({1}).item<double>())));
+  auto lowres = F::interpolate(F::interpolate(img, F::InterpolateFuncOptions().size(std::vector<int64_t>{low, low}).mode(torch::kBilinear).align_corners(false)),
+                               F::InterpolateFuncOptions().size(std::vector<int64_t>{S, S}).mode(torch::kBilinear).align_corners(false));
+  img = torch::where(choice < 0.25, blurred, torch::where(choice < 0.5, lowres, img));
+  img = img + torch::randn_like(img) * u(0.0, 0.03).view({B, 1, 1, 1});
   return (img.clamp(0, 1) - config.mean) / config.std;
 }
 
@@ -171,21 +206,141 @@ std::string describe_split(double fraction, uint64_t seed) {
   return s.str();
 }
 
+// Everything needed to continue an interrupted run exactly where it stopped.
+struct Checkpoint {
+  int epoch = 0;  // epochs completed
+  int64_t step = 0;
+  double best_auc = -1, best_acc = -1;
+  int best_epoch = 0;
+  int epochs_since_best = 0;
+};
+
+std::string checkpoint_dir(const std::string& out) { return (fs::path(out) / "checkpoint").string(); }
+
+// Writes the checkpoint atomically: every file goes to a fresh folder that replaces the
+// old one by rename, so a kill at any moment leaves the previous or the new checkpoint.
+void save_checkpoint(const std::string& out, const Checkpoint& c, model::AttnNet& net, model::AttnNet& best,
+                     model::AttnNet* ema, torch::optim::AdamW& optimizer, const model::ModelCard& card) {
+  const fs::path dir = checkpoint_dir(out);
+  const fs::path tmp = dir.string() + ".tmp";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) throw file_error(ErrorKind::kIOError, "cannot write checkpoint", tmp.string(), ec.message());
+  model::save_weights(*net, (tmp / "net.bin").string());
+  model::save_weights(*best, (tmp / "best.bin").string());
+  if (ema != nullptr) model::save_weights(**ema, (tmp / "ema.bin").string());
+  torch::save(optimizer, (tmp / "optimizer.pt").string());
+  torch::Tensor rng_state;
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    rng_state = gen.get_state();
+  }
+  torch::save(rng_state, (tmp / "rng.pt").string());
+  nlohmann::json j = {{"epoch", c.epoch}, {"step", c.step}, {"best_auc", c.best_auc}, {"best_acc", c.best_acc},
+                      {"best_epoch", c.best_epoch}, {"epochs_since_best", c.epochs_since_best},
+                      {"architecture", model::card_to_json(card)["architecture"]},
+                      {"input", model::card_to_json(card)["input"]}, {"classes", card.classes}};
+  write_file_atomic((tmp / "state.json").string(), j.dump(2));
+  const fs::path old = dir.string() + ".old";
+  fs::remove_all(old, ec);
+  if (fs::exists(dir)) fs::rename(dir, old, ec);
+  fs::rename(tmp, dir, ec);
+  if (ec) throw file_error(ErrorKind::kIOError, "cannot write checkpoint", dir.string(), ec.message());
+  fs::remove_all(old, ec);
+}
+
+Checkpoint load_checkpoint(const std::string& out, model::AttnNet& net, model::AttnNet& best, model::AttnNet* ema,
+                           torch::optim::AdamW& optimizer, const model::ModelCard& card) {
+  fs::path dir = checkpoint_dir(out);
+  std::error_code ec;
+  // A kill between the two renames of save_checkpoint leaves only the ".old" copy.
+  if (!fs::exists(dir / "state.json", ec) && fs::exists(dir.string() + ".old/state.json", ec)) dir = dir.string() + ".old";
+  if (!fs::exists(dir / "state.json", ec)) {
+    throw file_error(ErrorKind::kInvalidArgument, "cannot resume", out, "no checkpoint (train without --resume first)");
+  }
+  const auto j = nlohmann::json::parse(read_file((dir / "state.json").string()));
+  const auto want = model::card_to_json(card);
+  if (j.value("architecture", nlohmann::json()) != want["architecture"] || j.value("input", nlohmann::json()) != want["input"] ||
+      j.value("classes", nlohmann::json()) != nlohmann::json(card.classes)) {
+    throw file_error(ErrorKind::kInvalidArgument, "cannot resume", out,
+                     "the checkpoint was made with another architecture, input size or classes");
+  }
+  model::load_weights(*net, (dir / "net.bin").string());
+  model::load_weights(*best, (dir / "best.bin").string());
+  if (ema != nullptr) {
+    if (!fs::exists(dir / "ema.bin", ec)) throw file_error(ErrorKind::kInvalidArgument, "cannot resume", out, "the checkpoint has no EMA weights (--ema differs)");
+    model::load_weights(**ema, (dir / "ema.bin").string());
+  }
+  torch::load(optimizer, (dir / "optimizer.pt").string());
+  torch::Tensor rng_state;
+  torch::load(rng_state, (dir / "rng.pt").string());
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(rng_state);
+  }
+  Checkpoint c;
+  c.epoch = j.at("epoch");
+  c.step = j.at("step");
+  c.best_auc = j.at("best_auc");
+  c.best_acc = j.at("best_acc");
+  c.best_epoch = j.at("best_epoch");
+  c.epochs_since_best = j.at("epochs_since_best");
+  return c;
+}
+
+void copy_state(model::AttnNet& dst, model::AttnNet& src) {
+  torch::NoGradGuard no_grad;
+  auto d = dst->parameters(), s = src->parameters();
+  for (size_t i = 0; i < d.size(); ++i) d[i].copy_(s[i]);
+  auto db = dst->buffers(), sb = src->buffers();
+  for (size_t i = 0; i < db.size(); ++i) db[i].copy_(sb[i]);
+}
+
+// ema = decay * ema + (1 - decay) * net for parameters; buffers (BatchNorm statistics) copied.
+void update_ema(model::AttnNet& ema, model::AttnNet& net, double decay) {
+  torch::NoGradGuard no_grad;
+  auto e = ema->parameters(), p = net->parameters();
+  for (size_t i = 0; i < e.size(); ++i) e[i].mul_(decay).add_(p[i], 1.0 - decay);
+  auto eb = ema->buffers(), pb = net->buffers();
+  for (size_t i = 0; i < eb.size(); ++i) eb[i].copy_(pb[i]);
+}
+
 }  // namespace
 
 TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch,
                       const NoticeCallback& on_notice) {
   const auto t0 = Clock::now();
   if (options.out.empty()) throw Error(ErrorKind::kInvalidArgument, "--out MODEL is required");
-  if (options.epochs < 1 || options.batch_size < 1) throw Error(ErrorKind::kInvalidArgument, "--epochs and --batch-size must be at least 1");
+  if (options.epochs < 1 || options.batch_size < 2) throw Error(ErrorKind::kInvalidArgument, "--epochs must be at least 1 and --batch-size at least 2");
   if (options.val_fraction <= 0 || options.val_fraction >= 1) throw Error(ErrorKind::kInvalidArgument, "--val-fraction must be in (0, 1)");
+  if (options.ema < 0 || options.ema >= 1) throw Error(ErrorKind::kInvalidArgument, "--ema must be in [0, 1)");
+  if (options.label_smoothing < 0 || options.label_smoothing >= 1) throw Error(ErrorKind::kInvalidArgument, "--label-smoothing must be in [0, 1)");
+  std::optional<std::regex> group_regex;
+  if (!options.group_regex.empty()) {
+    try {
+      group_regex.emplace(options.group_regex);
+    } catch (const std::regex_error& e) {
+      throw Error(ErrorKind::kInvalidArgument, "--group-regex '" + options.group_regex + "' is not a valid regular expression");
+    }
+  }
   torch::manual_seed(options.seed);
 
   io::DatasetOptions dopt;
   dopt.classes = options.classes;
   dopt.split = options.split;
-  const io::Dataset train_set = io::load_dataset(options.data, dopt);
+  io::Dataset train_set = io::load_dataset(options.data, dopt);
   for (const auto& n : train_set.notices) if (on_notice) on_notice(n);
+  if (group_regex) {
+    // Patient groups from file names, e.g. "person(\d+)_" for the Kermany chest X-rays.
+    for (auto& s : train_set.samples) {
+      std::smatch m;
+      const std::string name = fs::path(s.path).filename().string();
+      if (std::regex_search(name, m, *group_regex)) s.group = m.size() > 1 ? m[1].str() : m[0].str();
+    }
+  }
   model::ModelCard card = options.card;
   card.classes = train_set.classes;
   if (card.classes.size() < 2) throw file_error(ErrorKind::kInvalidArgument, "cannot train on", options.data, "needs at least 2 classes");
@@ -209,6 +364,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
     va.x = all.x.index_select(0, vt);
     va.y = all.y.index_select(0, vt);
   }
+  all = Tensors();
   if (tr.size() == 0 || va.size() == 0) throw file_error(ErrorKind::kInvalidArgument, "cannot train on", options.data, "the training or validation split is empty");
 
   const int K = static_cast<int>(card.classes.size());
@@ -217,74 +373,101 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   auto class_weights = (counts.sum() / counts) / K;
 
   model::AttnNet net = model::build_net(card);
+  model::AttnNet best = model::build_net(card);
+  model::AttnNet ema{nullptr};
+  if (options.ema > 0) {
+    ema = model::build_net(card);
+    copy_state(ema, net);
+  }
+  // The network that is validated, kept and shipped: the EMA of the weights when enabled.
+  model::AttnNet& judged = options.ema > 0 ? ema : net;
   torch::optim::AdamW optimizer(net->parameters(), torch::optim::AdamWOptions(options.lr).weight_decay(options.weight_decay));
   const int64_t n = tr.size();
-  const int64_t steps_per_epoch = (n + options.batch_size - 1) / options.batch_size;
+  const int64_t steps_per_epoch = n / options.batch_size + ((n % options.batch_size) >= 2 ? 1 : 0);
   const int64_t total_steps = steps_per_epoch * options.epochs;
   const int64_t warmup_steps = steps_per_epoch * std::min(options.warmup_epochs, options.epochs);
 
   TrainResult result;
   result.train_count = static_cast<int>(tr.size());
   result.val_count = static_cast<int>(va.size());
-  std::vector<torch::Tensor> best_state;
-  double best_auc = -1, best_acc = -1;
-  int64_t step = 0;
-  for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+  Checkpoint state;
+  if (options.resume) {
+    state = load_checkpoint(options.out, net, best, options.ema > 0 ? &ema : nullptr, optimizer, card);
+    if (on_notice) on_notice("resuming after epoch " + std::to_string(state.epoch) + " (best so far: epoch " + std::to_string(state.best_epoch) + ")");
+  }
+  AugmentOptions aug;
+  aug.hflip = options.hflip;
+  for (int epoch = state.epoch + 1; epoch <= options.epochs; ++epoch) {
+    if (options.patience > 0 && state.epochs_since_best >= options.patience) {
+      if (on_notice) on_notice("early stop: validation AUC has not improved for " + std::to_string(options.patience) + " epochs");
+      break;
+    }
     const auto te = Clock::now();
     net->train();
     auto perm = torch::randperm(n, torch::kInt64);
-    double loss_sum = 0;
-    for (int64_t s = 0; s < n; s += options.batch_size) {
+    // The next batch is drawn and augmented on a second thread while this one trains.
+    auto make_batch = [&](int64_t s) {
       const int64_t e = std::min(n, s + options.batch_size);
-      if (e - s < 2) continue;  // BatchNorm needs two samples
       auto idx = perm.slice(0, s, e);
       auto xb = tr.x.index_select(0, idx);
-      if (options.augment) xb = augment(xb, card.preprocess);
-      auto yb = tr.y.index_select(0, idx);
+      if (options.augment) xb = augment(xb, card.preprocess, aug);
+      return std::make_pair(xb, tr.y.index_select(0, idx));
+    };
+    double loss_sum = 0;
+    int64_t seen = 0;
+    std::future<std::pair<torch::Tensor, torch::Tensor>> next = std::async(std::launch::async, make_batch, 0);
+    for (int64_t s = 0; s < n; s += options.batch_size) {
+      auto [xb, yb] = next.get();
+      if (s + options.batch_size < n) next = std::async(std::launch::async, make_batch, s + options.batch_size);
+      if (xb.size(0) < 2) continue;  // BatchNorm needs two samples
+      const int64_t step = state.step;
       const double lr = step < warmup_steps
           ? options.lr * static_cast<double>(step + 1) / warmup_steps
           : options.lr * 0.5 * (1 + std::cos(M_PI * static_cast<double>(step - warmup_steps) /
                                              std::max<int64_t>(1, total_steps - warmup_steps)));
       for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
       optimizer.zero_grad();
-      auto loss = F::cross_entropy(net->forward(xb).logits, yb, F::CrossEntropyFuncOptions().weight(class_weights));
+      auto loss = F::cross_entropy(net->forward(xb).logits, yb,
+                                   F::CrossEntropyFuncOptions().weight(class_weights).label_smoothing(options.label_smoothing));
       loss.backward();
       optimizer.step();
-      loss_sum += loss.item<double>() * static_cast<double>(e - s);
-      ++step;
+      if (options.ema > 0) {
+        // Warm-up of the average: early steps use a smaller decay.
+        update_ema(ema, net, std::min(options.ema, (1.0 + step) / (10.0 + step)));
+      }
+      loss_sum += loss.item<double>() * static_cast<double>(xb.size(0));
+      seen += xb.size(0);
+      ++state.step;
     }
-    const auto metrics = eval::compute_metrics(eval::apply_temperature(logits_of(net, va.x, 128), labels_of(va.y), 1.0));
+    const auto metrics = eval::compute_metrics(eval::apply_temperature(logits_of(judged, va.x, 128), labels_of(va.y), 1.0));
     EpochReport report;
     report.epoch = epoch;
     report.epochs = options.epochs;
-    report.train_loss = loss_sum / static_cast<double>(n);
+    report.train_loss = loss_sum / static_cast<double>(std::max<int64_t>(1, seen));
     report.val_accuracy = metrics.accuracy;
     report.val_auc = metrics.auc;
     report.seconds = seconds_since(te);
-    report.images_per_second = static_cast<double>(n) / std::max(1e-9, report.seconds);
+    report.images_per_second = static_cast<double>(seen) / std::max(1e-9, report.seconds);
     report.eta_seconds = report.seconds * (options.epochs - epoch);
     const double auc = std::isnan(metrics.auc) ? 0.0 : metrics.auc;
-    if (auc > best_auc || (auc == best_auc && metrics.accuracy > best_acc)) {
-      best_auc = auc;
-      best_acc = metrics.accuracy;
-      result.best_epoch = epoch;
-      result.validation = metrics;
-      best_state.clear();
-      for (const auto& p : net->parameters()) best_state.push_back(p.detach().clone());
-      for (const auto& b : net->buffers()) best_state.push_back(b.detach().clone());
+    state.epoch = epoch;
+    if (auc > state.best_auc || (auc == state.best_auc && metrics.accuracy > state.best_acc)) {
+      state.best_auc = auc;
+      state.best_acc = metrics.accuracy;
+      state.best_epoch = epoch;
+      state.epochs_since_best = 0;
+      copy_state(best, judged);
       report.best = true;
+    } else {
+      ++state.epochs_since_best;
     }
+    save_checkpoint(options.out, state, net, best, options.ema > 0 ? &ema : nullptr, optimizer, card);
     if (on_epoch) on_epoch(report);
   }
-  {
-    torch::NoGradGuard no_grad;
-    size_t i = 0;
-    for (auto& p : net->parameters()) p.copy_(best_state[i++]);
-    for (auto& b : net->buffers()) b.copy_(best_state[i++]);
-  }
-  net->eval();
+  result.best_epoch = state.best_epoch;
+  best->eval();
   // Calibration: temperature scaling fitted on the validation logits.
-  const auto val_logits = logits_of(net, va.x, 128);
+  const auto val_logits = logits_of(best, va.x, 128);
   const auto val_labels = labels_of(va.y);
   const auto uncalibrated = eval::apply_temperature(val_logits, val_labels, 1.0);
   card.temperature = options.calibrate ? eval::fit_temperature(val_logits, val_labels) : 1.0;
@@ -298,42 +481,111 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   result.seconds = seconds_since(t0);
   card.training["data"] = {{"train", options.data}, {"split", options.split},
                            {"validation", options.val_data.empty() && options.val_split.empty()
-                                              ? describe_split(options.val_fraction, options.seed)
+                                              ? describe_split(options.val_fraction, options.seed) +
+                                                    (options.group_regex.empty() ? "" : ", grouped by " + options.group_regex)
                                               : (options.val_data.empty() ? options.data : options.val_data) + (options.val_split.empty() ? "" : " split " + options.val_split)},
                            {"train_images", result.train_count}, {"val_images", result.val_count}};
   card.training["command"] = options.command;
   card.training["epochs"] = options.epochs;
+  card.training["epochs_run"] = state.epoch;
   card.training["best_epoch"] = result.best_epoch;
   card.training["batch_size"] = options.batch_size;
   card.training["optimizer"] = {{"name", "AdamW"}, {"lr", options.lr}, {"weight_decay", options.weight_decay},
                                 {"schedule", "linear warm-up " + std::to_string(options.warmup_epochs) + " epoch(s), cosine decay"}};
-  card.training["augment"] = options.augment;
+  card.training["loss"] = {{"name", "cross-entropy, inverse-frequency class weights"}, {"label_smoothing", options.label_smoothing}};
+  card.training["ema"] = options.ema;
+  card.training["augment"] = options.augment ? nlohmann::json(describe_augment(aug)) : nlohmann::json(false);
   card.training["seed"] = options.seed;
   card.training["seconds"] = std::round(result.seconds);
   card.training["threads"] = at::get_num_threads();
   card.validation = eval::metrics_to_json(result.validation, card.classes);
   card.validation["ece_before_calibration"] = std::round(result.ece_before * 1e6) / 1e6;
-  model::save_model(options.out, card, net);
+  model::save_model(options.out, card, best);
+  // The run is complete: its checkpoint has served its purpose and must not ship with the model.
+  std::error_code ec;
+  fs::remove_all(checkpoint_dir(options.out), ec);
   result.card = card;
   return result;
 }
 
 EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback& on_notice) {
   auto model = model::load_model(options.model_dir);
+  const auto& card = model.card;
   io::DatasetOptions dopt;
-  dopt.classes = model.card.classes;
+  dopt.classes = card.classes;
   dopt.split = options.split;
   const io::Dataset data = io::load_dataset(options.data, dopt);
   for (const auto& n : data.notices) if (on_notice) on_notice(n);
-  Tensors t = prepare_samples(data, model.card.preprocess, on_notice);
+  Tensors t = prepare_samples(data, card.preprocess, on_notice);
   EvaluateResult result;
-  result.classes = model.card.classes;
+  result.classes = card.classes;
   result.skipped = static_cast<int>(data.samples.size() - t.size());
   if (t.size() == 0) throw file_error(ErrorKind::kInvalidArgument, "cannot evaluate on", options.data, "no readable samples");
   result.predictions = eval::apply_temperature(logits_of(model.net, t.x, options.batch_size), labels_of(t.y),
-                                               model.card.temperature);
-  result.threshold = model.card.threshold;
+                                               card.temperature);
+  result.threshold = card.threshold;
   result.metrics = eval::compute_metrics(result.predictions, result.threshold);
+  if (options.method.empty()) return result;
+
+  // Heatmap metrics, for the class each image is predicted as (the card's decision rule).
+  explain::ExplainOptions xopt = options.explain;
+  xopt.method = explain::parse_method(options.method);
+  const int S = card.preprocess.image_size;
+  HeatmapMetrics& hm = result.heatmaps;
+  hm.method = options.method;
+  std::vector<int> predicted;
+  for (const auto& p : result.predictions.probabilities) predicted.push_back(eval::decide(p, card.threshold));
+  const bool with_masks = !options.masks.empty();
+  if (with_masks && !fs::is_directory(options.masks)) {
+    throw file_error(ErrorKind::kInvalidArgument, "cannot read masks", options.masks, "not a directory");
+  }
+  double del_sum = 0, ins_sum = 0, iou_sum = 0;
+  int hits = 0;
+  const int64_t chunk = 16;
+  for (int64_t s = 0; s < t.size(); s += chunk) {
+    const int64_t e = std::min(t.size(), s + chunk);
+    auto xb = t.x.slice(0, s, e);
+    const std::vector<int> targets(predicted.begin() + s, predicted.begin() + e);
+    auto ex = explain::explain(model.net, xb, xopt, targets);
+    auto maps = ex.maps.contiguous();
+    if (!options.no_deletion) {
+      for (const auto& d : explain::deletion_insertion(model.net, xb, maps, targets, card.temperature)) {
+        del_sum += d.deletion_auc;
+        ins_sum += d.insertion_auc;
+      }
+    }
+    if (!with_masks) continue;
+    for (int64_t b = 0; b < e - s; ++b) {
+      const auto& sample = data.samples[t.index[s + b]];
+      const fs::path rel = fs::relative(sample.path, options.data);
+      const fs::path mask_path = fs::path(options.masks) / rel;
+      cv::Mat mask;
+      try {
+        mask = preprocess::prepare_mask(io::to_display(io::read_image(mask_path.string())), S);
+      } catch (const Error& err) {
+        if (on_notice) on_notice(std::string("no usable mask: ") + err.what());
+        continue;
+      }
+      if (cv::countNonZero(mask) == 0) continue;  // normal image: nothing to point at
+      cv::Mat map(S, S, CV_32FC1, maps[b].data_ptr<float>());
+      hits += explain::pointing_game_hit(map, mask);
+      iou_sum += explain::heatmap_iou(map, mask);
+      ++hm.masked;
+    }
+  }
+  hm.images = static_cast<int>(t.size());
+  if (!options.no_deletion) {
+    hm.deletion_auc = del_sum / static_cast<double>(t.size());
+    hm.insertion_auc = ins_sum / static_cast<double>(t.size());
+  }
+  if (hm.masked > 0) {
+    hm.pointing_game = static_cast<double>(hits) / hm.masked;
+    hm.heatmap_iou = iou_sum / hm.masked;
+  }
+  if (options.randomization_check) {
+    const int64_t n = std::min<int64_t>(t.size(), options.randomization_images);
+    hm.randomization = explain::randomization_check(card, model.net, t.x.slice(0, 0, n), xopt);
+  }
   return result;
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "eval/metrics.h"
+#include "explain/options.h"
 #include "model/card.h"
 
 namespace medattn::train {
@@ -26,7 +27,13 @@ struct TrainOptions {
   double weight_decay = 0.05;
   int warmup_epochs = 1;            // linear warm-up, then cosine decay to 0
   uint64_t seed = 1;
-  bool augment = true;              // small shifts and brightness/contrast jitter
+  bool augment = true;              // geometric + photometric augmentation (see train.cpp)
+  bool hflip = false;               // also flip horizontally (off: anatomy has a side)
+  double label_smoothing = 0.0;     // cross-entropy label smoothing in [0,1)
+  double ema = 0.0;                 // exponential moving average of the weights (0 = off), e.g. 0.999
+  int patience = 0;                 // early stop after this many epochs without a better val AUC (0 = off)
+  std::string group_regex;          // patient id from the file name (first capture group), for grouped splits
+  bool resume = false;              // continue from OUT/checkpoint
   bool calibrate = true;            // fit a softmax temperature on validation
   std::string operating_point;      // binary: "balanced" or "sensitivity=X"; empty = argmax
   model::ModelCard card;            // name, image size, preprocessing, architecture
@@ -53,9 +60,12 @@ struct TrainResult {
 using EpochCallback = std::function<void(const EpochReport&)>;
 using NoticeCallback = std::function<void(const std::string&)>;
 
-// Trains with AdamW on class-weighted cross-entropy, keeps the epoch with the best
-// validation AUC (accuracy breaks ties) and writes it to options.out. Throws medattn::Error
-// on unusable data or options.
+// Trains with AdamW (warm-up, cosine decay) on class-weighted cross-entropy, keeps the epoch
+// with the best validation AUC (accuracy breaks ties), fits a temperature and optionally a
+// decision threshold on validation, and writes the model to options.out. A checkpoint is
+// written atomically to OUT/checkpoint after every epoch; options.resume continues from it
+// with the same optimizer and random state. Throws medattn::Error on unusable data or
+// options.
 TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch,
                       const NoticeCallback& on_notice);
 
@@ -64,6 +74,24 @@ struct EvaluateOptions {
   std::string data;
   std::string split;
   int batch_size = 64;
+  // Heatmap metrics (empty method: none). Maps explain the class each image is predicted as.
+  std::string method;
+  explain::ExplainOptions explain;
+  std::string masks;                 // lesion masks at the same relative paths as DATA's images
+  bool no_deletion = false;          // skip deletion/insertion (they cost 34 forward passes an image)
+  bool randomization_check = false;  // cascading weight randomisation (Adebayo et al. 2018)
+  int randomization_images = 32;     // images used by the randomisation check
+};
+
+struct HeatmapMetrics {
+  std::string method;
+  int images = 0;                // images explained
+  int masked = 0;                // images with a non-empty lesion mask
+  double pointing_game = -1;     // share of masked images whose map maximum is in the lesion (-1: none)
+  double heatmap_iou = -1;       // mean IoU of the top |mask| pixels with the mask (-1: none)
+  double deletion_auc = -1;      // mean; lower is better (-1: not computed)
+  double insertion_auc = -1;     // mean; higher is better
+  std::vector<explain::RandomizationStep> randomization;
 };
 
 struct EvaluateResult {
@@ -71,6 +99,7 @@ struct EvaluateResult {
   eval::Metrics metrics;
   eval::Predictions predictions;  // calibrated probabilities and labels, per readable sample
   double threshold = -1.0;        // the card's decision threshold (negative: argmax)
+  HeatmapMetrics heatmaps;        // when EvaluateOptions::method is set
   int skipped = 0;  // samples that could not be read (reported as notices)
 };
 

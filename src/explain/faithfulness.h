@@ -1,0 +1,49 @@
+// Measuring heatmaps: against known lesions (pointing game, IoU), against the model itself
+// (deletion/insertion), and against a model whose weights were randomised (Adebayo et al.
+// 2018 sanity check).
+#pragma once
+
+#include <opencv2/core.hpp>
+#include <string>
+#include <vector>
+
+#include "explain/methods.h"
+
+namespace medattn::explain {
+
+// True when the map's maximum (the first one in row-major order) lies inside the mask.
+// map: CV_32FC1; mask: CV_8UC1 of the same size, nonzero = lesion. REQUIRES: mask not empty.
+bool pointing_game_hit(const cv::Mat& map, const cv::Mat& mask);
+
+// IoU between the mask and the map's top region of the same area (the k = |mask| highest
+// pixels; ties broken by row-major order).
+double heatmap_iou(const cv::Mat& map, const cv::Mat& mask);
+
+// Mean of ys over equally spaced points of [0,1] by the trapezoidal rule.
+double trapezoid_auc(const std::vector<double>& ys);
+
+// Spearman rank correlation of two equally long samples (average ranks for ties); 0 when
+// either is constant.
+double spearman(const std::vector<float>& a, const std::vector<float>& b);
+
+struct DeletionInsertion {
+  double deletion_auc = 0;   // lower is better: removing the most relevant pixels first
+  double insertion_auc = 0;  // higher is better: adding them first to a blurred image
+};
+
+// For each image: the target class's probability (softmax(logits / temperature)) as the
+// most relevant pixels (by `maps`, [B,S,S]) are replaced by the blurred baseline (deletion)
+// or copied into it (insertion), in `steps` equal steps from 0 to all pixels.
+// x: [B,1,S,S] normalised input.
+std::vector<DeletionInsertion> deletion_insertion(model::AttnNet& net, const torch::Tensor& x,
+                                                  const torch::Tensor& maps, const std::vector<int>& targets,
+                                                  double temperature, int steps = 16);
+
+// Cascading randomisation from the top layer down: after re-initialising each layer in turn
+// (keeping those above randomised), recomputes the maps for the same targets and reports
+// their rank correlation with the original maps. Works on a copy; `net` is unchanged.
+std::vector<RandomizationStep> randomization_check(const model::ModelCard& card, model::AttnNet& net,
+                                                   const torch::Tensor& x, const ExplainOptions& options,
+                                                   uint64_t seed = 1);
+
+}  // namespace medattn::explain

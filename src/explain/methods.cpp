@@ -1,0 +1,184 @@
+#include "explain/methods.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace medattn::explain {
+namespace {
+
+namespace F = torch::nn::functional;
+
+// Per-image min-max to [0,1]; constant maps become zero. maps: [B,H,W].
+torch::Tensor normalise(const torch::Tensor& maps) {
+  auto flat = maps.reshape({maps.size(0), -1});
+  auto lo = std::get<0>(flat.min(1, true)), hi = std::get<0>(flat.max(1, true));
+  auto range = hi - lo;
+  auto out = torch::where(range > 1e-12, (flat - lo) / range.clamp_min(1e-12), torch::zeros_like(flat));
+  return out.reshape(maps.sizes());
+}
+
+std::vector<int> resolve_targets(const torch::Tensor& logits, const std::vector<int>& targets) {
+  const auto B = logits.size(0);
+  const auto K = logits.size(1);
+  auto pred = logits.argmax(1);
+  std::vector<int> out(B);
+  for (int64_t b = 0; b < B; ++b) {
+    const int t = b < static_cast<int64_t>(targets.size()) ? targets[b] : -1;
+    TORCH_CHECK(t < K, "target class out of range");
+    out[b] = t >= 0 ? t : static_cast<int>(pred[b].item<int64_t>());
+  }
+  return out;
+}
+
+// Sum over the batch of each image's target logit: one backward pass explains all images,
+// since images do not interact in eval mode.
+torch::Tensor target_score(const torch::Tensor& logits, const std::vector<int>& targets) {
+  auto idx = torch::tensor(std::vector<int64_t>(targets.begin(), targets.end()), torch::kInt64).view({-1, 1});
+  return logits.gather(1, idx).sum();
+}
+
+// A blurred copy of x as the "removed information" baseline (for occlusion and the
+// deletion/insertion metrics): Gaussian blur with sigma = S/16, replicate borders.
+torch::Tensor blurred(const torch::Tensor& x) {
+  const int64_t S = x.size(2);
+  const double sigma = std::max(1.0, S / 16.0);
+  const int64_t radius = static_cast<int64_t>(std::ceil(3 * sigma));
+  auto r = torch::arange(-radius, radius + 1, torch::kFloat32);
+  auto k = torch::exp(-(r * r) / (2 * sigma * sigma));
+  k = k / k.sum();
+  auto padded = F::pad(x, F::PadFuncOptions({radius, radius, radius, radius}).mode(torch::kReplicate));
+  auto h = F::conv2d(padded, k.view({1, 1, 1, -1}));
+  return F::conv2d(h, k.view({1, 1, -1, 1}));
+}
+
+}  // namespace
+
+torch::Tensor upsample_maps(const torch::Tensor& maps, int size) {
+  auto up = maps.unsqueeze(1).to(torch::kFloat32);
+  if (maps.size(1) != size || maps.size(2) != size) {
+    up = F::interpolate(up, F::InterpolateFuncOptions()
+                                .size(std::vector<int64_t>{size, size})
+                                .mode(torch::kBilinear)
+                                .align_corners(false));
+  }
+  return normalise(up.squeeze(1));
+}
+
+torch::Tensor blurred_baseline(const torch::Tensor& x) { return blurred(x); }
+
+Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOptions& options,
+                    const std::vector<int>& targets) {
+  net->eval();
+  const int S = static_cast<int>(x.size(2));
+  const int grid = net->grid_;
+  const auto B = x.size(0);
+  Explanation out;
+  switch (options.method) {
+    case Method::kRollout: {
+      torch::NoGradGuard no_grad;
+      auto o = net->forward(x, /*keep_attention=*/true);
+      out.logits = o.logits;
+      out.targets = resolve_targets(o.logits, targets);
+      auto rel = attention_rollout(o.attentions, options.rollout);
+      out.maps = upsample_maps(rel.reshape({B, grid, grid}), S);
+      break;
+    }
+    case Method::kGradCam: {
+      torch::AutoGradMode grad(true);
+      auto o = net->forward(x.detach(), /*keep_attention=*/false);
+      out.logits = o.logits.detach();
+      out.targets = resolve_targets(out.logits, targets);
+      auto g = torch::autograd::grad({target_score(o.logits, out.targets)}, {o.feature_map})[0];  // [B,C,g,g]
+      auto weights = g.mean({2, 3}, /*keepdim=*/true);
+      auto cam = torch::relu((weights * o.feature_map.detach()).sum(1));  // [B,g,g]
+      out.maps = upsample_maps(cam, S);
+      break;
+    }
+    case Method::kAttnGrad: {
+      // Chefer et al. 2021, eq. 5-6: per block, A_bar = mean_heads(relu(grad(A) * A)),
+      // R <- R + A_bar R, starting from R = I; the CLS row of R over the image tokens.
+      torch::AutoGradMode grad(true);
+      auto o = net->forward(x.detach(), /*keep_attention=*/true);
+      out.logits = o.logits.detach();
+      out.targets = resolve_targets(out.logits, targets);
+      auto grads = torch::autograd::grad({target_score(o.logits, out.targets)}, o.attentions);
+      const auto T = o.attentions[0].size(2);
+      auto R = torch::eye(T, torch::kFloat32).expand({B, T, T}).clone();
+      for (size_t l = 0; l < o.attentions.size(); ++l) {
+        auto cam = torch::relu(grads[l] * o.attentions[l].detach()).mean(1);  // [B,T,T]
+        R = R + torch::matmul(cam, R);
+      }
+      auto rel = R.select(1, 0).narrow(1, 1, T - 1);
+      out.maps = upsample_maps(rel.reshape({B, grid, grid}), S);
+      break;
+    }
+    case Method::kOcclusion: {
+      torch::NoGradGuard no_grad;
+      const int p = options.occlusion_patch, stride = options.occlusion_stride;
+      if (p < 1 || stride < 1 || p > S) {
+        throw Error(ErrorKind::kInvalidArgument, "occlusion patch and stride must be in [1, input size]");
+      }
+      out.logits = net->forward(x).logits;
+      out.targets = resolve_targets(out.logits, targets);
+      auto base_prob = torch::softmax(out.logits, 1);
+      auto baseline = blurred(x);
+      std::vector<std::pair<int, int>> origins;
+      for (int y = 0; y <= S - p; y += stride) {
+        for (int xx = 0; xx <= S - p; xx += stride) origins.emplace_back(y, xx);
+      }
+      // Cover the right and bottom borders too.
+      if ((S - p) % stride != 0) {
+        const int last = S - p;
+        std::vector<std::pair<int, int>> extra;
+        for (const auto& [y, xx] : origins) {
+          if (xx + stride > last) extra.emplace_back(y, last);
+          if (y + stride > last) extra.emplace_back(last, xx);
+        }
+        extra.emplace_back(last, last);
+        origins.insert(origins.end(), extra.begin(), extra.end());
+      }
+      auto heat = torch::zeros({B, S, S});
+      auto count = torch::zeros({S, S});
+      for (const auto& [y, xx] : origins) count.narrow(0, y, p).narrow(1, xx, p).add_(1);
+      for (int64_t b = 0; b < B; ++b) {
+        const double p0 = base_prob[b][out.targets[b]].item<double>();
+        for (size_t start = 0; start < origins.size(); start += options.occlusion_batch) {
+          const size_t end = std::min(origins.size(), start + static_cast<size_t>(options.occlusion_batch));
+          auto batch = x[b].unsqueeze(0).repeat({static_cast<int64_t>(end - start), 1, 1, 1});
+          for (size_t i = start; i < end; ++i) {
+            const auto [y, xx] = origins[i];
+            batch[static_cast<int64_t>(i - start)].narrow(1, y, p).narrow(2, xx, p)
+                .copy_(baseline[b].narrow(1, y, p).narrow(2, xx, p));
+          }
+          auto probs = torch::softmax(net->forward(batch).logits, 1).select(1, out.targets[b]);
+          for (size_t i = start; i < end; ++i) {
+            const auto [y, xx] = origins[i];
+            const double drop = p0 - probs[static_cast<int64_t>(i - start)].item<double>();
+            heat[b].narrow(0, y, p).narrow(1, xx, p).add_(drop);
+          }
+        }
+      }
+      out.maps = normalise(torch::relu(heat / count.clamp_min(1)));
+      break;
+    }
+    case Method::kRandom:
+    case Method::kCentre: {
+      torch::NoGradGuard no_grad;
+      out.logits = net->forward(x).logits;
+      out.targets = resolve_targets(out.logits, targets);
+      if (options.method == Method::kRandom) {
+        auto gen = at::detail::createCPUGenerator(options.seed);
+        out.maps = upsample_maps(torch::rand({B, grid, grid}, gen), S);
+      } else {
+        auto r = (torch::arange(S, torch::kFloat32) + 0.5) / S - 0.5;
+        auto d2 = r.view({S, 1}).pow(2) + r.view({1, S}).pow(2);
+        out.maps = normalise(torch::exp(-d2 / (2 * 0.2 * 0.2)).unsqueeze(0).expand({B, S, S}).contiguous());
+      }
+      break;
+    }
+  }
+  return out;
+}
+
+}  // namespace medattn::explain

@@ -1,0 +1,33 @@
+// Heatmap methods: where the model looked for a class. Every method returns maps over the
+// model input in [0,1]; preprocess::map_to_original() takes them to the original image.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "explain/options.h"
+#include "explain/rollout.h"
+#include "model/net.h"
+
+namespace medattn::explain {
+
+struct Explanation {
+  torch::Tensor logits;  // [B,K] (no temperature applied)
+  torch::Tensor maps;    // [B,S,S] in [0,1] (per-image min-max), S = model input size
+  std::vector<int> targets;  // the class each map explains
+};
+
+// Explains x ([B,1,S,S] normalised input) for `targets` (one class per image; -1 or an empty
+// vector = the predicted class, argmax of the logits). The net is put in eval mode. Gradient
+// methods run their own forward pass with gradients; others run without.
+Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOptions& options,
+                    const std::vector<int>& targets = {});
+
+// A Gaussian-blurred copy of x ([B,1,S,S], sigma = S/16): the "information removed" baseline
+// of occlusion and of the deletion/insertion metrics.
+torch::Tensor blurred_baseline(const torch::Tensor& x);
+
+// Bilinear upsampling of [B,g,g] maps to [B,S,S] followed by per-image min-max scaling.
+torch::Tensor upsample_maps(const torch::Tensor& maps, int size);
+
+}  // namespace medattn::explain

@@ -1,0 +1,50 @@
+// Heatmap method choices and their options: plain data, no LibTorch, so the CLI and the
+// option structs of other modules can hold them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace medattn::explain {
+
+enum class HeadFusion { kMean, kMax, kMin };
+
+// Parses "mean", "max", "min". Throws medattn::Error(kInvalidArgument) otherwise.
+HeadFusion parse_head_fusion(const std::string& name);
+
+struct RolloutOptions {
+  HeadFusion head_fusion = HeadFusion::kMean;
+  // Fraction of the smallest fused attention weights per row set to zero before adding the
+  // identity (0 = keep all). The CLS column is never discarded. REQUIRES: 0 <= x < 1.
+  double discard_ratio = 0.0;
+};
+
+enum class Method {
+  kRollout,    // attention rollout of the CLS token (Abnar & Zuidema 2020)
+  kGradCam,    // Grad-CAM on the last CNN stage (Selvaraju et al. 2017)
+  kAttnGrad,   // gradient-weighted attention relevance through the blocks (Chefer et al. 2021)
+  kOcclusion,  // drop in the class probability when a patch is blurred away (model-agnostic)
+  kRandom,     // baseline: a smooth random map (seeded)
+  kCentre,     // baseline: a centred Gaussian
+};
+
+// Parses "rollout", "gradcam", "attn-grad", "occlusion", "random", "centre"; throws
+// medattn::Error(kInvalidArgument) naming the choices otherwise.
+Method parse_method(const std::string& name);
+const char* method_name(Method method);
+
+struct ExplainOptions {
+  Method method = Method::kRollout;
+  RolloutOptions rollout;      // rollout only
+  int occlusion_patch = 16;    // occlusion: patch side in model-input pixels
+  int occlusion_stride = 8;    // occlusion: step between patches
+  int occlusion_batch = 64;    // occlusion: occluded images per forward pass
+  uint64_t seed = 1;           // random baseline
+};
+
+struct RandomizationStep {
+  std::string layer;   // "head", "norm", "blocks.2", ..., "proj", "stem.2", ..., "stem.0"
+  double spearman = 0; // mean over images of the rank correlation with the original maps
+};
+
+}  // namespace medattn::explain

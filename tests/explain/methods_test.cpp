@@ -1,0 +1,193 @@
+// Heatmap methods and their metrics on a hand-made model whose logit depends only on one
+// quadrant of the image, and against hand computations.
+#include <torch/torch.h>
+
+#include <catch2/catch.hpp>
+
+#include "core/error.h"
+#include "explain/faithfulness.h"
+#include "explain/methods.h"
+
+using namespace medattn;
+using explain::Method;
+
+namespace {
+
+// A 16x16 input, one stem stage (8x8 tokens), one block with one head, width 4.
+model::ModelCard quadrant_card() {
+  model::ModelCard card;
+  card.classes = {"absent", "present"};
+  card.preprocess.image_size = 16;
+  card.arch.stem_channels = {4};
+  card.arch.dim = 4;
+  card.arch.depth = 1;
+  card.arch.heads = 1;
+  card.arch.mlp_ratio = 1.0;
+  return card;
+}
+
+// Weights set by hand so that the "present" logit depends only on the pixels (2i, 2j) of the
+// tokens (i, j) in one quadrant of the 8x8 token grid, and grows with their brightness:
+// - the stem passes the centre pixel of each token through (centre taps, BN = identity);
+// - a token is [f, s, -f, -s] (f: its feature, s = 1 inside the quadrant), so LayerNorm
+//   divides it by its spread and keeps s's sign;
+// - CLS queries the key s with weight 200: attention outside the quadrant is exp(-141), which
+//   is exactly 0 in float (kept small so that the attention hardly depends on f);
+// - the value is f, the MLP is zero, and the head reads the attention output, offset so that
+//   the probabilities stay near 0.5 (a saturated softmax would hide occlusion's signal).
+model::AttnNet quadrant_net(int qy, int qx) {
+  auto net = model::build_net(quadrant_card());
+  torch::NoGradGuard no_grad;
+  for (auto& p : net->parameters()) p.zero_();
+  for (auto& b : net->named_buffers()) {
+    if (b.key().find("running_var") != std::string::npos) b.value().fill_(1.0);
+  }
+  auto params = net->named_parameters();
+  auto set = [&](const std::string& name, std::vector<int64_t> index, float value) {
+    auto t = params[name];
+    for (auto i : index) t = t[i];
+    t.fill_(value);
+  };
+  set("stem.0.weight", {0, 0, 1, 1}, 0.1f);
+  set("stem.3.weight", {0, 0, 1, 1}, 1.0f);
+  for (int c = 0; c < 4; ++c) {
+    set("stem.1.weight", {c}, 1.0f);
+    set("stem.4.weight", {c}, 1.0f);
+  }
+  set("proj.weight", {0, 0, 0, 0}, 1.0f);
+  set("proj.weight", {2, 0, 0, 0}, -1.0f);
+  const float cls[4] = {1, -1, 1, -1};
+  for (int d = 0; d < 4; ++d) set("cls_token", {0, 0, d}, cls[d]);
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      const int64_t token = 1 + (qy * 4 + i) * 8 + (qx * 4 + j);
+      set("pos_embed", {0, token, 1}, 1.0f);
+      set("pos_embed", {0, token, 3}, -1.0f);
+    }
+  }
+  for (const char* ln : {"blocks.0.norm1.weight", "blocks.0.norm2.weight", "norm.weight"}) {
+    for (int d = 0; d < 4; ++d) set(ln, {d}, 1.0f);
+  }
+  set("blocks.0.attn.qkv.weight", {0, 0}, 200.0f);   // q0 = 200 * LN(x)[0]
+  set("blocks.0.attn.qkv.weight", {4, 1}, 1.0f);     // k0 = LN(x)[1]
+  set("blocks.0.attn.qkv.weight", {8, 0}, 1.0f);     // v0 = LN(x)[0]
+  set("blocks.0.attn.proj.weight", {0, 0}, 1.0f);
+  set("head.weight", {1, 0}, 20.0f);
+  set("head.bias", {1}, -20.0f);
+  net->eval();
+  return net;
+}
+
+// Dark (0.3) image, normalised as the card says ((v - 0.5) / 0.25), with bright (1.0) 4x4
+// blobs at the given top-left pixel corners.
+torch::Tensor image_with_blobs(const std::vector<std::pair<int, int>>& corners) {
+  auto img = torch::full({1, 1, 16, 16}, 0.3f);
+  for (auto [y, x] : corners) img.narrow(2, y, 4).narrow(3, x, 4).fill_(1.0f);
+  return (img - 0.5) / 0.25;
+}
+
+// Where the map's maximum is: quadrant (row, col) of the 16x16 input.
+std::pair<int, int> argmax_quadrant(const torch::Tensor& map) {
+  const auto flat = map.reshape({-1}).argmax().item<int64_t>();
+  return {static_cast<int>(flat / 16 / 8), static_cast<int>(flat % 16 / 8)};
+}
+
+}  // namespace
+
+TEST_CASE("the hand-made model's logit depends only on its quadrant", "[explain][methods]") {
+  auto net = quadrant_net(0, 0);
+  torch::NoGradGuard no_grad;
+  const auto base = net->forward(image_with_blobs({})).logits;
+  const auto outside = net->forward(image_with_blobs({{10, 10}, {2, 10}, {10, 2}})).logits;
+  const auto inside = net->forward(image_with_blobs({{2, 2}})).logits;
+  CHECK(torch::equal(base, outside));
+  CHECK(inside[0][1].item<float>() > base[0][1].item<float>() + 0.05f);
+}
+
+TEST_CASE("every method points at the quadrant the logit depends on", "[explain][methods]") {
+  for (int q = 0; q < 4; ++q) {
+    const int qy = q / 2, qx = q % 2;
+    auto net = quadrant_net(qy, qx);
+    // A bright blob in the quadrant and an equally bright distractor in the opposite one.
+    const std::pair<int, int> in{qy * 8 + 2, qx * 8 + 2}, out{(1 - qy) * 8 + 2, (1 - qx) * 8 + 2};
+    const auto with_distractor = image_with_blobs({in, out});
+    const auto alone = image_with_blobs({in});
+    for (Method m : {Method::kRollout, Method::kAttnGrad, Method::kOcclusion, Method::kGradCam}) {
+      INFO("quadrant " << q << ", method " << explain::method_name(m));
+      explain::ExplainOptions opt;
+      opt.method = m;
+      opt.occlusion_patch = 4;
+      opt.occlusion_stride = 2;
+      // Grad-CAM pools its gradients over the whole grid, so by construction it cannot tell two
+      // equally active regions apart; it is shown the blob alone.
+      const auto x = m == Method::kGradCam ? alone : with_distractor;
+      const auto ex = explain::explain(net, x, opt, {1});
+      REQUIRE(ex.maps.sizes() == torch::IntArrayRef({1, 16, 16}));
+      CHECK(ex.maps.min().item<float>() >= 0.0f);
+      CHECK(ex.maps.max().item<float>() == 1.0f);
+      CHECK(argmax_quadrant(ex.maps[0]) == std::make_pair(qy, qx));
+    }
+  }
+}
+
+TEST_CASE("pointing game and IoU against hand-made maps", "[explain][metrics]") {
+  cv::Mat mask(4, 4, CV_8UC1, cv::Scalar(0));
+  mask(cv::Rect(0, 0, 2, 2)).setTo(255);  // a 2x2 lesion in the top-left corner
+  cv::Mat map(4, 4, CV_32FC1, cv::Scalar(0));
+  map.at<float>(0, 0) = 1.0f;
+  map.at<float>(0, 1) = 0.9f;
+  map.at<float>(3, 3) = 0.8f;
+  map.at<float>(2, 2) = 0.7f;
+  CHECK(explain::pointing_game_hit(map, mask));
+  // Top 4 pixels: (0,0), (0,1) inside; (3,3), (2,2) outside -> IoU 2 / (4 + 4 - 2).
+  CHECK(explain::heatmap_iou(map, mask) == Approx(2.0 / 6.0));
+  map.at<float>(3, 3) = 2.0f;
+  CHECK_FALSE(explain::pointing_game_hit(map, mask));
+}
+
+TEST_CASE("trapezoid AUC and Spearman against hand computations", "[explain][metrics]") {
+  CHECK(explain::trapezoid_auc({1.0, 0.5, 0.0}) == Approx(0.5));
+  CHECK(explain::trapezoid_auc({1.0, 1.0, 0.0, 0.0}) == Approx(0.5));
+  CHECK(explain::trapezoid_auc({0.0, 1.0}) == Approx(0.5));
+  CHECK(explain::spearman({1, 2, 3, 4}, {10, 20, 30, 40}) == Approx(1.0));
+  CHECK(explain::spearman({1, 2, 3, 4}, {4, 3, 2, 1}) == Approx(-1.0));
+  // Ranks with ties: a = (1, 2.5, 2.5, 4) - 1, b = (1, 2, 3, 4) - 1 -> rho = 4.5 / sqrt(4.5 * 5).
+  CHECK(explain::spearman({1, 2, 2, 3}, {1, 2, 3, 4}) == Approx(4.5 / std::sqrt(4.5 * 5.0)));
+  CHECK(explain::spearman({1, 1, 1}, {1, 2, 3}) == 0.0);
+}
+
+TEST_CASE("deleting the relevant pixels first lowers the class probability faster", "[explain][metrics]") {
+  auto net = quadrant_net(0, 0);
+  const auto x = image_with_blobs({{2, 2}});
+  auto right = torch::zeros({1, 16, 16});
+  right[0].narrow(0, 2, 4).narrow(1, 2, 4).fill_(1.0f);  // the blob first
+  const auto wrong = 1.0 - right;                         // everything else first
+  const auto good = explain::deletion_insertion(net, x, right, {1}, 1.0)[0];
+  const auto bad = explain::deletion_insertion(net, x, wrong, {1}, 1.0)[0];
+  CHECK(good.deletion_auc < bad.deletion_auc);
+  CHECK(good.insertion_auc > bad.insertion_auc);
+}
+
+TEST_CASE("randomising the weights destroys the attention map's structure", "[explain][metrics]") {
+  torch::manual_seed(3);
+  auto card = quadrant_card();
+  auto net = quadrant_net(0, 0);
+  explain::ExplainOptions opt;
+  opt.method = Method::kAttnGrad;
+  const auto x = torch::cat({image_with_blobs({{2, 2}}), image_with_blobs({{2, 2}, {10, 10}})});
+  const auto steps = explain::randomization_check(card, net, x, opt);
+  REQUIRE(steps.size() == 5);  // head, norm, blocks.0, proj, stem.0
+  CHECK(steps.front().layer == "head");
+  CHECK(steps.back().layer == "stem.0");
+  for (const auto& step : steps) {
+    CHECK(step.spearman >= -1.0);
+    CHECK(step.spearman <= 1.0);
+  }
+  CHECK(steps.front().spearman < 0.999);  // a new head already changes the map
+}
+
+TEST_CASE("unknown methods are usage errors naming the choices", "[explain][methods]") {
+  CHECK_THROWS_WITH(explain::parse_method("lime"),
+                    "unknown heatmap method 'lime' (expected rollout, gradcam, attn-grad, occlusion, random or centre)");
+  CHECK(explain::parse_method("attn-grad") == Method::kAttnGrad);
+}

@@ -1,0 +1,100 @@
+// Training as users rely on it: repeatable, resumable, and learning what the data shows.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include <nlohmann/json.hpp>
+#include "phantom/phantom.h"
+#include "pipeline/diagnose.h"
+#include "train/train.h"
+
+namespace fs = std::filesystem;
+using namespace medattn;
+
+namespace {
+
+fs::path phantom_set(const std::string& name, int count, int size) {
+  const fs::path dir = fs::temp_directory_path() / ("medattn_train_test_" + name);
+  fs::remove_all(dir);
+  phantom::PhantomOptions opt;
+  opt.count = count;
+  opt.size = size;
+  opt.seed = 5;
+  phantom::write_phantoms(dir.string(), opt);
+  return dir;
+}
+
+train::TrainOptions tiny_options(const fs::path& data, const fs::path& out, int epochs) {
+  train::TrainOptions o;
+  o.data = (data / "images").string();
+  o.out = out.string();
+  o.classes = {"normal", "nodule", "consolidation"};
+  o.epochs = epochs;
+  o.batch_size = 8;
+  o.card.preprocess.image_size = 32;
+  o.card.arch.stem_channels = {8, 16};
+  o.card.arch.dim = 16;
+  o.card.arch.depth = 1;
+  o.card.arch.heads = 2;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("an interrupted run resumed from its checkpoint ends with the same weights", "[train]") {
+  pipeline::set_threads(1);
+  const fs::path data = phantom_set("resume", 30, 64);
+  const fs::path tmp = fs::temp_directory_path() / "medattn_train_test_resume_models";
+  fs::remove_all(tmp);
+
+  // Uninterrupted: 3 epochs.
+  auto full = tiny_options(data, tmp / "full", 3);
+  train::run_train(full, {}, {});
+
+  // Interrupted after epoch 2 (its checkpoint is on disk), then resumed.
+  auto part = tiny_options(data, tmp / "part", 3);
+  struct Crash {};
+  CHECK_THROWS_AS(train::run_train(part, [](const train::EpochReport& r) { if (r.epoch == 2) throw Crash{}; }, {}), Crash);
+  CHECK(fs::exists(tmp / "part" / "checkpoint" / "state.json"));
+  CHECK_FALSE(fs::exists(tmp / "part" / "weights.bin"));
+  // Resuming with another architecture is refused.
+  auto other = part;
+  other.resume = true;
+  other.card.arch.dim = 32;
+  CHECK_THROWS_WITH(train::run_train(other, {}, {}),
+                    "cannot resume '" + (tmp / "part").string() + "': the checkpoint was made with another architecture, input size or classes");
+  part.resume = true;
+  std::vector<int> epochs_run;
+  std::vector<std::string> notices;
+  train::run_train(part, [&](const train::EpochReport& r) { epochs_run.push_back(r.epoch); },
+                   [&](const std::string& n) { notices.push_back(n); });
+  CHECK(epochs_run == std::vector<int>{3});
+  const bool announced = std::any_of(notices.begin(), notices.end(), [](const std::string& n) {
+    return n.rfind("resuming after epoch 2 (best so far: epoch ", 0) == 0;
+  });
+  CHECK(announced);
+  CHECK(read_file((tmp / "full" / "weights.bin").string()) == read_file((tmp / "part" / "weights.bin").string()));
+
+  // The checkpoint has served its purpose once the run is complete.
+  CHECK_FALSE(fs::exists(tmp / "part" / "checkpoint"));
+  fs::remove_all(tmp);
+  fs::remove_all(data);
+}
+
+TEST_CASE("the same seed gives the same model", "[train]") {
+  pipeline::set_threads(1);
+  const fs::path data = phantom_set("seed", 24, 64);
+  const fs::path tmp = fs::temp_directory_path() / "medattn_train_test_seed_models";
+  fs::remove_all(tmp);
+  train::run_train(tiny_options(data, tmp / "a", 1), {}, {});
+  train::run_train(tiny_options(data, tmp / "b", 1), {}, {});
+  CHECK(read_file((tmp / "a" / "weights.bin").string()) == read_file((tmp / "b" / "weights.bin").string()));
+  auto c = tiny_options(data, tmp / "c", 1);
+  c.seed = 2;
+  train::run_train(c, {}, {});
+  CHECK(read_file((tmp / "a" / "weights.bin").string()) != read_file((tmp / "c" / "weights.bin").string()));
+  fs::remove_all(tmp);
+  fs::remove_all(data);
+}
