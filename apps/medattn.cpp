@@ -300,8 +300,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json", "jsonl", "csv"}))->capture_default_str();
   diagnose->add_option("-o,--output", d.output, "Write results to FILE instead of standard output");
   diagnose->add_option("--heatmaps", d.options.heatmap_dir, "Write an overlay PNG and a 16-bit raw map per image to DIR");
-  diagnose->add_option("--method", d.options.method, "Heatmap method: rollout, gradcam, attn-grad or occlusion")
-      ->check(CLI::IsMember({"rollout", "gradcam", "attn-grad", "occlusion", "random", "centre"}))->capture_default_str();
+  diagnose->add_option("--method", d.options.method, "Heatmap method: rollout, gradcam, attn-grad, saliency or occlusion (random, centre: baselines)")
+      ->check(CLI::IsMember({"rollout", "gradcam", "attn-grad", "saliency", "occlusion", "random", "centre"}))->capture_default_str();
   diagnose->add_option("--target", d.options.target, "Explain this class instead of the diagnosis");
   diagnose->add_option("--occlusion-patch", d.options.occlusion_patch, "Occlusion: patch side in model-input pixels")
       ->check(CLI::PositiveNumber)->capture_default_str();
@@ -377,7 +377,7 @@ int main(int argc, char** argv) {
   evaluate->add_option("--roc", eval_roc, "Write the ROC curve (operating point marked) to FILE.png");
   evaluate->add_option("--method", e.method, "Also measure this heatmap method: deletion_auc, insertion_auc (and with --masks "
                                              "pointing_game, heatmap_iou)")
-      ->check(CLI::IsMember({"rollout", "gradcam", "attn-grad", "occlusion", "random", "centre"}));
+      ->check(CLI::IsMember({"rollout", "gradcam", "attn-grad", "saliency", "occlusion", "random", "centre"}));
   evaluate->add_option("--masks", e.masks, "Lesion masks at the same relative paths as DATA's images (e.g. phantoms/masks)");
   evaluate->add_flag("--randomization-check", e.randomization_check,
                      "Re-initialise the weights top-down and report the rank correlation with the original maps");

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Measures every heatmap method of models/phantom on 300 fresh phantoms (seed 99, never seen
+# Measures every heatmap method of models/phantom on 300 fresh phantoms (seed 123, never seen
 # in training): pointing game and IoU against the known lesion masks, deletion and insertion
 # AUC, and the randomisation check. Prints one JSON line per method.
 set -euo pipefail
 build=${1:-build}
 model=${2:-models/phantom}
-data="$build/phantom-eval"
-[ -d "$data/images" ] || "$build/medattn" phantom --out "$data" --count 300 --seed 99
-for method in rollout gradcam attn-grad occlusion random centre; do
+data="$build/phantom-heldout"
+[ -d "$data/images" ] || "$build/medattn" phantom --out "$data" --count 300 --seed 123
+for method in rollout gradcam attn-grad saliency occlusion random centre; do
   extra=""
-  case "$method" in rollout|gradcam|attn-grad) extra="--randomization-check" ;; esac
+  case "$method" in rollout|gradcam|attn-grad|saliency) extra="--randomization-check" ;; esac
   "$build/medattn" evaluate -m "$model" "$data/images" --masks "$data/masks" --method "$method" $extra \
     --format json 2>/dev/null
 done

@@ -38,11 +38,8 @@ torch::Tensor target_score(const torch::Tensor& logits, const std::vector<int>& 
   return logits.gather(1, idx).sum();
 }
 
-// A blurred copy of x as the "removed information" baseline (for occlusion and the
-// deletion/insertion metrics): Gaussian blur with sigma = S/16, replicate borders.
-torch::Tensor blurred(const torch::Tensor& x) {
-  const int64_t S = x.size(2);
-  const double sigma = std::max(1.0, S / 16.0);
+// Separable Gaussian blur of [B,1,H,W] with replicate borders.
+torch::Tensor gaussian_blur(const torch::Tensor& x, double sigma) {
   const int64_t radius = static_cast<int64_t>(std::ceil(3 * sigma));
   auto r = torch::arange(-radius, radius + 1, torch::kFloat32);
   auto k = torch::exp(-(r * r) / (2 * sigma * sigma));
@@ -51,6 +48,10 @@ torch::Tensor blurred(const torch::Tensor& x) {
   auto h = F::conv2d(padded, k.view({1, 1, 1, -1}));
   return F::conv2d(h, k.view({1, 1, -1, 1}));
 }
+
+// A blurred copy of x as the "removed information" baseline (for occlusion and the
+// deletion/insertion metrics): Gaussian blur with sigma = S/16.
+torch::Tensor blurred(const torch::Tensor& x) { return gaussian_blur(x, std::max(1.0, x.size(2) / 16.0)); }
 
 }  // namespace
 
@@ -93,6 +94,18 @@ Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOp
       auto weights = g.mean({2, 3}, /*keepdim=*/true);
       auto cam = torch::relu((weights * o.feature_map.detach()).sum(1));  // [B,g,g]
       out.maps = upsample_maps(cam, S);
+      break;
+    }
+    case Method::kSaliency: {
+      // Gradient saliency (Simonyan et al. 2014), smoothed: |d score / d x| blurred with
+      // sigma = S/24 (4 px at 96) so that the map marks regions rather than single pixels.
+      torch::AutoGradMode grad(true);
+      auto input = x.detach().clone().requires_grad_(true);
+      auto logits = net->forward(input).logits;
+      out.logits = logits.detach();
+      out.targets = resolve_targets(out.logits, targets);
+      auto g = torch::autograd::grad({target_score(logits, out.targets)}, {input})[0];
+      out.maps = normalise(gaussian_blur(g.detach().abs(), std::max(1.0, S / 24.0)).squeeze(1));
       break;
     }
     case Method::kAttnGrad: {

@@ -10,7 +10,8 @@ struct MethodName {
   const char* name;
 };
 constexpr MethodName kMethods[] = {{Method::kRollout, "rollout"},     {Method::kGradCam, "gradcam"},
-                                   {Method::kAttnGrad, "attn-grad"},  {Method::kOcclusion, "occlusion"},
+                                   {Method::kAttnGrad, "attn-grad"},  {Method::kSaliency, "saliency"},
+                                   {Method::kOcclusion, "occlusion"},
                                    {Method::kRandom, "random"},       {Method::kCentre, "centre"}};
 
 }  // namespace
@@ -28,7 +29,7 @@ Method parse_method(const std::string& name) {
     if (name == m.name) return m.method;
   }
   throw Error(ErrorKind::kInvalidArgument,
-              "unknown heatmap method '" + name + "' (expected rollout, gradcam, attn-grad, occlusion, random or centre)");
+              "unknown heatmap method '" + name + "' (expected rollout, gradcam, attn-grad, saliency, occlusion, random or centre)");
 }
 
 const char* method_name(Method method) {

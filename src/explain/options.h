@@ -23,12 +23,13 @@ enum class Method {
   kRollout,    // attention rollout of the CLS token (Abnar & Zuidema 2020)
   kGradCam,    // Grad-CAM on the last CNN stage (Selvaraju et al. 2017)
   kAttnGrad,   // gradient-weighted attention relevance through the blocks (Chefer et al. 2021)
+  kSaliency,   // smoothed input-gradient magnitude |d score / d x| (Simonyan et al. 2014)
   kOcclusion,  // drop in the class probability when a patch is blurred away (model-agnostic)
   kRandom,     // baseline: a smooth random map (seeded)
   kCentre,     // baseline: a centred Gaussian
 };
 
-// Parses "rollout", "gradcam", "attn-grad", "occlusion", "random", "centre"; throws
+// Parses "rollout", "gradcam", "attn-grad", "saliency", "occlusion", "random", "centre"; throws
 // medattn::Error(kInvalidArgument) naming the choices otherwise.
 Method parse_method(const std::string& name);
 const char* method_name(Method method);

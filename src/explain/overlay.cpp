@@ -56,7 +56,7 @@ cv::Mat make_overlay(const cv::Mat& display, const cv::Mat& heatmap, const Overl
   if (options.legend) {
     // Vertical bar at the right edge: high at the top, low at the bottom.
     const int bw = std::max(6, side / 40), bh = out.rows / 3;
-    const int x0 = out.cols - bw - side / 40, y0 = side / 40;
+    const int x0 = out.cols - bw - side / 40, y0 = side / 40 + side / 9;  // below the caption
     cv::Mat ramp(bh, 1, CV_8UC1);
     for (int i = 0; i < bh; ++i) ramp.at<uint8_t>(i) = static_cast<uint8_t>(255 - (255 * i) / std::max(1, bh - 1));
     cv::Mat bar;

@@ -557,7 +557,8 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
     if (!with_masks) continue;
     for (int64_t b = 0; b < e - s; ++b) {
       const auto& sample = data.samples[t.index[s + b]];
-      const fs::path rel = fs::relative(sample.path, options.data);
+      // Lexically, so that symlinked folders inside DATA keep their names.
+      const fs::path rel = fs::path(sample.path).lexically_normal().lexically_relative(fs::path(options.data).lexically_normal());
       const fs::path mask_path = fs::path(options.masks) / rel;
       cv::Mat mask;
       try {

@@ -112,7 +112,7 @@ TEST_CASE("every method points at the quadrant the logit depends on", "[explain]
     const std::pair<int, int> in{qy * 8 + 2, qx * 8 + 2}, out{(1 - qy) * 8 + 2, (1 - qx) * 8 + 2};
     const auto with_distractor = image_with_blobs({in, out});
     const auto alone = image_with_blobs({in});
-    for (Method m : {Method::kRollout, Method::kAttnGrad, Method::kOcclusion, Method::kGradCam}) {
+    for (Method m : {Method::kRollout, Method::kAttnGrad, Method::kSaliency, Method::kOcclusion, Method::kGradCam}) {
       INFO("quadrant " << q << ", method " << explain::method_name(m));
       explain::ExplainOptions opt;
       opt.method = m;
@@ -188,6 +188,6 @@ TEST_CASE("randomising the weights destroys the attention map's structure", "[ex
 
 TEST_CASE("unknown methods are usage errors naming the choices", "[explain][methods]") {
   CHECK_THROWS_WITH(explain::parse_method("lime"),
-                    "unknown heatmap method 'lime' (expected rollout, gradcam, attn-grad, occlusion, random or centre)");
+                    "unknown heatmap method 'lime' (expected rollout, gradcam, attn-grad, saliency, occlusion, random or centre)");
   CHECK(explain::parse_method("attn-grad") == Method::kAttnGrad);
 }

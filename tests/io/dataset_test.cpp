@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using medattn::io::Dataset;
@@ -22,19 +23,7 @@ using medattn::io::load_dataset;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) {
-    path = fs::temp_directory_path() / ("medattn_dataset_test_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& rel) const { return (path / rel).string(); }
-};
+using medattn::testing::TempDir;
 
 void write_png(const fs::path& path, int value = 128) {
   fs::create_directories(path.parent_path());

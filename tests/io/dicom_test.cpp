@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "support/temp_dir.h"
 #include "io/image.h"
 
 namespace fs = std::filesystem;
@@ -34,24 +35,7 @@ using namespace medattn::io;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("medattn_dicom_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using medattn::testing::TempDir;
 
 // Describes a small synthetic DICOM image.
 struct Spec {

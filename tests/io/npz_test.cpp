@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using medattn::io::list_npz;
@@ -22,18 +23,7 @@ using medattn::io::read_npz;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("medattn_npz_test_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using medattn::testing::TempDir;
 
 // Builds .npy bytes the way numpy does: magic, version, little-endian header length, the
 // dict padded with spaces to a multiple of 64 and a newline, then `data`.

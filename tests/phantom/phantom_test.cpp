@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using medattn::phantom::make_phantom;
@@ -39,18 +40,7 @@ std::set<std::string> file_names(const fs::path& dir) {
   return names;
 }
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) {
-    path = fs::temp_directory_path() / ("medattn_phantom_test_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using medattn::testing::TempDir;
 
 }  // namespace
 
