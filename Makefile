@@ -4,7 +4,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all setup configure build test demo bench clean
+.PHONY: all setup configure build test demo bench models clean
 
 all: build
 
@@ -26,6 +26,9 @@ demo: build
 bench: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS) --target medattn_bench
 	@$(BUILD_DIR)/medattn_bench
+
+models: build
+	@bash scripts/train_models.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)

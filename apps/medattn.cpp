@@ -300,7 +300,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json", "jsonl", "csv"}))->capture_default_str();
   diagnose->add_option("-o,--output", d.output, "Write results to FILE instead of standard output");
   diagnose->add_option("--heatmaps", d.options.heatmap_dir, "Write an overlay PNG and a 16-bit raw map per image to DIR");
-  diagnose->add_option("--method", d.options.method, "Heatmap method: rollout, gradcam, attn-grad, saliency or occlusion (random, centre: baselines)")
+  diagnose->add_option("--method", d.options.method, "Heatmap method: saliency, rollout, gradcam, attn-grad or occlusion (random, centre: baselines)")
       ->check(CLI::IsMember({"rollout", "gradcam", "attn-grad", "saliency", "occlusion", "random", "centre"}))->capture_default_str();
   diagnose->add_option("--target", d.options.target, "Explain this class instead of the diagnosis");
   diagnose->add_option("--occlusion-patch", d.options.occlusion_patch, "Occlusion: patch side in model-input pixels")

@@ -11,7 +11,7 @@ echo
 echo "== 2. the shipped model"
 "$build/medattn" info -m models/phantom
 echo
-echo "== 3. diagnosing them, with attention-rollout heatmaps in $out/heatmaps"
+echo "== 3. diagnosing them, with heatmaps (default method: saliency) in $out/heatmaps"
 "$build/medattn" diagnose -m models/phantom --heatmaps "$out/heatmaps" "$out/phantoms/images"
 "$build/medattn" diagnose -m models/phantom --format json -o "$out/diagnoses.json" "$out/phantoms/images" 2>/dev/null
 echo

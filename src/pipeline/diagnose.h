@@ -16,7 +16,9 @@ struct DiagnoseOptions {
   std::string heatmap_dir;           // empty: no heatmaps
   io::ReadOptions read;              // --window, --frame, --slice
   int batch_size = 8;                // images per forward pass
-  std::string method = "rollout";    // heatmap method: rollout, gradcam, attn-grad, occlusion
+  // Heatmap method: saliency (default, chosen by measurement: see README), rollout, gradcam,
+  // attn-grad, occlusion.
+  std::string method = "saliency";
   std::string target;                // explain this class (name, case-insensitive); empty = the diagnosis
   std::string head_fusion = "mean";  // rollout: mean, max or min over heads
   double discard_ratio = 0.0;        // rollout: share of lowest weights dropped per row
