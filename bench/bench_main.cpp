@@ -1,11 +1,12 @@
 // medattn_bench: prints throughput figures for the diagnose path (decode excluded):
-// preprocessing, forward pass, forward + attention rollout, per batch size and thread count.
+// preprocessing, the forward pass alone, and forward + each heatmap method, per batch size
+// and thread count.
 // Usage: medattn_bench [MODEL_DIR] [IMAGES]   (defaults: models/phantom, 64)
 #include <chrono>
 #include <cstdio>
 #include <string>
 
-#include "explain/rollout.h"
+#include "explain/methods.h"
 #include "model/net.h"
 #include "phantom/phantom.h"
 #include "pipeline/diagnose.h"
@@ -37,19 +38,26 @@ int main(int argc, char** argv) {
   }
   std::printf("model %s: %dx%d input, %d images\n", dir.c_str(), S, S, n);
   std::printf("preprocess (256x256 -> %dx%d): %.0f images/s (1 thread)\n", S, S, n / since(t));
-  torch::NoGradGuard no_grad;
   for (int threads : {1, 2}) {
     pipeline::set_threads(threads);
     for (int batch : {1, 8, 32}) {
-      for (bool heat : {false, true}) {
-        model.net->forward(x.slice(0, 0, batch), heat);  // warm-up
+      for (const char* method : {"none", "saliency", "rollout", "attn-grad", "gradcam"}) {
+        explain::ExplainOptions opt;
+        const bool plain = std::string(method) == "none";
+        if (!plain) opt.method = explain::parse_method(method);
+        auto run = [&](const torch::Tensor& xb) {
+          if (plain) {
+            torch::NoGradGuard no_grad;
+            model.net->forward(xb);
+          } else {
+            explain::explain(model.net, xb, opt);
+          }
+        };
+        run(x.slice(0, 0, batch));  // warm-up
         t = Clock::now();
-        for (int s = 0; s < n; s += batch) {
-          auto out = model.net->forward(x.slice(0, s, std::min(n, s + batch)), heat);
-          if (heat) explain::attention_rollout(out.attentions);
-        }
-        std::printf("threads %d batch %2d %-18s %7.1f images/s\n", threads, batch,
-                    heat ? "forward+rollout" : "forward", n / since(t));
+        for (int s = 0; s < n; s += batch) run(x.slice(0, s, std::min(n, s + batch)));
+        std::printf("threads %d batch %2d %-22s %7.1f images/s\n", threads, batch,
+                    plain ? "forward only" : (std::string("forward+") + method).c_str(), n / since(t));
       }
     }
   }
