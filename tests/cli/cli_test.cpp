@@ -166,7 +166,7 @@ TEST_CASE("info prints the card", "[cli]") {
   CHECK(nlohmann::json::parse(j.out)["training"]["command"].get<std::string>().rfind("medattn train ", 0) == 0);
 }
 
-TEST_CASE("every shared DICOM and NIfTI file is diagnosed with a heatmap of its size", "[cli][shared]") {
+TEST_CASE("every shared DICOM and NIfTI file and a chest X-ray JPEG get a heatmap of their size", "[cli][shared]") {
   const fs::path shared = fs::path(MEDATTN_SOURCE_DIR) / ".." / "shared" / "data";
   if (!fs::exists(shared / "dicom") || !fs::exists(shared / "nifti")) {
     WARN("../shared/data not found; skipped");
@@ -175,10 +175,11 @@ TEST_CASE("every shared DICOM and NIfTI file is diagnosed with a heatmap of its 
   const fs::path d = fixture();
   const fs::path heat = d / "shared-heat";
   const Run r = medattn("diagnose -m '" + (d / "model").string() + "' --format json --heatmaps '" + heat.string() +
-                        "' '" + (shared / "dicom").string() + "' '" + (shared / "nifti").string() + "'");
+                        "' '" + (shared / "dicom").string() + "' '" + (shared / "nifti").string() + "' '" +
+                        (shared / "chest_xray_224/train/NORMAL/IM-0115-0001.jpeg").string() + "'");
   CHECK(r.code == 0);
   const auto records = nlohmann::json::parse(r.out);
-  CHECK(records.size() == 11);  // 8 DICOM, 3 NIfTI; the licence and SOURCE texts are skipped
+  CHECK(records.size() == 12);  // 8 DICOM, 3 NIfTI, 1 JPEG; the licence and SOURCE texts are skipped
   for (const auto& rec : records) {
     INFO(rec.dump());
     REQUIRE(rec["error"].is_null());
@@ -186,4 +187,31 @@ TEST_CASE("every shared DICOM and NIfTI file is diagnosed with a heatmap of its 
     CHECK(overlay.cols == rec["width"].get<int>());
     CHECK(overlay.rows == rec["height"].get<int>());
   }
+}
+
+TEST_CASE("evaluate prints the contract's keys, heatmap metrics and a ROC plot", "[cli]") {
+  const fs::path d = fixture();
+  const fs::path roc = d / "roc.png";
+  const Run r = medattn("evaluate -m '" + (d / "model").string() + "' '" + (d / "ph/images").string() +
+                        "' --masks '" + (d / "ph/masks").string() + "' --method saliency --format json --roc '" +
+                        roc.string() + "'");
+  CHECK(r.code == 0);
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* key : {"n", "classes", "accuracy", "auc", "sensitivity", "specificity", "f1", "ece", "confusion",
+                          "balanced_accuracy", "auc_ci95", "accuracy_ci95", "pointing_game", "heatmap_iou",
+                          "deletion_auc", "insertion_auc"}) {
+    INFO(key);
+    CHECK(j.contains(key));
+  }
+  CHECK(j["n"] == 24);
+  CHECK(j["masked_images"] == 16);  // 8 nodules + 8 consolidations; normal masks are empty
+  CHECK(j["classes"] == nlohmann::json::parse(R"(["normal","nodule","consolidation"])"));
+  const cv::Mat plot = cv::imread(roc.string());
+  CHECK(plot.cols == 640);
+  // A class the model does not know is an error that names it.
+  fs::create_directories(d / "odd/cat");
+  fs::copy_file(d / "ph/images/normal/normal_0000.png", d / "odd/cat/x.png", fs::copy_options::overwrite_existing);
+  const fs::path err = d / "eval_err.txt";
+  CHECK(medattn("evaluate -m '" + (d / "model").string() + "' '" + (d / "odd").string() + "'", err.string()).code == 2);
+  CHECK(slurp(err).find("cat") != std::string::npos);
 }
