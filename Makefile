@@ -4,7 +4,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all setup configure build test demo bench models clean
+.PHONY: all setup configure build test demo bench models install clean
 
 all: build
 
@@ -29,6 +29,12 @@ bench: configure
 
 models: build
 	@bash scripts/train_models.sh $(BUILD_DIR)
+
+# Installs under PREFIX (default /usr/local): the binary, its man page, bash completion and
+# the shipped models.
+PREFIX ?= /usr/local
+install: build
+	@cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -3,9 +3,11 @@
 // ../shared/CLI.md: 0 all inputs succeeded, 1 some failed, 2 usage error, 3 nothing could run.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -20,8 +22,10 @@
 #include "model/card.h"
 #include "phantom/phantom.h"
 #include "pipeline/diagnose.h"
+#include "pipeline/version.h"
 #include "report/record.h"
 #include "report/roc_plot.h"
+#include "report/terminal.h"
 #include "train/train.h"
 
 namespace fs = std::filesystem;
@@ -33,13 +37,15 @@ constexpr int kExitOk = 0, kExitSomeFailed = 1, kExitUsage = 2, kExitCannotRun =
 constexpr const char* kDefaultModel = "phantom";
 
 // The default model: $MEDATTN_MODEL, else models/<default> beside the executable's build
-// folder (build/medattn -> models/), else in the source tree it was built from.
+// folder or under an installation's share/medattn/, else in the source tree it was built from.
 std::string default_model_dir() {
   if (const char* env = std::getenv("MEDATTN_MODEL"); env != nullptr && *env) return env;
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
-    for (const fs::path& base : {exe.parent_path().parent_path(), exe.parent_path()}) {
+    // build/medattn -> models/; an installed bin/medattn -> share/medattn/models/.
+    for (const fs::path& base : {exe.parent_path().parent_path(), exe.parent_path(),
+                                 exe.parent_path().parent_path() / "share" / "medattn"}) {
       const fs::path candidate = base / "models" / kDefaultModel;
       if (fs::exists(candidate / model::kCardFile, ec)) return candidate.string();
     }
@@ -84,6 +90,8 @@ io::Window parse_window(const std::string& text) {
 
 struct DiagnoseArgs {
   pipeline::DiagnoseOptions options;
+  bool force_preview = false, no_preview = false, ascii = false;
+  int preview_width = 0;
   std::string model;
   std::string format = "table";
   std::string output;
@@ -111,10 +119,21 @@ int run_diagnose_command(DiagnoseArgs& args) {
     }
     out = &file;
   }
+  // The terminal view: previews and colours only when a person is looking (stdout is a
+  // terminal and the format is table), unless --preview forces the preview.
+  const bool terminal = args.output.empty() && ::isatty(STDOUT_FILENO);
+  report::TableOptions table;
+  table.colour = terminal && std::getenv("NO_COLOR") == nullptr;
+  table.preview = format == report::Format::kTable && !args.no_preview && (terminal || args.force_preview);
+  table.colour_mode = static_cast<int>(args.ascii ? report::ColourMode::kAscii : report::detect_colour_mode());
+  int columns = 80;
+  if (struct winsize ws {}; terminal && ::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) columns = ws.ws_col;
+  table.preview_width = args.preview_width > 0 ? args.preview_width : std::clamp(columns - 2, 16, 64);
+  opt.preview = table.preview;
   std::unique_ptr<report::RecordWriter> writer;
   const auto summary = pipeline::run_diagnose(
       opt,
-      [&](const std::vector<std::string>& classes) { writer = report::make_writer(format, *out, classes); },
+      [&](const std::vector<std::string>& classes) { writer = report::make_writer(format, *out, classes, table); },
       [&](const report::DiagnosisRecord& r) {
         if (!r.ok) spdlog::error("{}", r.error);
         writer->write(r);
@@ -287,7 +306,7 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(logger);
 
   CLI::App app{"medattn: diagnose medical images with an attention CNN+Transformer and show where it looked"};
-  app.set_version_flag("--version", std::string("medattn ") + MEDATTN_VERSION);
+  app.set_version_flag("--version", pipeline::version_text());
   app.require_subcommand(1);
   app.footer("Run 'medattn COMMAND --help' for a command's options and an example.");
 
@@ -313,6 +332,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 0.999))->capture_default_str();
   diagnose->add_option("--heatmap-alpha", d.options.heatmap_alpha, "Overlay opacity at the hottest point, in [0,1]")
       ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  diagnose->add_flag("--preview", d.force_preview, "Draw the heatmap preview even when stdout is not a terminal");
+  diagnose->add_flag("--no-preview", d.no_preview, "Do not draw the heatmap preview in the terminal");
+  diagnose->add_option("--preview-width", d.preview_width, "Preview width in characters (default: the terminal's, at most 64)")
+      ->check(CLI::Range(8, 1000));
+  diagnose->add_flag("--ascii", d.ascii, "Draw the preview with plain ASCII shades instead of colour");
   diagnose->add_option("--contour", d.options.contour_top, "Outline the top fraction of the heatmap, e.g. 0.05 (0 = off)")
       ->check(CLI::Range(0.0, 1.0))->capture_default_str();
   diagnose->add_option("--window", d.window, "Display window CENTER,WIDTH overriding the file's (e.g. 40,400 for CT soft tissue)");

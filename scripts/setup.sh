@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ccache pkg-config
   libtorch-dev libopenblas0-openmp
   libopencv-dev libdcmtk-dev libnifti2-dev libzip-dev zlib1g-dev
-  libcli11-dev libspdlog-dev nlohmann-json3-dev catch2
+  libcli11-dev libspdlog-dev nlohmann-json3-dev catch2 tmux help2man
 )
 
 missing=()

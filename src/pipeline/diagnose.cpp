@@ -16,6 +16,7 @@
 #include "io/inputs.h"
 #include "model/net.h"
 #include "preprocess/preprocess.h"
+#include "report/terminal.h"
 
 namespace fs = std::filesystem;
 
@@ -83,6 +84,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
   const auto& card = model.card;
   const bool heatmaps = !options.heatmap_dir.empty();
   if (heatmaps) check_writable_dir(options.heatmap_dir);
+  const bool maps_needed = heatmaps || options.preview;
   HeatmapNamer namer(options.heatmap_dir);
 
   int target = -1;
@@ -138,7 +140,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         p.record.format = io::format_name(image.format);
         const cv::Mat display = io::to_display(image);
         p.input = preprocess::prepare_display(preprocess::to_grey(display), card.preprocess, &p.letterbox);
-        if (heatmaps) p.display = display;
+        if (maps_needed) p.display = display;
       } catch (const Error& e) {
         p.record.error = e.what();
       } catch (const cv::Exception& e) {
@@ -159,7 +161,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
     if (!good.empty()) {
       const auto x = torch::stack(inputs);
       torch::Tensor logits, maps;
-      if (heatmaps) {
+      if (maps_needed) {
         const auto ex = explain::explain(model.net, x, xopt, std::vector<int>(good.size(), target));
         logits = ex.logits;
         maps = ex.maps.contiguous();
@@ -176,27 +178,35 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         r.diagnosis = card.classes[best];
         r.probability = p[best];
         r.ok = true;
-        if (heatmaps) {
-          auto m = maps[static_cast<int64_t>(b)];
-          const cv::Mat square(size, size, CV_32FC1, m.data_ptr<float>());
-          const cv::Mat heat = preprocess::map_to_original(square, good[b]->letterbox, size);
-          const std::string stem = namer.stem_for(good[b]->item);
-          try {
-            explain::OverlayOptions look;
-            look.alpha = options.heatmap_alpha;
-            look.contour_top = options.contour_top;
-            char caption[160];
-            std::snprintf(caption, sizeof(caption), "%s %.2f  [%s]", card.classes[target >= 0 ? target : best].c_str(),
-                          p[target >= 0 ? target : best], options.method.c_str());
-            look.caption = target >= 0 ? std::string(caption) + " (target; diagnosis " + r.diagnosis + ")" : caption;
-            explain::write_png(stem + ".heatmap.png", explain::make_overlay(good[b]->display, heat, look));
-            explain::write_png(stem + ".heatmap-raw.png", explain::heatmap_to_u16(heat));
-            r.heatmap = stem + ".heatmap.png";
-            r.heatmap_raw = stem + ".heatmap-raw.png";
-          } catch (const Error& e) {
-            r.ok = false;
-            r.error = e.what();
-          }
+        if (!maps_needed) continue;
+        auto m = maps[static_cast<int64_t>(b)];
+        const cv::Mat square(size, size, CV_32FC1, m.data_ptr<float>());
+        const cv::Mat heat = preprocess::map_to_original(square, good[b]->letterbox, size);
+        r.attention_regions = report::attention_regions(heat);
+        explain::OverlayOptions look;
+        look.alpha = options.heatmap_alpha;
+        look.contour_top = options.contour_top;
+        const int shown = target >= 0 ? target : best;
+        char caption[160];
+        std::snprintf(caption, sizeof(caption), "%s %.2f  [%s]", card.classes[shown].c_str(), p[shown],
+                      options.method.c_str());
+        look.caption = target >= 0 ? std::string(caption) + " (target; diagnosis " + r.diagnosis + ")" : caption;
+        if (options.preview) {
+          explain::OverlayOptions plain = look;  // a terminal preview is too small for text
+          plain.caption.clear();
+          plain.legend = false;
+          r.preview = explain::make_overlay(good[b]->display, heat, plain);
+        }
+        if (!heatmaps) continue;
+        const std::string stem = namer.stem_for(good[b]->item);
+        try {
+          explain::write_png(stem + ".heatmap.png", explain::make_overlay(good[b]->display, heat, look));
+          explain::write_png(stem + ".heatmap-raw.png", explain::heatmap_to_u16(heat));
+          r.heatmap = stem + ".heatmap.png";
+          r.heatmap_raw = stem + ".heatmap-raw.png";
+        } catch (const Error& e) {
+          r.ok = false;
+          r.error = e.what();
         }
       }
     }

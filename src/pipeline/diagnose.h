@@ -26,6 +26,7 @@ struct DiagnoseOptions {
   int occlusion_stride = 8;          // occlusion: step between patches
   double heatmap_alpha = 0.5;        // overlay opacity at the hottest point
   double contour_top = 0.0;          // > 0: outline the top fraction of the heatmap (e.g. 0.05)
+  bool preview = false;              // compute heatmaps and attach the overlay to each record
 };
 
 struct DiagnoseSummary {

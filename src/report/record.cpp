@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "report/terminal.h"
 
 namespace medattn::report {
 namespace {
@@ -66,37 +67,60 @@ class CsvWriter : public RecordWriter {
   std::vector<std::string> classes_;
 };
 
-// Buffers rows to align columns: people read tables, so the wait is acceptable.
+// Buffers rows to align columns (people read tables, so the wait is acceptable), unless
+// previews are drawn: then each record is printed as it comes, with its picture.
 class TableWriter : public RecordWriter {
  public:
-  explicit TableWriter(std::ostream& out) : out_(out) {}
-  void write(const DiagnosisRecord& r) override { rows_.push_back(r); }
+  TableWriter(std::ostream& out, const TableOptions& options) : out_(out), options_(options) {}
+  void write(const DiagnosisRecord& r) override {
+    if (!options_.preview) {
+      rows_.push_back(r);
+      return;
+    }
+    print_row(r, std::max<size_t>(4, std::min(options_.max_path, r.file.size())), 9);
+    const auto mode = static_cast<ColourMode>(options_.colour_mode);
+    if (!r.preview.empty()) out_ << render_halfblocks(r.preview, options_.preview_width, mode) << legend_line(mode) << "\n";
+    out_ << "\n" << std::flush;
+  }
   void finish() override {
+    if (options_.preview) return;
     size_t wf = 4, wd = 9;
     for (const auto& r : rows_) {
-      wf = std::max(wf, r.file.size());
+      wf = std::max(wf, std::min(options_.max_path, r.file.size()));
       if (r.ok) wd = std::max(wd, r.diagnosis.size());
     }
     out_ << std::left << std::setw(static_cast<int>(wf)) << "FILE" << "  " << std::setw(static_cast<int>(wd))
          << "DIAGNOSIS" << "  " << std::setw(6) << "PROB" << "  " << "DETAILS\n";
-    for (const auto& r : rows_) {
-      out_ << std::left << std::setw(static_cast<int>(wf)) << r.file << "  ";
-      if (!r.ok) {
-        out_ << std::setw(static_cast<int>(wd)) << "-" << "  " << std::setw(6) << "-" << "  error: " << r.error << "\n";
-        continue;
-      }
-      out_ << std::setw(static_cast<int>(wd)) << r.diagnosis << "  " << std::setw(6) << fixed(r.probability, 3) << "  ";
-      for (size_t i = 0; i < r.probabilities.size(); ++i) {
-        out_ << (i ? " " : "") << r.probabilities[i].first << "=" << fixed(r.probabilities[i].second, 3);
-      }
-      if (!r.heatmap.empty()) out_ << "  heatmap: " << r.heatmap;
-      out_ << "\n";
-    }
+    for (const auto& r : rows_) print_row(r, wf, wd);
     out_ << std::flush;
   }
 
  private:
+  void print_row(const DiagnosisRecord& r, size_t wf, size_t wd) {
+    out_ << std::left << std::setw(static_cast<int>(wf)) << shorten_middle(r.file, wf) << "  ";
+    if (!r.ok) {
+      out_ << std::setw(static_cast<int>(wd)) << "-" << "  " << std::setw(6) << "-" << "  error: " << r.error << "\n";
+      return;
+    }
+    // Green from 0.9, yellow from 0.6, red below: how sure the model is of its diagnosis.
+    const char* tint = r.probability >= 0.9 ? "\x1b[32m" : r.probability >= 0.6 ? "\x1b[33m" : "\x1b[31m";
+    std::ostringstream cell;
+    cell << std::left << std::setw(static_cast<int>(wd)) << r.diagnosis << "  " << std::setw(6) << fixed(r.probability, 3);
+    if (options_.colour) {
+      out_ << tint << "\x1b[1m" << cell.str() << "\x1b[0m  ";
+    } else {
+      out_ << cell.str() << "  ";
+    }
+    for (size_t i = 0; i < r.probabilities.size(); ++i) {
+      out_ << (i ? " " : "") << r.probabilities[i].first << "=" << fixed(r.probabilities[i].second, 3);
+    }
+    if (!r.heatmap.empty()) out_ << "  heatmap: " << r.heatmap;
+    out_ << "\n";
+    if (!r.attention_regions.empty()) out_ << std::string(wf + 2, ' ') << region_summary(r.attention_regions) << "\n";
+  }
+
   std::ostream& out_;
+  TableOptions options_;
   std::vector<DiagnosisRecord> rows_;
 };
 
@@ -124,6 +148,11 @@ json record_to_json(const DiagnosisRecord& r) {
     j["height"] = r.height;
   }
   if (!r.format.empty()) j["format"] = r.format;
+  if (!r.attention_regions.empty()) {
+    json regions = json::object();
+    for (const auto& [name, share] : r.attention_regions) regions[name] = round6(share);
+    j["attention_regions"] = regions;
+  }
   return j;
 }
 
@@ -136,14 +165,21 @@ Format parse_format(const std::string& name) {
 }
 
 std::unique_ptr<RecordWriter> make_writer(Format format, std::ostream& out,
-                                          const std::vector<std::string>& classes) {
+                                          const std::vector<std::string>& classes, const TableOptions& table) {
   switch (format) {
     case Format::kJson: return std::make_unique<JsonWriter>(out, false);
     case Format::kJsonl: return std::make_unique<JsonWriter>(out, true);
     case Format::kCsv: return std::make_unique<CsvWriter>(out, classes);
     case Format::kTable: break;
   }
-  return std::make_unique<TableWriter>(out);
+  return std::make_unique<TableWriter>(out, table);
+}
+
+std::string shorten_middle(const std::string& text, size_t width) {
+  if (text.size() <= width || width < 5) return text;
+  const size_t keep = width - 3;
+  const size_t head = keep / 2, tail = keep - head;
+  return text.substr(0, head) + "..." + text.substr(text.size() - tail);
 }
 
 std::string csv_field(const std::string& value) {

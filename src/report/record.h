@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <opencv2/core.hpp>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
@@ -22,6 +23,10 @@ struct DiagnosisRecord {
   std::string error;        // one line, empty when ok
   int width = 0, height = 0;  // original image size
   std::string format;         // "dicom", "png", ...
+  // Share of the heatmap's mass per cell of a 3x3 grid (report/terminal.h); empty when no
+  // heatmap was computed.
+  std::vector<std::pair<std::string, double>> attention_regions;
+  cv::Mat preview;  // the overlay (CV_8UC3) for a terminal preview; empty when not wanted
 };
 
 // The JSON object of CLI.md: file, diagnosis, probability, probabilities, heatmap, error
@@ -43,9 +48,22 @@ class RecordWriter {
   virtual void finish() = 0;  // REQUIRES: called once, after the last write()
 };
 
+// How the table looks on a terminal.
+struct TableOptions {
+  bool colour = false;         // colour the diagnosis by confidence (terminals without NO_COLOR)
+  bool preview = false;        // draw each record's preview image under its row
+  int preview_width = 48;      // characters
+  int colour_mode = 0;         // report::ColourMode as int: 0 truecolour, 1 256 colours, 2 ASCII
+  size_t max_path = 60;        // longer file names are shortened in the middle
+};
+
 // `classes` (model order) fixes the csv columns. The writer does not own `out`.
 std::unique_ptr<RecordWriter> make_writer(Format format, std::ostream& out,
-                                          const std::vector<std::string>& classes);
+                                          const std::vector<std::string>& classes,
+                                          const TableOptions& table = {});
+
+// "abcdef...uvwxyz": at most `width` characters, the middle replaced by "...".
+std::string shorten_middle(const std::string& text, size_t width);
 
 // Quotes a CSV field when it holds a comma, quote or newline (RFC 4180).
 std::string csv_field(const std::string& value);

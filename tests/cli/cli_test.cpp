@@ -73,7 +73,11 @@ TEST_CASE("usage errors exit 2, help exits 0", "[cli]") {
   const Run help = medattn("diagnose --help");
   CHECK(help.code == 0);
   CHECK(help.out.find("Example:") != std::string::npos);
-  CHECK(medattn("--version").out.rfind("medattn ", 0) == 0);
+  const Run version = medattn("--version");
+  CHECK(version.out.rfind("medattn ", 0) == 0);
+  CHECK(version.out.find("\nLibTorch 1.13") != std::string::npos);
+  CHECK(version.out.find("\nOpenCV 4.") != std::string::npos);
+  CHECK(version.out.find("\nDCMTK 3.") != std::string::npos);
 }
 
 TEST_CASE("a missing or invalid model exits 3 with one line naming it", "[cli]") {
@@ -214,4 +218,47 @@ TEST_CASE("evaluate prints the contract's keys, heatmap metrics and a ROC plot",
   const fs::path err = d / "eval_err.txt";
   CHECK(medattn("evaluate -m '" + (d / "model").string() + "' '" + (d / "odd").string() + "'", err.string()).code == 2);
   CHECK(slurp(err).find("cat") != std::string::npos);
+}
+
+TEST_CASE("a pipe gets the table only; --preview forces the picture", "[cli][terminal]") {
+  const fs::path d = fixture();
+  const std::string img = "'" + (d / "ph/images/nodule/nodule_0000.png").string() + "'";
+  const std::string model = "-m '" + (d / "model").string() + "' ";
+  const Run plain = medattn("diagnose " + model + img);
+  CHECK(plain.code == 0);
+  CHECK(plain.out.find('\x1b') == std::string::npos);
+  CHECK(plain.out.find("\u2580") == std::string::npos);
+  const Run forced = medattn("diagnose --preview --preview-width 20 " + model + img);
+  CHECK(forced.code == 0);
+  CHECK(forced.out.find("\u2580") != std::string::npos);
+  CHECK(forced.out.find("attention: ") != std::string::npos);
+  CHECK(forced.out.find("low ") != std::string::npos);
+  const Run ascii = medattn("diagnose --preview --ascii --preview-width 20 " + model + img);
+  CHECK(ascii.out.find('\x1b') == std::string::npos);
+  CHECK(ascii.out.find("low .:-=+*#%@ high") != std::string::npos);
+}
+
+TEST_CASE("in a terminal (tmux) the diagnosis is followed by its half-block heatmap", "[cli][terminal]") {
+  if (std::system("command -v tmux >/dev/null 2>&1") != 0) {
+    WARN("tmux not installed; skipped");
+    return;
+  }
+  const fs::path d = fixture();
+  const std::string session = "medattn_test_" + std::to_string(::getpid());
+  const fs::path done = d / "tmux_done";
+  const std::string cmd = std::string(MEDATTN_BINARY) + " diagnose -m '" + (d / "model").string() + "' '" +
+                          (d / "ph/images/nodule/nodule_0000.png").string() + "' 2>/dev/null; touch '" +
+                          done.string() + "'; sleep 60";
+  REQUIRE(std::system(("TERM=xterm-256color tmux new-session -d -s " + session + " -x 100 -y 60 \"" + cmd + "\"").c_str()) == 0);
+  for (int i = 0; i < 200 && !fs::exists(done); ++i) ::usleep(100000);
+  const fs::path pane = d / "pane.txt";
+  std::system(("tmux capture-pane -p -t " + session + " > '" + pane.string() + "'").c_str());
+  std::system(("tmux kill-session -t " + session + " 2>/dev/null").c_str());
+  const std::string text = slurp(pane);
+  INFO(text);
+  CHECK(fs::exists(done));
+  CHECK(text.find("nodule_0000.png") != std::string::npos);
+  CHECK(text.find("\u2580") != std::string::npos);
+  CHECK(text.find("attention: ") != std::string::npos);
+  CHECK(text.find("high") != std::string::npos);
 }

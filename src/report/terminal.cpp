@@ -1,0 +1,123 @@
+#include "report/terminal.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <opencv2/imgproc.hpp>
+#include <sstream>
+
+namespace medattn::report {
+namespace {
+
+const char* const kCellNames[9] = {"upper left",  "upper middle", "upper right",  "middle left", "centre",
+                                   "middle right", "lower left",   "lower middle", "lower right"};
+const char kShades[] = " .:-=+*#%@";
+
+void colour(std::ostringstream& out, bool foreground, const cv::Vec3b& bgr, ColourMode mode) {
+  if (mode == ColourMode::kTrueColour) {
+    out << "\x1b[" << (foreground ? 38 : 48) << ";2;" << int(bgr[2]) << ";" << int(bgr[1]) << ";" << int(bgr[0]) << "m";
+  } else {
+    out << "\x1b[" << (foreground ? 38 : 48) << ";5;" << xterm256(bgr[2], bgr[1], bgr[0]) << "m";
+  }
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, double>> attention_regions(const cv::Mat& heatmap) {
+  CV_Assert(heatmap.type() == CV_32FC1);
+  std::vector<std::pair<std::string, double>> out;
+  double cells[9] = {0};
+  double total = 0;
+  for (int y = 0; y < heatmap.rows; ++y) {
+    const float* row = heatmap.ptr<float>(y);
+    const int cy = std::min(2, y * 3 / heatmap.rows);
+    for (int x = 0; x < heatmap.cols; ++x) {
+      const double v = std::max(0.0f, row[x]);
+      cells[cy * 3 + std::min(2, x * 3 / heatmap.cols)] += v;
+      total += v;
+    }
+  }
+  for (int i = 0; i < 9; ++i) out.emplace_back(kCellNames[i], total > 0 ? cells[i] / total : 0.0);
+  return out;
+}
+
+std::string region_summary(const std::vector<std::pair<std::string, double>>& regions) {
+  auto sorted = regions;
+  std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::string out = "attention:";
+  int shown = 0;
+  for (const auto& [name, share] : sorted) {
+    if (share < 0.10 || shown == 3) break;
+    out += (shown++ ? ", " : " ") + std::to_string(static_cast<int>(std::lround(share * 100))) + "% " + name;
+  }
+  if (shown == 0) out += " spread evenly (no region holds 10%)";
+  return out;
+}
+
+ColourMode detect_colour_mode() {
+  const char* ct = std::getenv("COLORTERM");
+  const std::string v = ct ? ct : "";
+  return (v == "truecolor" || v == "24bit") ? ColourMode::kTrueColour : ColourMode::k256;
+}
+
+int xterm256(int r, int g, int b) {
+  // Grey ramp 232..255 (8..238 in steps of 10) when the colour is (nearly) grey.
+  if (std::abs(r - g) < 10 && std::abs(g - b) < 10) {
+    const int grey = (r + g + b) / 3;
+    if (grey < 4) return 16;
+    if (grey > 246) return 231;
+    return 232 + std::min(23, (grey - 3) / 10);
+  }
+  auto level = [](int v) { return v < 48 ? 0 : v < 115 ? 1 : (v - 35) / 40; };
+  return 16 + 36 * level(r) + 6 * level(g) + level(b);
+}
+
+std::string render_halfblocks(const cv::Mat& bgr, int width, ColourMode mode) {
+  CV_Assert(bgr.type() == CV_8UC3 && width > 0);
+  std::ostringstream out;
+  if (mode == ColourMode::kAscii) {
+    // Text cells are about twice as tall as wide: one cell per 1x2 pixels.
+    const int rows = std::max(1, static_cast<int>(std::lround(bgr.rows * static_cast<double>(width) / bgr.cols / 2)));
+    cv::Mat small, grey;
+    cv::resize(bgr, small, cv::Size(width, rows), 0, 0, cv::INTER_AREA);
+    cv::cvtColor(small, grey, cv::COLOR_BGR2GRAY);
+    for (int y = 0; y < rows; ++y) {
+      for (int x = 0; x < width; ++x) out << kShades[grey.at<uint8_t>(y, x) * 9 / 255];
+      out << "\n";
+    }
+    return out.str();
+  }
+  const int rows = std::max(1, static_cast<int>(std::lround(bgr.rows * static_cast<double>(width) / bgr.cols / 2)));
+  cv::Mat small;
+  cv::resize(bgr, small, cv::Size(width, 2 * rows), 0, 0, cv::INTER_AREA);
+  for (int y = 0; y < rows; ++y) {
+    for (int x = 0; x < width; ++x) {
+      colour(out, true, small.at<cv::Vec3b>(2 * y, x), mode);
+      colour(out, false, small.at<cv::Vec3b>(2 * y + 1, x), mode);
+      out << "\u2580";
+    }
+    out << "\x1b[0m\n";
+  }
+  return out.str();
+}
+
+std::string legend_line(ColourMode mode, int width) {
+  std::ostringstream out;
+  out << "low ";
+  if (mode == ColourMode::kAscii) {
+    out << (kShades + 1);
+  } else {
+    cv::Mat ramp(1, width, CV_8UC1), colours;
+    for (int i = 0; i < width; ++i) ramp.at<uint8_t>(0, i) = static_cast<uint8_t>(255 * i / std::max(1, width - 1));
+    cv::applyColorMap(ramp, colours, cv::COLORMAP_TURBO);
+    for (int i = 0; i < width; ++i) {
+      colour(out, true, colours.at<cv::Vec3b>(0, i), mode);
+      out << "\u2588";
+    }
+    out << "\x1b[0m";
+  }
+  out << " high";
+  return out.str();
+}
+
+}  // namespace medattn::report
