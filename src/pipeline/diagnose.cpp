@@ -196,6 +196,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
           plain.caption.clear();
           plain.legend = false;
           r.preview = explain::make_overlay(good[b]->display, heat, plain);
+          r.preview_heat = heat;
         }
         if (!heatmaps) continue;
         const std::string stem = namer.stem_for(good[b]->item);

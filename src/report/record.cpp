@@ -79,7 +79,11 @@ class TableWriter : public RecordWriter {
     }
     print_row(r, std::max<size_t>(4, std::min(options_.max_path, r.file.size())), 9);
     const auto mode = static_cast<ColourMode>(options_.colour_mode);
-    if (!r.preview.empty()) out_ << render_halfblocks(r.preview, options_.preview_width, mode) << legend_line(mode) << "\n";
+    if (mode == ColourMode::kAscii && !r.preview_heat.empty()) {
+      out_ << render_ascii_heat(r.preview_heat, options_.preview_width) << legend_line(mode) << "\n";
+    } else if (!r.preview.empty()) {
+      out_ << render_halfblocks(r.preview, options_.preview_width, mode) << legend_line(mode) << "\n";
+    }
     out_ << "\n" << std::flush;
   }
   void finish() override {

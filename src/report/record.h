@@ -26,7 +26,8 @@ struct DiagnosisRecord {
   // Share of the heatmap's mass per cell of a 3x3 grid (report/terminal.h); empty when no
   // heatmap was computed.
   std::vector<std::pair<std::string, double>> attention_regions;
-  cv::Mat preview;  // the overlay (CV_8UC3) for a terminal preview; empty when not wanted
+  cv::Mat preview;       // the overlay (CV_8UC3) for a terminal preview; empty when not wanted
+  cv::Mat preview_heat;  // the heatmap (CV_32FC1) for an ASCII preview; empty when not wanted
 };
 
 // The JSON object of CLI.md: file, diagnosis, probability, probabilities, heatmap, error

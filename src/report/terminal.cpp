@@ -101,6 +101,22 @@ std::string render_halfblocks(const cv::Mat& bgr, int width, ColourMode mode) {
   return out.str();
 }
 
+std::string render_ascii_heat(const cv::Mat& heatmap, int width) {
+  CV_Assert(heatmap.type() == CV_32FC1 && width > 0);
+  const int rows = std::max(1, static_cast<int>(std::lround(heatmap.rows * static_cast<double>(width) / heatmap.cols / 2)));
+  cv::Mat small;
+  cv::resize(heatmap, small, cv::Size(width, rows), 0, 0, cv::INTER_AREA);
+  std::ostringstream out;
+  for (int y = 0; y < rows; ++y) {
+    for (int x = 0; x < width; ++x) {
+      const float v = std::clamp(small.at<float>(y, x), 0.0f, 1.0f);
+      out << kShades[static_cast<int>(std::lround(v * 9))];
+    }
+    out << "\n";
+  }
+  return out.str();
+}
+
 std::string legend_line(ColourMode mode, int width) {
   std::ostringstream out;
   out << "low ";

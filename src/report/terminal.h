@@ -31,6 +31,11 @@ ColourMode detect_colour_mode();
 // reset. kAscii draws one character per cell from " .:-=+*#%@" by brightness instead.
 std::string render_halfblocks(const cv::Mat& bgr, int width, ColourMode mode);
 
+// The heatmap itself (CV_32FC1 in [0,1]) in ASCII shades " .:-=+*#%@" (low to high), `width`
+// characters wide, one character per 1x2 pixels: what --ascii shows, since plain text has no
+// colour to blend the map into the image.
+std::string render_ascii_heat(const cv::Mat& heatmap, int width);
+
 // "low ████████ high" in the heatmap's colour map (plain "low .:-=+*#%@ high" for kAscii).
 std::string legend_line(ColourMode mode, int width = 24);
 

@@ -46,6 +46,16 @@ TEST_CASE("half blocks: upper pixel in the foreground, lower in the background",
   CHECK(std::count(out.begin(), out.end(), '\n') == 10);
 }
 
+TEST_CASE("ASCII previews show the heatmap in shades", "[report][terminal]") {
+  cv::Mat heat(2, 3, CV_32FC1);
+  heat.at<float>(0, 0) = 0.0f;
+  heat.at<float>(0, 1) = 0.5f;
+  heat.at<float>(0, 2) = 1.0f;
+  heat.row(0).copyTo(heat.row(1));
+  // Shades " .:-=+*#%@": 0 -> ' ', 0.5 -> index round(4.5) = 5 -> '+', 1 -> '@'.
+  CHECK(render_ascii_heat(heat, 3) == " +@\n");
+}
+
 TEST_CASE("xterm-256 colours, legend and shortened paths", "[report][terminal]") {
   CHECK(xterm256(255, 0, 0) == 196);
   CHECK(xterm256(0, 0, 255) == 21);
