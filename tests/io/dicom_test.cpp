@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "support/helpers.h"
 #include "support/temp_dir.h"
 #include "io/image.h"
 
@@ -36,6 +37,9 @@ using namespace medattn::io;
 namespace {
 
 using medattn::testing::TempDir;
+using medattn::testing::require_error;
+using medattn::testing::shared_data_dir;
+using medattn::testing::values;
 
 // Describes a small synthetic DICOM image.
 struct Spec {
@@ -105,23 +109,6 @@ std::string write_encapsulated(const TempDir& dir, const std::string& name, E_Tr
   const std::string path = dir.file(name);
   REQUIRE(file.saveFile(path.c_str(), xfer).good());
   return path;
-}
-
-std::vector<float> values(const cv::Mat& m) {
-  cv::Mat c = m.isContinuous() ? m : m.clone();
-  return std::vector<float>(c.ptr<float>(0), c.ptr<float>(0) + c.total() * c.channels());
-}
-
-// Runs `fn`, which must throw medattn::Error of `kind` with exactly `message`.
-template <typename Fn>
-void require_error(Fn fn, ErrorKind kind, const std::string& message) {
-  try {
-    fn();
-    FAIL("no error thrown; expected: " << message);
-  } catch (const Error& e) {
-    CHECK(std::string(e.what()) == message);
-    CHECK(e.kind() == kind);
-  }
 }
 
 }  // namespace
@@ -475,20 +462,6 @@ TEST_CASE("read_dicom: several threads read at once", "[io][dicom]") {
   for (auto& thread : threads) thread.join();
   CHECK(mismatches == 0);
 }
-
-namespace {
-
-// ../shared/data relative to the working directory, else next to the source tree.
-std::string shared_data_dir() {
-  if (fs::is_directory("../shared/data")) return "../shared/data";
-#ifdef MEDATTN_SOURCE_DIR
-  const std::string beside = std::string(MEDATTN_SOURCE_DIR) + "/../shared/data";
-  if (fs::is_directory(beside)) return beside;
-#endif
-  return "";
-}
-
-}  // namespace
 
 TEST_CASE("read_dicom: public test files", "[io][dicom][shared]") {
   const std::string root = shared_data_dir();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "support/helpers.h"
 #include "support/temp_dir.h"
 #include "io/image.h"
 
@@ -23,6 +24,8 @@ using namespace medattn::io;
 namespace {
 
 using medattn::testing::TempDir;
+using medattn::testing::require_error;
+using medattn::testing::values;
 
 std::string write_image(const TempDir& dir, const std::string& name, const cv::Mat& m,
                         const std::vector<int>& params = {}) {
@@ -39,23 +42,6 @@ void write_bytes(const std::string& path, const std::string& bytes) {
 std::string read_all(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-std::vector<float> values(const cv::Mat& m) {
-  cv::Mat c = m.isContinuous() ? m : m.clone();
-  return std::vector<float>(c.ptr<float>(0), c.ptr<float>(0) + c.total() * c.channels());
-}
-
-// Runs `fn`, which must throw medattn::Error of `kind` with exactly `message`.
-template <typename Fn>
-void require_error(Fn fn, ErrorKind kind, const std::string& message) {
-  try {
-    fn();
-    FAIL("no error thrown; expected: " << message);
-  } catch (const Error& e) {
-    CHECK(std::string(e.what()) == message);
-    CHECK(e.kind() == kind);
-  }
 }
 
 // A noisy 3-channel image: JPEG needs content to have a long entropy-coded segment.

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "support/helpers.h"
 #include "support/temp_dir.h"
 #include "io/image.h"
 
@@ -27,6 +28,9 @@ using namespace medattn::io;
 namespace {
 
 using medattn::testing::TempDir;
+using medattn::testing::require_error;
+using medattn::testing::shared_data_dir;
+using medattn::testing::values;
 
 struct NimDeleter {
   void operator()(nifti_image* nim) const { nifti_image_free(nim); }
@@ -93,11 +97,6 @@ std::string write_big_endian(const nifti_image* nim, const std::string& path) {
   return path;
 }
 
-std::vector<float> values(const cv::Mat& m) {
-  cv::Mat c = m.isContinuous() ? m : m.clone();
-  return std::vector<float>(c.ptr<float>(0), c.ptr<float>(0) + c.total() * c.channels());
-}
-
 // The expected slice k of value(i,j,k) = 100k + 10j + i, rows flipped (row 0 = j = ny-1).
 std::vector<float> expected_slice(int nx, int ny, int k, double offset = 0.0) {
   std::vector<float> out;
@@ -108,17 +107,6 @@ std::vector<float> expected_slice(int nx, int ny, int k, double offset = 0.0) {
 }
 
 double ramp(int i, int j, int k, int t) { return 1000 * t + 100 * k + 10 * j + i; }
-
-template <typename Fn>
-void require_error(Fn fn, ErrorKind kind, const std::string& message) {
-  try {
-    fn();
-    FAIL("no error thrown; expected: " << message);
-  } catch (const Error& e) {
-    CHECK(std::string(e.what()) == message);
-    CHECK(e.kind() == kind);
-  }
-}
 
 }  // namespace
 
@@ -324,19 +312,6 @@ TEST_CASE("read_nifti: broken and unsupported files give one clear error", "[io]
                       "': voxel data truncated (file has 352 bytes, expected 480)");
   }
 }
-
-namespace {
-
-std::string shared_data_dir() {
-  if (fs::is_directory("../shared/data")) return "../shared/data";
-#ifdef MEDATTN_SOURCE_DIR
-  const std::string beside = std::string(MEDATTN_SOURCE_DIR) + "/../shared/data";
-  if (fs::is_directory(beside)) return beside;
-#endif
-  return "";
-}
-
-}  // namespace
 
 TEST_CASE("read_nifti: public test files", "[io][nifti][shared]") {
   const std::string root = shared_data_dir();
