@@ -34,7 +34,7 @@ using namespace medattn;
 namespace {
 
 constexpr int kExitOk = 0, kExitSomeFailed = 1, kExitUsage = 2, kExitCannotRun = 3;
-constexpr const char* kDefaultModel = "phantom";
+constexpr const char* kDefaultModel = "pneumonia-cxr";
 
 // The default model: $MEDATTN_MODEL, else models/<default> beside the executable's build
 // folder or under an installation's share/medattn/, else in the source tree it was built from.
@@ -314,7 +314,7 @@ int main(int argc, char** argv) {
   DiagnoseArgs d;
   auto* diagnose = app.add_subcommand("diagnose", "Diagnose images, DICOM/NIfTI files and folders; optionally write heatmaps");
   diagnose->add_option("inputs", d.options.inputs, "Image files and folders (searched recursively)")->required();
-  diagnose->add_option("-m,--model", d.model, "Model directory (default: models/phantom, or $MEDATTN_MODEL)");
+  diagnose->add_option("-m,--model", d.model, "Model directory (default: models/pneumonia-cxr, or $MEDATTN_MODEL)");
   diagnose->add_option("--format", d.format, "Output format: table, json, jsonl or csv")
       ->check(CLI::IsMember({"table", "json", "jsonl", "csv"}))->capture_default_str();
   diagnose->add_option("-o,--output", d.output, "Write results to FILE instead of standard output");

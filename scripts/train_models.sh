@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Retrains the shipped real-data models from ../shared/data with their committed settings.
-# So far: models/pneumoniamnist and a first models/breastmnist (pneumonia-cxr and brain-mri are to come).
+# So far: models/pneumoniamnist, a first models/breastmnist and models/pneumonia-cxr (brain-mri is to come).
 set -euo pipefail
 build=${1:-build}
 shared=${SHARED_DATA:-../shared/data}
@@ -11,4 +11,8 @@ shared=${SHARED_DATA:-../shared/data}
 "$build/medattn" train "$shared/breastmnist/breastmnist_trainval.npz" --split train --val-split val \
   --classes malignant,normal_or_benign --out models/breastmnist --name breastmnist --image-size 28 --stem 32,64 \
   --dim 96 --depth 4 --heads 4 --epochs 60 --batch-size 32 --lr 1e-3 --label-smoothing 0.05 --ema 0.99 \
+  --seed 1 --threads 2
+"$build/medattn" train "$shared/chest_xray_224/train" --out models/pneumonia-cxr --name pneumonia-cxr \
+  --classes NORMAL,PNEUMONIA --group-regex 'person([0-9]+)_' --val-fraction 0.15 --image-size 64 --stem 16,32,64 \
+  --dim 96 --depth 4 --heads 4 --epochs 40 --batch-size 64 --lr 1e-3 --label-smoothing 0.05 --ema 0.999 \
   --seed 1 --threads 2
