@@ -42,15 +42,4 @@ at::Tensor attention_rollout(const std::vector<at::Tensor>& attentions,
   return rollout.select(1, 0).narrow(1, 1, T - 1).to(torch::kFloat32);
 }
 
-at::Tensor relevance_to_grid(const at::Tensor& relevance, int grid) {
-  TORCH_CHECK(relevance.dim() == 2 && relevance.size(1) == grid * grid,
-              "relevance must be [B, grid*grid]");
-  auto r = relevance.detach().to(torch::kFloat32);
-  auto lo = std::get<0>(r.min(1, true));
-  auto hi = std::get<0>(r.max(1, true));
-  auto range = hi - lo;
-  auto scaled = torch::where(range > 0, (r - lo) / range.clamp_min(1e-12), torch::zeros_like(r));
-  return scaled.reshape({r.size(0), grid, grid});
-}
-
 }  // namespace medattn::explain

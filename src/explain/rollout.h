@@ -18,8 +18,4 @@ namespace medattn::explain {
 at::Tensor attention_rollout(const std::vector<at::Tensor>& attentions,
                              const RolloutOptions& options = {});
 
-// Reshapes per-token relevance [B, g*g] into a [B,g,g] map scaled to [0,1] per image
-// (min-max; a constant map becomes all zeros).
-at::Tensor relevance_to_grid(const at::Tensor& relevance, int grid);
-
 }  // namespace medattn::explain

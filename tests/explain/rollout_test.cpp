@@ -65,17 +65,6 @@ TEST_CASE("rollout discards the weakest non-CLS weights per row", "[explain][rol
   CHECK(full[0][2].item<float>() == Approx(0.1 / 2.0).margin(1e-6));
 }
 
-TEST_CASE("relevance_to_grid scales each map to [0,1] and keeps the token order", "[explain][rollout]") {
-  auto g = medattn::explain::relevance_to_grid(torch::tensor({{1.0f, 3.0f, 2.0f, 5.0f}}), 2);
-  REQUIRE(g.sizes() == torch::IntArrayRef({1, 2, 2}));
-  CHECK(g[0][0][0].item<float>() == 0.0f);
-  CHECK(g[0][0][1].item<float>() == Approx(0.5f));
-  CHECK(g[0][1][0].item<float>() == Approx(0.25f));
-  CHECK(g[0][1][1].item<float>() == 1.0f);
-  auto flat = medattn::explain::relevance_to_grid(torch::full({1, 4}, 0.3f), 2);
-  CHECK(flat.sum().item<float>() == 0.0f);
-}
-
 TEST_CASE("an unknown head fusion is a usage error naming the choices", "[explain][rollout]") {
   try {
     medattn::explain::parse_head_fusion("median");
