@@ -143,13 +143,7 @@ std::vector<RandomizationStep> randomization_check(const model::ModelCard& card,
                                                    uint64_t seed) {
   const auto original = explain(net, x, options);
   auto copy = model::build_net(card);
-  {
-    torch::NoGradGuard no_grad;
-    auto d = copy->parameters(), s = net->parameters();
-    for (size_t i = 0; i < d.size(); ++i) d[i].copy_(s[i]);
-    auto db = copy->buffers(), sb = net->buffers();
-    for (size_t i = 0; i < db.size(); ++i) db[i].copy_(sb[i]);
-  }
+  model::copy_weights(*copy, *net);
   torch::manual_seed(seed);
   // Top-down: the head first, the first CNN stage last.
   std::vector<std::pair<std::string, std::function<void()>>> layers;

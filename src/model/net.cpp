@@ -206,6 +206,16 @@ void load_weights(torch::nn::Module& net, const std::string& path) {
   for (auto& [name, tensor] : expected) tensor.copy_(loaded[name]);
 }
 
+void copy_weights(torch::nn::Module& dst, torch::nn::Module& src) {
+  torch::NoGradGuard no_grad;
+  auto d = dst.parameters(), s = src.parameters();
+  TORCH_CHECK(d.size() == s.size(), "copy_weights: different architectures");
+  for (size_t i = 0; i < d.size(); ++i) d[i].copy_(s[i]);
+  auto db = dst.buffers(), sb = src.buffers();
+  TORCH_CHECK(db.size() == sb.size(), "copy_weights: different architectures");
+  for (size_t i = 0; i < db.size(); ++i) db[i].copy_(sb[i]);
+}
+
 LoadedModel load_model(const std::string& dir) {
   LoadedModel m;
   m.card = read_card(dir);

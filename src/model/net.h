@@ -78,6 +78,9 @@ void save_weights(torch::nn::Module& net, const std::string& path);
 // expected [2,64])", "... missing tensor 'blocks.1.attn.qkv.weight'", "... truncated".
 void load_weights(torch::nn::Module& net, const std::string& path);
 
+// Copies every parameter and buffer of `src` into `dst`. REQUIRES: same architecture.
+void copy_weights(torch::nn::Module& dst, torch::nn::Module& src);
+
 struct LoadedModel {
   ModelCard card;
   AttnNet net{nullptr};  // in eval() mode

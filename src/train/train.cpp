@@ -291,14 +291,6 @@ Checkpoint load_checkpoint(const std::string& out, model::AttnNet& net, model::A
   return c;
 }
 
-void copy_state(model::AttnNet& dst, model::AttnNet& src) {
-  torch::NoGradGuard no_grad;
-  auto d = dst->parameters(), s = src->parameters();
-  for (size_t i = 0; i < d.size(); ++i) d[i].copy_(s[i]);
-  auto db = dst->buffers(), sb = src->buffers();
-  for (size_t i = 0; i < db.size(); ++i) db[i].copy_(sb[i]);
-}
-
 // ema = decay * ema + (1 - decay) * net for parameters; buffers (BatchNorm statistics) copied.
 void update_ema(model::AttnNet& ema, model::AttnNet& net, double decay) {
   torch::NoGradGuard no_grad;
@@ -377,7 +369,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   model::AttnNet ema{nullptr};
   if (options.ema > 0) {
     ema = model::build_net(card);
-    copy_state(ema, net);
+    model::copy_weights(*ema, *net);
   }
   // The network that is validated, kept and shipped: the EMA of the weights when enabled.
   model::AttnNet& judged = options.ema > 0 ? ema : net;
@@ -456,7 +448,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
       state.best_acc = metrics.accuracy;
       state.best_epoch = epoch;
       state.epochs_since_best = 0;
-      copy_state(best, judged);
+      model::copy_weights(*best, *judged);
       report.best = true;
     } else {
       ++state.epochs_since_best;
