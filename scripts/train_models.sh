@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Retrains the shipped real-data models from ../shared/data with their committed settings.
-# So far: models/pneumoniamnist, a first models/breastmnist and models/pneumonia-cxr (brain-mri is to come).
+# models/pneumoniamnist, models/breastmnist, models/pneumonia-cxr and models/brain-mri.
 set -euo pipefail
 build=${1:-build}
 shared=${SHARED_DATA:-../shared/data}
@@ -15,4 +15,8 @@ shared=${SHARED_DATA:-../shared/data}
 "$build/medattn" train "$shared/chest_xray_224/train" --out models/pneumonia-cxr --name pneumonia-cxr \
   --classes NORMAL,PNEUMONIA --group-regex 'person([0-9]+)_' --val-fraction 0.15 --image-size 64 --stem 16,32,64 \
   --dim 96 --depth 4 --heads 4 --epochs 40 --batch-size 64 --lr 1e-3 --label-smoothing 0.05 --ema 0.999 \
+  --seed 1 --threads 2
+"$build/medattn" train "$shared/brain_mri_224/Training" --out models/brain-mri --name brain-mri \
+  --classes glioma,meningioma,notumor,pituitary --val-fraction 0.15 --image-size 128 --stem 16,32,64,96 \
+  --dim 96 --depth 4 --heads 4 --epochs 28 --batch-size 64 --lr 1e-3 --label-smoothing 0.05 --ema 0.999 --hflip \
   --seed 1 --threads 2
