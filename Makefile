@@ -3,8 +3,16 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
+# `make test SANITIZE=1`: the whole suite under ASan and UBSan, in its own build folder.
+ifeq ($(SANITIZE),1)
+BUILD_DIR := build-asan
+CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMEDATTN_SANITIZE=ON
+export ASAN_OPTIONS ?= detect_leaks=0:abort_on_error=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+endif
+FUZZ_SECONDS ?= 60
 
-.PHONY: all setup configure build test demo bench models install clean
+.PHONY: all setup configure build test demo bench models install clean fuzz
 
 all: build
 
@@ -18,14 +26,16 @@ build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
 test: build
+	@bash scripts/setup.sh --test
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 demo: build
 	@bash scripts/demo.sh $(BUILD_DIR)
 
 bench: configure
-	@cmake --build $(BUILD_DIR) -j $(JOBS) --target medattn_bench
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target medattn_bench medattn
 	@$(BUILD_DIR)/medattn_bench
+	@bash bench/batch_rss.sh $(BUILD_DIR)
 
 models: build
 	@bash scripts/train_models.sh $(BUILD_DIR)
@@ -36,5 +46,13 @@ PREFIX ?= /usr/local
 install: build
 	@cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
+# Builds every libFuzzer target with clang and runs each for FUZZ_SECONDS; non-zero on a crash.
+fuzz:
+	@bash scripts/setup.sh --fuzz
+	@cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+	  -DMEDATTN_FUZZ=ON -DMEDATTN_BUILD_TESTS=OFF > /dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_seeds fuzz_image fuzz_dicom fuzz_nifti fuzz_npz fuzz_csv fuzz_model
+	@bash scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) build-asan build-fuzz

@@ -4,6 +4,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -13,16 +14,20 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "core/error.h"
 #include "core/fs.h"
 #include "eval/metrics.h"
 #include "explain/overlay.h"
+#include "io/image.h"
 #include "model/card.h"
 #include "phantom/phantom.h"
 #include "pipeline/diagnose.h"
 #include "pipeline/version.h"
+#include "pipeline/batch.h"
+#include "report/html_report.h"
 #include "report/record.h"
 #include "report/roc_plot.h"
 #include "report/terminal.h"
@@ -94,26 +99,106 @@ struct DiagnoseArgs {
   int preview_width = 0;
   std::string model;
   std::string format = "table";
+  bool format_given = false;
   std::string output;
   std::string window;
+  std::string shard;
+  std::string report;
+  bool resume = false, quiet = false;
+  double max_file_mb = 2048;
   int threads = 0;
+  std::string command;
 };
 
+// Progress on stderr: a line redrawn in place on a terminal, a log line every 10 s otherwise.
+class ProgressPrinter {
+ public:
+  explicit ProgressPrinter(bool quiet) : quiet_(quiet), terminal_(::isatty(STDERR_FILENO)) {}
+  void update(const pipeline::Progress& p) {
+    if (quiet_) return;
+    const double every = terminal_ ? 0.1 : 10.0;
+    if (p.seconds - last_ < every && !(p.total >= 0 && p.done == p.total)) return;
+    last_ = p.seconds;
+    const double rate = p.done / std::max(1e-9, p.seconds);
+    std::string line = std::to_string(p.done) + (p.total >= 0 ? "/" + std::to_string(p.total) : "") + " images";
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), ", %.1f images/s", rate);
+    line += buf;
+    if (p.total >= 0 && rate > 0) line += ", ETA " + format_seconds(std::max(0, p.total - p.done) / rate);
+    if (p.failed > 0) line += ", " + std::to_string(p.failed) + " failed";
+    if (terminal_) {
+      std::fprintf(stderr, "\r\x1b[K%s", line.c_str());
+      std::fflush(stderr);
+      drawn_ = true;
+    } else {
+      spdlog::info("progress: {}", line);
+    }
+  }
+  // Clears the progress line so that a log line can be printed.
+  void clear() {
+    if (drawn_) {
+      std::fprintf(stderr, "\r\x1b[K");
+      std::fflush(stderr);
+      drawn_ = false;
+    }
+  }
+
+ private:
+  bool quiet_, terminal_;
+  double last_ = -1e9;
+  bool drawn_ = false;
+};
+
+// -o FILE for jsonl and csv: appends whole records, one write each, so that a crash leaves
+// complete lines only (and --resume repairs a cut-off last line anyway).
 int run_diagnose_command(DiagnoseArgs& args) {
   auto& opt = args.options;
   opt.model_dir = args.model.empty() ? default_model_dir() : args.model;
+  opt.paths_in = &std::cin;
+  opt.read.max_file_bytes = static_cast<int64_t>(args.max_file_mb * 1048576.0);
   if (!args.window.empty()) opt.read.window = parse_window(args.window);
+  if (!args.format_given && !args.output.empty()) {
+    // -o results.jsonl implies --format jsonl (likewise .json and .csv).
+    const std::string ext = fs::path(args.output).extension().string();
+    if (ext == ".jsonl" || ext == ".json" || ext == ".csv") args.format = ext.substr(1);
+  }
   const auto format = report::parse_format(args.format);
-  pipeline::set_threads(args.threads);
+  if (!args.shard.empty()) opt.shard = pipeline::parse_shard(args.shard);
+  if (args.resume && (args.output.empty() || (format != report::Format::kJsonl && format != report::Format::kCsv))) {
+    throw Error(ErrorKind::kInvalidArgument, "--resume needs -o FILE in jsonl or csv format (the records already written are read back)");
+  }
+  // Outputs never overwrite inputs: refuse an -o or --report that names an existing image.
+  for (const std::string* target : {&args.output, &args.report}) {
+    std::error_code ec;
+    if (!target->empty() && fs::is_regular_file(*target, ec) && io::sniff_format(*target) != io::FileFormat::kUnknown) {
+      throw file_error(ErrorKind::kInvalidArgument, "refusing to write", *target, "it is an image (an input?); choose another file");
+    }
+  }
+  const int threads = pipeline::set_threads(args.threads);
+  const bool csv = format == report::Format::kCsv;
 
-  // -o FILE: json is written to a temporary file and renamed when complete; jsonl and csv
-  // stream record by record.
+  // What an earlier run recorded; read before the model loads so a bad file fails fast.
+  pipeline::Recorded recorded;
+  bool append = false;
+  if (args.resume) {
+    recorded = pipeline::read_recorded(args.output, csv, model::model_id(opt.model_dir));
+    if (recorded.truncated) spdlog::warn("{}: removed a record cut short by an earlier crash", args.output);
+    if (recorded.other_model > 0) {
+      spdlog::warn("{}: {} record(s) were written by another model and are diagnosed again", args.output, recorded.other_model);
+    }
+    spdlog::info("resuming: {} input(s) already recorded in {}", recorded.files.size(), args.output);
+    opt.skip_files = std::move(recorded.files);
+    std::error_code ec;
+    append = fs::exists(args.output, ec) && fs::file_size(args.output, ec) > 0;
+  }
+
   std::ofstream file;
   std::string tmp_output;
   std::ostream* out = &std::cout;
   if (!args.output.empty()) {
+    // json is one array: written to a temporary file and renamed when complete.
     tmp_output = format == report::Format::kJson ? args.output + ".tmp." + std::to_string(::getpid()) : args.output;
-    file.open(tmp_output, std::ios::out | std::ios::trunc);
+    file.open(tmp_output, std::ios::out | (append ? std::ios::app : std::ios::trunc));
     if (!file) {
       throw file_error(ErrorKind::kIOError, "cannot write output", args.output, std::strerror(errno));
     }
@@ -130,30 +215,86 @@ int run_diagnose_command(DiagnoseArgs& args) {
   if (struct winsize ws {}; terminal && ::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) columns = ws.ws_col;
   table.preview_width = args.preview_width > 0 ? args.preview_width : std::clamp(columns - 2, 16, 64);
   opt.preview = table.preview;
+  if (!args.report.empty()) opt.thumbnail_size = 160;
   std::unique_ptr<report::RecordWriter> writer;
+  std::unique_ptr<report::HtmlReport> html;
+  ProgressPrinter progress(args.quiet);
+  std::map<std::string, int> per_diagnosis, per_reason;
   const auto summary = pipeline::run_diagnose(
       opt,
-      [&](const std::vector<std::string>& classes) { writer = report::make_writer(format, *out, classes, table); },
-      [&](const report::DiagnosisRecord& r) {
-        if (!r.ok) spdlog::error("{}", r.error);
-        writer->write(r);
+      [&](const std::vector<std::string>& classes, const std::string& id) {
+        writer = report::make_writer(format, *out, classes, table, /*csv_header=*/!append);
+        if (!args.report.empty()) {
+          report::ReportInfo info;
+          info.classes = classes;
+          info.model_id = id;
+          info.model_summary = model::describe_card(model::read_card(opt.model_dir));
+          info.command = args.command;
+          info.method = opt.method;
+          html = std::make_unique<report::HtmlReport>(args.report, info);
+        }
       },
-      [&](const std::string& notice) { spdlog::info("{}", notice); });
+      [&](const report::DiagnosisRecord& r) {
+        if (r.ok) {
+          ++per_diagnosis[r.diagnosis];
+        } else {
+          ++per_reason[report::error_reason(r.error)];
+          progress.clear();
+          spdlog::error("{}", r.error);
+        }
+        writer->write(r);
+        if (html) html->add(r);
+      },
+      [&](const std::string& notice) {
+        progress.clear();
+        spdlog::info("{}", notice);
+      },
+      [&](const pipeline::Progress& p) { progress.update(p); });
+  progress.clear();
   writer->finish();
   if (!args.output.empty()) {
     file.close();
     if (!file) throw file_error(ErrorKind::kIOError, "cannot write output", args.output, "write failed");
     if (tmp_output != args.output) fs::rename(tmp_output, args.output);
   }
+  if (html) {
+    report::RunTotals totals;
+    totals.seconds = summary.seconds;
+    totals.threads = threads;
+    totals.workers = opt.workers;
+    totals.shard = args.shard;
+    totals.resumed = summary.resumed;
+    html->finish(totals);
+    spdlog::info("wrote report {}", args.report);
+  }
+  // The closing summary: counts per diagnosis, failures by reason, time and rate.
   const int ok = summary.total - summary.failed;
   spdlog::info("diagnosed {} of {} image(s), {} failed, {} skipped, in {} ({:.1f} images/s)", ok, summary.total,
                summary.failed, summary.skipped, format_seconds(summary.seconds),
                summary.total / std::max(1e-9, summary.seconds));
-  if (summary.total == 0) {
+  struct rusage usage {};
+  ::getrusage(RUSAGE_SELF, &usage);
+  spdlog::info("  peak memory {:.0f} MB", usage.ru_maxrss / 1024.0);  // ru_maxrss is in KB on Linux
+  for (const auto& [name, n] : per_diagnosis) spdlog::info("  {}: {}", name, n);
+  for (const auto& [reason, n] : per_reason) spdlog::info("  failed, {}: {}", reason, n);
+  if (summary.resumed > 0) spdlog::info("  {} input(s) already recorded in {} were not repeated", summary.resumed, args.output);
+  if (!opt.shard.all()) spdlog::info("  shard {}: {} input(s) left to the other shards", args.shard, summary.other_shards);
+  if (summary.total == 0 && summary.resumed == 0 && summary.other_shards == 0) {
     spdlog::error("no images found in the given inputs");
     return kExitSomeFailed;
   }
   return summary.failed > 0 ? kExitSomeFailed : kExitOk;
+}
+
+int run_merge_command(const std::vector<std::string>& files, const std::string& out, const std::vector<std::string>& inputs) {
+  const auto r = pipeline::merge_outputs(files, out, inputs);
+  spdlog::info("merged {} shard file(s) into {}: {} record(s)", r.shards, out, r.records);
+  if (r.models.size() > 1) spdlog::warn("the shards were written by {} different models", r.models.size());
+  for (const auto& f : r.duplicates) spdlog::warn("duplicate: '{}' is recorded more than once (the first record is kept)", f);
+  for (const auto& f : r.missing) spdlog::error("missing: '{}' is in the inputs but in no shard", f);
+  for (const auto& f : r.unexpected) spdlog::warn("unexpected: '{}' is recorded but not in the inputs", f);
+  spdlog::info("{} duplicate(s), {} missing{}", r.duplicates.size(), r.missing.size(), inputs.empty() ? " (not checked: no --inputs)" : "");
+  return r.duplicates.empty() && r.missing.empty() && r.models.size() <= 1 ? kExitOk : kExitSomeFailed;
 }
 
 struct TrainArgs {
@@ -236,6 +377,7 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
     if (!hm.randomization.empty()) {
       j["randomization"] = nlohmann::json::array();
       for (const auto& step : hm.randomization) j["randomization"].push_back({{"layer", step.layer}, {"spearman", round4(step.spearman)}});
+      j["randomization_floor"] = round4(hm.randomization_floor);
     }
   }
   if (!roc_path.empty()) {
@@ -293,6 +435,7 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
       if (hm.deletion_auc >= 0) std::printf("deletion auc   %.4f (lower is better)\ninsertion auc  %.4f (higher is better)\n", hm.deletion_auc, hm.insertion_auc);
       if (hm.masked > 0) std::printf("pointing game  %.4f (%d images with lesions)\nheatmap iou    %.4f\n", hm.pointing_game, hm.masked, hm.heatmap_iou);
       for (const auto& step : hm.randomization) std::printf("randomised down to %-10s spearman %.4f\n", step.layer.c_str(), step.spearman);
+      if (!hm.randomization.empty()) std::printf("two random networks      spearman %.4f (the floor)\n", hm.randomization_floor);
     }
   }
   return r.skipped > 0 ? kExitSomeFailed : kExitOk;
@@ -342,9 +485,33 @@ int main(int argc, char** argv) {
   diagnose->add_option("--window", d.window, "Display window CENTER,WIDTH overriding the file's (e.g. 40,400 for CT soft tissue)");
   diagnose->add_option("--frame", d.options.read.frame, "DICOM multi-frame: frame to read (0-based)")->check(CLI::NonNegativeNumber)->capture_default_str();
   diagnose->add_option("--slice", d.options.read.slice, "NIfTI 3D: axial slice to read (0-based; default: the middle one)");
+  diagnose->add_option("--max-pixels", d.options.read.max_pixels, "Refuse images (frames, slices) with more pixels than this")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  diagnose->add_option("--max-file-size", d.max_file_mb, "Refuse files larger than this many MB")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  diagnose->add_option("--max-frames", d.options.read.max_frames, "Refuse DICOM files with more frames (NIfTI: more slices x volumes)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   diagnose->add_option("--threads", d.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   diagnose->add_option("--batch-size", d.options.batch_size, "Images per forward pass")->check(CLI::PositiveNumber)->capture_default_str();
-  diagnose->footer("Example:\n  medattn diagnose --format json --heatmaps out/ scans/ chest.dcm knee.png");
+  diagnose->add_option("--workers", d.options.workers, "Threads decoding and preprocessing images ahead of the model")
+      ->check(CLI::Range(1, 64))->capture_default_str();
+  diagnose->add_flag("--resume", d.resume, "Skip inputs already recorded in -o FILE (jsonl or csv) by the same model, and append");
+  diagnose->add_option("--shard", d.shard, "Process only shard K of N (0 <= K < N), split by a stable hash of each input's relative path");
+  diagnose->add_option("--report", d.report, "Also write a self-contained HTML report (sortable table, heatmap thumbnails)");
+  diagnose->add_flag("-q,--quiet", d.quiet, "No progress display");
+  diagnose->footer("Examples:\n  medattn diagnose --format json --heatmaps out/ scans/ chest.dcm knee.png\n"
+                   "  medattn diagnose archive/ -o results.jsonl --resume --report report.html\n"
+                   "  find archive -name '*.dcm' | medattn diagnose - -o results.csv\n"
+                   "  medattn diagnose archive/ --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT -o part-$SLURM_ARRAY_TASK_ID.jsonl");
+
+  // merge
+  std::vector<std::string> merge_inputs, merge_files;
+  std::string merge_out;
+  auto* merge = app.add_subcommand("merge", "Join the outputs of diagnose shards into one file; report missing and duplicated files");
+  merge->add_option("files", merge_files, "Shard outputs (all jsonl or all csv)")->required();
+  merge->add_option("-o,--output", merge_out, "Merged output (.jsonl or .csv), written atomically")->required();
+  merge->add_option("--inputs", merge_inputs, "The INPUTs the shards were run on: report inputs no shard recorded")->expected(1, -1);
+  merge->footer("Example:\n  medattn merge part-*.jsonl -o results.jsonl --inputs archive/");
 
   // train
   TrainArgs t;
@@ -446,7 +613,12 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (*diagnose) return run_diagnose_command(d);
+    if (*diagnose) {
+      d.format_given = diagnose->count("--format") > 0;
+      d.command = command_line(argc, argv);
+      return run_diagnose_command(d);
+    }
+    if (*merge) return run_merge_command(merge_files, merge_out, merge_inputs);
     if (*trainc) return run_train_command(t, command_line(argc, argv));
     if (*evaluate) {
       pipeline::set_threads(eval_threads);

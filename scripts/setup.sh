@@ -9,6 +9,14 @@ packages=(
   libopencv-dev libdcmtk-dev libnifti2-dev libzip-dev zlib1g-dev
   libcli11-dev libspdlog-dev nlohmann-json3-dev catch2 tmux help2man
 )
+# `setup.sh --test`: also what the test suite drives (a headless browser for the HTML report).
+if [[ "${1:-}" == "--test" ]]; then
+  packages+=(chromium)
+fi
+# `setup.sh --fuzz`: clang and its libFuzzer runtime.
+if [[ "${1:-}" == "--fuzz" ]]; then
+  packages+=(clang)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

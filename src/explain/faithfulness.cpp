@@ -41,6 +41,17 @@ void reinitialise(torch::nn::Module& m) {
   }
 }
 
+// Mean over the batch of the per-image Spearman correlation of two [B,S,S] map stacks.
+double mean_spearman(const torch::Tensor& p, const torch::Tensor& q) {
+  double sum = 0;
+  for (int64_t b = 0; b < p.size(0); ++b) {
+    auto a = p[b].contiguous(), c = q[b].contiguous();
+    sum += spearman(std::vector<float>(a.data_ptr<float>(), a.data_ptr<float>() + a.numel()),
+                    std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel()));
+  }
+  return sum / static_cast<double>(std::max<int64_t>(1, p.size(0)));
+}
+
 }  // namespace
 
 bool pointing_game_hit(const cv::Mat& map, const cv::Mat& mask) {
@@ -169,15 +180,19 @@ std::vector<RandomizationStep> randomization_check(const model::ModelCard& card,
     randomise();
     // Same targets as the original maps, so only the weights differ.
     const auto now = explain(copy, x, options, original.targets);
-    double sum = 0;
-    for (int64_t b = 0; b < x.size(0); ++b) {
-      auto a = original.maps[b].contiguous(), c = now.maps[b].contiguous();
-      sum += spearman(std::vector<float>(a.data_ptr<float>(), a.data_ptr<float>() + a.numel()),
-                      std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel()));
-    }
-    steps.push_back({name, sum / static_cast<double>(x.size(0))});
+    steps.push_back({name, mean_spearman(original.maps, now.maps)});
   }
   return steps;
+}
+
+double randomization_floor(const model::ModelCard& card, model::AttnNet& net, const torch::Tensor& x,
+                           const ExplainOptions& options, uint64_t seed) {
+  const auto targets = explain(net, x, options).targets;
+  torch::manual_seed(seed + 1000);
+  auto a = model::build_net(card);
+  torch::manual_seed(seed + 2000);
+  auto b = model::build_net(card);
+  return mean_spearman(explain(a, x, options, targets).maps, explain(b, x, options, targets).maps);
 }
 
 }  // namespace medattn::explain

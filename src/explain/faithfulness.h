@@ -46,4 +46,11 @@ std::vector<RandomizationStep> randomization_check(const model::ModelCard& card,
                                                    const torch::Tensor& x, const ExplainOptions& options,
                                                    uint64_t seed = 1);
 
+// The floor of that check: the mean rank correlation between the maps of two independently
+// initialised networks of the card's architecture (same inputs, same targets as `net`
+// predicts). What remains at this level is shared by any two random networks (architecture
+// and input structure), not learned.
+double randomization_floor(const model::ModelCard& card, model::AttnNet& net, const torch::Tensor& x,
+                           const ExplainOptions& options, uint64_t seed = 1);
+
 }  // namespace medattn::explain

@@ -93,7 +93,7 @@ void write_png(const std::string& path, const cv::Mat& image) {
   if (!cv::imencode(".png", image, bytes)) {
     throw file_error(ErrorKind::kIOError, "cannot write", path, "PNG encoding failed");
   }
-  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+  write_file_atomic(path, std::string(bytes.begin(), bytes.end()), /*sync=*/false);
 }
 
 cv::Mat heatmap_to_u16(const cv::Mat& heatmap) {

@@ -110,6 +110,20 @@ Image read_dicom(const std::string& path, const ReadOptions& options) {
   }
   DcmDataset* dataset = file.getDataset();
   const E_TransferSyntax original_xfer = dataset->getOriginalXfer();
+  {
+    // Limits first: decompression would allocate what the header claims.
+    Uint16 claimed_rows = 0, claimed_cols = 0;
+    Sint32 claimed_frames = 1;
+    if (dataset->findAndGetUint16(DCM_Rows, claimed_rows).good() &&
+        dataset->findAndGetUint16(DCM_Columns, claimed_cols).good() && claimed_rows > 0 && claimed_cols > 0) {
+      check_pixel_limit(claimed_cols, claimed_rows, options, kWhat, path);
+    }
+    if (dataset->findAndGetSint32(DCM_NumberOfFrames, claimed_frames).good() && claimed_frames > options.max_frames) {
+      throw file_error(ErrorKind::kUnsupported, kWhat, path,
+                       "too many frames (" + std::to_string(claimed_frames) + ", limit " +
+                           std::to_string(options.max_frames) + "; see --max-frames)");
+    }
+  }
 
   DcmElement* pixel_element = nullptr;
   if (dataset->findAndGetElement(DCM_PixelData, pixel_element).bad() || pixel_element == nullptr)

@@ -7,12 +7,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -142,7 +144,77 @@ Completeness bmp_completeness(const std::vector<unsigned char>& b) {
   return uint64_t(offset) + stride * rows <= n ? Completeness::kComplete : Completeness::kTruncated;
 }
 
+uint16_t be16(const unsigned char* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+
+// Width and height from the file's header, before any decoding; {0, 0} when the header does
+// not say (the decoder then decides). Only what the header claims: it may lie, which is the
+// point of checking it before the decoder allocates.
+std::pair<int64_t, int64_t> header_size(const std::vector<unsigned char>& b, FileFormat format) {
+  const size_t n = b.size();
+  switch (format) {
+    case FileFormat::kPng:
+      if (n >= 24 && std::memcmp(&b[12], "IHDR", 4) == 0) return {be32(&b[16]), be32(&b[20])};
+      break;
+    case FileFormat::kBmp:
+      if (n >= 26) {
+        const int64_t h = static_cast<int32_t>(le32(&b[22]));
+        return {static_cast<int32_t>(le32(&b[18])), h < 0 ? -h : h};
+      }
+      break;
+    case FileFormat::kJpeg: {
+      size_t i = 2;
+      while (i + 4 <= n && b[i] == 0xFF) {
+        const unsigned char m = b[i + 1];
+        if (m == 0xFF) { ++i; continue; }
+        if (m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { i += 2; continue; }
+        const bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
+        if (sof && i + 9 <= n) return {be16(&b[i + 7]), be16(&b[i + 5])};
+        if (m == 0xDA || m == 0xD9) break;
+        i += 2 + be16(&b[i + 2]);
+      }
+      break;
+    }
+    case FileFormat::kTiff: {
+      if (n < 8) break;
+      const bool le = b[0] == 'I';
+      auto u16 = [&](size_t o) -> uint32_t { return le ? (b[o] | (b[o + 1] << 8)) : be16(&b[o]); };
+      auto u32 = [&](size_t o) -> uint32_t { return le ? le32(&b[o]) : be32(&b[o]); };
+      const size_t ifd = u32(4);
+      if (ifd + 2 > n) break;
+      const uint32_t entries = u16(ifd);
+      int64_t w = 0, h = 0;
+      for (uint32_t e = 0; e < entries && ifd + 2 + 12 * (e + 1) <= n; ++e) {
+        const size_t at = ifd + 2 + 12 * e;
+        const uint32_t tag = u16(at), type = u16(at + 2);
+        const int64_t value = type == 3 ? u16(at + 8) : u32(at + 8);  // SHORT or LONG
+        if (tag == 256) w = value;
+        if (tag == 257) h = value;
+      }
+      return {w, h};
+    }
+    default:
+      break;
+  }
+  return {0, 0};
+}
+
 }  // namespace
+
+void check_pixel_limit(int64_t width, int64_t height, const ReadOptions& options, const std::string& what,
+                       const std::string& path) {
+  if (width <= 0 || height <= 0) {
+    throw file_error(ErrorKind::kCorruption, what, path,
+                     "invalid image size (" + std::to_string(width) + "x" + std::to_string(height) + ")");
+  }
+  const double pixels = static_cast<double>(width) * static_cast<double>(height);
+  if (pixels > static_cast<double>(options.max_pixels)) {
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), "image too large (%lldx%lld = %.1f megapixels, limit %.1f; see --max-pixels)",
+                  static_cast<long long>(width), static_cast<long long>(height), pixels / 1e6,
+                  static_cast<double>(options.max_pixels) / 1e6);
+    throw file_error(ErrorKind::kUnsupported, what, path, buf);
+  }
+}
 
 Image read_image(const std::string& path, const ReadOptions& options) {
   const std::string what = "cannot read image";
@@ -152,6 +224,13 @@ Image read_image(const std::string& path, const ReadOptions& options) {
     throw file_error(ErrorKind::kNotFound, what, path, "no such file");
   if (std::filesystem::is_directory(status))
     throw file_error(ErrorKind::kInvalidArgument, what, path, "is a directory");
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!ec && static_cast<int64_t>(size) > options.max_file_bytes) {
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), "file too large (%.1f MB, limit %.1f MB; see --max-file-size)", size / 1048576.0,
+                  options.max_file_bytes / 1048576.0);
+    throw file_error(ErrorKind::kUnsupported, what, path, buf);
+  }
   {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw file_error(ErrorKind::kIOError, what, path, std::strerror(errno));
@@ -183,6 +262,9 @@ Image read_opencv_image(const std::string& path, FileFormat format, const ReadOp
   const std::string what = std::string("cannot read ") + display_name(format);
   const std::vector<unsigned char> bytes = read_bytes(path, what);
   if (bytes.empty()) throw file_error(ErrorKind::kCorruption, what, path, "file is empty");
+  // What the header claims, before anything is decoded or checked further.
+  const auto [claimed_w, claimed_h] = header_size(bytes, format);
+  if (claimed_w != 0 || claimed_h != 0) check_pixel_limit(claimed_w, claimed_h, options, what, path);
 
   // libjpeg only warns about a cut file and OpenCV then returns an image padded with grey:
   // check that the stream is complete before decoding.
@@ -199,7 +281,7 @@ Image read_opencv_image(const std::string& path, FileFormat format, const ReadOp
 
   cv::Mat raw;
   try {
-    raw = cv::imread(path, cv::IMREAD_UNCHANGED);
+    raw = cv::imdecode(bytes, cv::IMREAD_UNCHANGED);
   } catch (const cv::Exception& e) {
     throw file_error(ErrorKind::kCorruption, what, path, "decoder failed (" + e.msg + ")");
   }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <opencv2/core.hpp>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -40,7 +41,18 @@ struct ReadOptions {
   int frame = 0;                 // DICOM multi-frame: which frame (0-based)
   int slice = -1;                // NIfTI 3D: which axial slice (0-based); -1 = the middle one
   std::optional<Window> window;  // overrides the window found in the file
+  // Limits, checked from the headers before anything large is allocated, so that a hostile
+  // or broken file claiming 60000x60000 pixels is refused at once.
+  int64_t max_pixels = 100'000'000;     // per image, DICOM frame or NIfTI slice (--max-pixels)
+  int64_t max_file_bytes = 2LL << 30;   // file size (--max-file-size, in MB on the command line)
+  int64_t max_frames = 4096;            // DICOM Number of Frames; NIfTI: slices x volumes (--max-frames)
 };
+
+// Throws medattn::Error(kUnsupported) "<what> '<path>': image too large (WxH = N megapixels,
+// limit M; see --max-pixels)" when width * height exceeds options.max_pixels (or either side
+// is not positive: kCorruption).
+void check_pixel_limit(int64_t width, int64_t height, const ReadOptions& options, const std::string& what,
+                       const std::string& path);
 
 struct Image {
   // CV_32FC1 (grey) or CV_32FC3 (colour, BGR order as in OpenCV), in stored/physical units.

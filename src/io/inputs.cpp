@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <istream>
 
 #include "io/image.h"
 
@@ -33,35 +34,131 @@ bool has_image_extension(const std::string& path) {
   return false;
 }
 
-ExpandedInputs expand_inputs(const std::vector<std::string>& arguments) {
-  ExpandedInputs out;
-  for (const auto& arg : arguments) {
+struct InputWalker::State {
+  struct Folder {
+    std::string relative;             // of this folder, "" for the argument itself
+    std::vector<std::string> names;   // sorted entries still to visit (directories end in "/")
+    size_t next = 0;
+  };
+  std::vector<std::string> arguments;
+  std::istream* paths_in = nullptr;
+  size_t argument = 0;
+  bool reading_stdin = false;
+  std::string root;                   // the directory argument being walked
+  std::vector<Folder> stack;
+  std::vector<fs::path> excluded;     // canonical folders to skip
+
+  // Lists a folder: names sorted with "/" appended to directories, so that depth-first order
+  // equals the sorted order of the full relative paths.
+  Folder list(const std::string& relative) const {
+    Folder f;
+    f.relative = relative;
+    std::error_code ec;
+    const fs::path dir = relative.empty() ? fs::path(root) : fs::path(root) / relative;
+    fs::directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
+      std::error_code sec;
+      const auto link = it->symlink_status(sec);
+      if (sec) continue;
+      const std::string name = it->path().filename().string();
+      if (fs::is_directory(link)) {
+        if (!excluded.empty()) {
+          const fs::path canonical = fs::weakly_canonical(it->path(), sec);
+          if (std::find(excluded.begin(), excluded.end(), canonical) != excluded.end()) continue;
+        }
+        f.names.push_back(name + "/");
+      } else if (it->is_regular_file(sec)) {  // a symlink to a file counts as the file
+        f.names.push_back(name);
+      }
+    }
+    std::sort(f.names.begin(), f.names.end());
+    return f;
+  }
+};
+
+InputWalker::InputWalker(std::vector<std::string> arguments, std::istream* paths_in) : state_(std::make_unique<State>()) {
+  state_->arguments = std::move(arguments);
+  state_->paths_in = paths_in;
+}
+
+InputWalker::~InputWalker() = default;
+
+void InputWalker::exclude(const std::string& dir) {
+  std::error_code ec;
+  const fs::path canonical = fs::weakly_canonical(dir, ec);
+  if (!ec) state_->excluded.push_back(canonical);
+}
+
+bool InputWalker::next(Event& event) {
+  State& s = *state_;
+  for (;;) {
+    // Inside a directory argument: depth first.
+    while (!s.stack.empty()) {
+      auto& top = s.stack.back();
+      if (top.next == top.names.size()) {
+        s.stack.pop_back();
+        continue;
+      }
+      const std::string name = top.names[top.next++];
+      const std::string rel = top.relative.empty() ? name : top.relative + "/" + name;
+      if (name.back() == '/') {
+        s.stack.push_back(s.list(rel.substr(0, rel.size() - 1)));
+        continue;
+      }
+      const std::string path = (fs::path(s.root) / rel).string();
+      const bool hidden = name[0] == '.';
+      if (!hidden && (sniff_format(path) != FileFormat::kUnknown || has_image_extension(path))) {
+        event = {Kind::kItem, {path, s.root, rel}, ""};
+      } else {
+        event = {Kind::kSkipped, {path, s.root, rel}, "skipped '" + path + "': not an image"};
+      }
+      return true;
+    }
+    if (s.reading_stdin) {
+      std::string line;
+      if (s.paths_in != nullptr && std::getline(*s.paths_in, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.empty()) continue;
+        std::error_code ec;
+        if (!fs::exists(line, ec)) {
+          event = {Kind::kMissing, {line, line, ""}, ""};
+        } else {
+          event = {Kind::kItem, {line, line, ""}, ""};
+        }
+        return true;
+      }
+      s.reading_stdin = false;
+    }
+    if (s.argument == s.arguments.size()) return false;
+    const std::string arg = s.arguments[s.argument++];
+    if (arg == "-") {
+      s.reading_stdin = true;
+      continue;
+    }
     std::error_code ec;
     const auto status = fs::status(arg, ec);
     if (ec || !fs::exists(status)) {
-      out.missing.push_back(arg);
-      continue;
+      event = {Kind::kMissing, {arg, arg, ""}, ""};
+      return true;
     }
     if (!fs::is_directory(status)) {
-      out.items.push_back({arg, arg, ""});
-      continue;
+      event = {Kind::kItem, {arg, arg, ""}, ""};
+      return true;
     }
-    std::vector<std::string> found;
-    fs::recursive_directory_iterator it(arg, fs::directory_options::skip_permission_denied, ec), end;
-    for (; !ec && it != end; it.increment(ec)) {
-      std::error_code fec;
-      if (!it->is_regular_file(fec)) continue;
-      found.push_back(fs::relative(it->path(), arg, fec).generic_string());
-    }
-    std::sort(found.begin(), found.end());
-    for (const auto& rel : found) {
-      const std::string path = (fs::path(arg) / rel).string();
-      const bool hidden = fs::path(rel).filename().string().rfind('.', 0) == 0;
-      if (!hidden && (sniff_format(path) != FileFormat::kUnknown || has_image_extension(path))) {
-        out.items.push_back({path, arg, rel});
-      } else {
-        out.notices.push_back("skipped '" + path + "': not an image");
-      }
+    s.root = arg;
+    s.stack.push_back(s.list(""));
+  }
+}
+
+ExpandedInputs expand_inputs(const std::vector<std::string>& arguments) {
+  ExpandedInputs out;
+  InputWalker walker(arguments, nullptr);
+  InputWalker::Event e;
+  while (walker.next(e)) {
+    switch (e.kind) {
+      case InputWalker::Kind::kItem: out.items.push_back(e.item); break;
+      case InputWalker::Kind::kSkipped: out.notices.push_back(e.message); break;
+      case InputWalker::Kind::kMissing: out.missing.push_back(e.item.path); break;
     }
   }
   return out;

@@ -2,6 +2,8 @@
 // list of images to process.
 #pragma once
 
+#include <iosfwd>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,36 @@ struct ExpandedInputs {
 // is reported rather than silently skipped; other files (e.g. .DS_Store, notes.txt) are
 // skipped with a notice.
 ExpandedInputs expand_inputs(const std::vector<std::string>& arguments);
+
+// Finds inputs lazily, one at a time, so that an archive of any size costs memory for one
+// folder listing, not for every path. Arguments are taken in order; a directory is walked
+// depth first with each folder's entries sorted so that the order equals a sort of the
+// relative paths (following no symlinked directories); the argument "-" reads one path per
+// line from `paths_in` (blank lines ignored). The same files are kept, skipped and reported
+// as by expand_inputs().
+class InputWalker {
+ public:
+  enum class Kind { kItem, kSkipped, kMissing };
+  struct Event {
+    Kind kind = Kind::kItem;
+    InputItem item;       // kItem: the input; kSkipped/kMissing: item.path names the file
+    std::string message;  // kSkipped: "skipped '<path>': not an image"
+  };
+  // `paths_in` is read only when an argument is "-"; it must outlive the walker.
+  InputWalker(std::vector<std::string> arguments, std::istream* paths_in);
+  ~InputWalker();
+  InputWalker(const InputWalker&) = delete;
+  InputWalker& operator=(const InputWalker&) = delete;
+  // Folders never to descend into (e.g. the run's own heatmap folder inside an archive it
+  // walks), compared after resolving symlinks. Call before next().
+  void exclude(const std::string& dir);
+  // The next event; false when every argument has been walked.
+  bool next(Event& event);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 // True when the file name's extension claims an image format.
 bool has_image_extension(const std::string& path);

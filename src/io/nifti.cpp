@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -198,6 +199,15 @@ Image read_nifti(const std::string& path, const ReadOptions& options) {
         ErrorKind::kUnsupported, kWhat, path,
         "not an image (got " + std::to_string(ndim) + " dimension(s), expected 2 to 7)");
   const int datatype = nim->datatype;
+  check_pixel_limit(nx, ny, options, kWhat, path);
+  // A volume may hold at most max_frames slices of max_pixels (all volumes together).
+  const double voxels = static_cast<double>(nim->nvox);
+  if (voxels > static_cast<double>(options.max_pixels) * static_cast<double>(options.max_frames)) {
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), "volume too large (%.3g voxels, limit %.3g; see --max-pixels, --max-frames)", voxels,
+                  static_cast<double>(options.max_pixels) * static_cast<double>(options.max_frames));
+    throw file_error(ErrorKind::kUnsupported, kWhat, path, buf);
+  }
 
   int z = options.slice;
   if (z < 0) {

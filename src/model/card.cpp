@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/sha256.h"
 #include "core/fs.h"
 
 namespace medattn::model {
@@ -71,6 +72,7 @@ json card_to_json(const ModelCard& card) {
                        {"norm", "pre-norm"},
                        {"grid", a.grid_size(p.image_size)}};
   j["weights"] = {{"file", kWeightsFile}};
+  if (!card.weights_sha256.empty()) j["weights"]["sha256"] = card.weights_sha256;
   j["calibration"] = {{"temperature", card.temperature}};
   if (card.threshold >= 0) {
     j["decision"] = {{"rule", "threshold"}, {"positive_class", card.classes.size() > 1 ? card.classes[1] : ""},
@@ -122,11 +124,42 @@ ModelCard card_from_json(const json& j, const std::string& source) {
       arch.dim % arch.heads != 0) {
     invalid(source, "architecture needs stem_channels, depth >= 1 and dim divisible by heads");
   }
+  // Bounds far above any real model, so that a hostile card cannot ask for terabytes.
+  bool channels_ok = arch.stem_channels.size() <= 8;
+  for (int c : arch.stem_channels) channels_ok = channels_ok && c >= 1 && c <= 4096;
+  if (!channels_ok || arch.dim > 4096 || arch.depth > 64 || arch.heads > 64 || !(arch.mlp_ratio > 0.0) ||
+      arch.mlp_ratio > 16.0 || card.classes.size() > 10000) {
+    invalid(source, "architecture out of bounds (at most 8 stem stages of 1..4096 channels, dim 4096, depth 64, "
+                    "heads 64, mlp_ratio in (0, 16], 10000 classes)");
+  }
   const int size = card.preprocess.image_size;
   if (size < 8 || size > 4096 || arch.grid_size(size) < 1 ||
       (size % (1 << arch.stem_channels.size())) != 0) {
     invalid(source, "input size " + std::to_string(size) + " must be a multiple of 2^" +
                         std::to_string(arch.stem_channels.size()) + " (one halving per stem stage)");
+  }
+  // And the whole network: a rough parameter count (stem convolutions, blocks, head) must stay
+  // under 200 million, so that loading cannot be made to allocate gigabytes before the
+  // weights file is even looked at.
+  double params = 0;
+  int in_channels = 1;
+  for (int c : arch.stem_channels) {
+    params += 9.0 * in_channels * c + 9.0 * c * c;
+    in_channels = c;
+  }
+  params += static_cast<double>(arch.depth) * (4.0 + 2.0 * arch.mlp_ratio) * arch.dim * arch.dim;
+  params += static_cast<double>(arch.dim) * (in_channels + static_cast<double>(card.classes.size()));
+  const double grid = static_cast<double>(size) / (1 << arch.stem_channels.size());
+  params += (1.0 + grid * grid) * arch.dim;  // positions
+  if (params > 2e8) invalid(source, "architecture too large (about " + std::to_string(static_cast<long long>(params / 1e6)) + " million parameters, limit 200)");
+  if (j.contains("weights")) {
+    const json& w = object_at(j, "weights", source);
+    if (w.contains("sha256")) {
+      get(w, "sha256", &card.weights_sha256, source);
+      const bool hex = card.weights_sha256.size() == 64 &&
+                       card.weights_sha256.find_first_not_of("0123456789abcdef") == std::string::npos;
+      if (!hex) invalid(source, "weights.sha256 must be 64 lower-case hex digits");
+    }
   }
   if (j.contains("calibration")) {
     get(object_at(j, "calibration", source), "temperature", &card.temperature, source);
@@ -196,10 +229,24 @@ std::string describe_card(const ModelCard& card) {
     s << "the most probable class\n";
   }
   if (card.temperature != 1.0) s << "calibration:   temperature " << card.temperature << "\n";
+  if (!card.weights_sha256.empty()) s << "weights:       sha256 " << card.weights_sha256 << "\n";
   if (card.training.contains("data")) s << "trained on:    " << card.training["data"].dump() << "\n";
   if (card.training.contains("command")) s << "command:       " << card.training["command"].get<std::string>() << "\n";
   if (!card.validation.empty()) s << "validation:    " << card.validation.dump() << "\n";
   return s.str();
+}
+
+std::string model_id(const std::string& name, const std::string& weights_sha256) {
+  return name + "@" + weights_sha256.substr(0, 12);
+}
+
+std::string model_id(const std::string& dir) {
+  const ModelCard card = read_card(dir);
+  try {
+    return model_id(card.name, sha256_file((std::filesystem::path(dir) / kWeightsFile).string()));
+  } catch (const Error& e) {
+    throw file_error(ErrorKind::kModel, "cannot load model", dir, std::string("cannot read ") + kWeightsFile);
+  }
 }
 
 }  // namespace medattn::model

@@ -38,6 +38,9 @@ struct ModelCard {
   // Binary models: class 1 when P(class 1) >= threshold; negative = the most probable class.
   double threshold = -1.0;
   std::string operating_point;  // how the threshold was chosen, e.g. "sensitivity=0.95"
+  // SHA-256 (hex) of weights.bin; load_model refuses weights that do not match. Empty: not
+  // recorded (cards written before it existed), and then not checked.
+  std::string weights_sha256;
   nlohmann::json training = nlohmann::json::object();    // data, command, epochs, time, ...
   nlohmann::json validation = nlohmann::json::object();  // metrics on the validation split
 };
@@ -54,6 +57,13 @@ ModelCard read_card(const std::string& dir);
 
 // Writes DIR/model.json atomically (temporary file, then rename). Throws on I/O failure.
 void write_card(const std::string& dir, const ModelCard& card);
+
+// Which model wrote a record: "name@" + the first 12 hex digits of the weights' SHA-256.
+std::string model_id(const std::string& name, const std::string& weights_sha256);
+
+// The id of the model in DIR (hashes DIR/weights.bin). Throws medattn::Error(kModel) when the
+// card or the weights cannot be read.
+std::string model_id(const std::string& dir);
 
 // A human-readable multi-line summary for `medattn info`.
 std::string describe_card(const ModelCard& card);

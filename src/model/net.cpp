@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/sha256.h"
 #include "core/fs.h"
 
 namespace medattn::model {
@@ -224,6 +225,12 @@ LoadedModel load_model(const std::string& dir) {
   if (!std::filesystem::exists(weights, ec)) {
     throw file_error(ErrorKind::kModel, "cannot load model", dir, std::string("missing ") + kWeightsFile);
   }
+  m.weights_sha256 = sha256_file(weights);
+  if (!m.card.weights_sha256.empty() && m.card.weights_sha256 != m.weights_sha256) {
+    throw file_error(ErrorKind::kModel, "cannot load model", dir,
+                     std::string(kWeightsFile) + " does not match the card's SHA-256 (got " + m.weights_sha256.substr(0, 16) +
+                         "..., expected " + m.card.weights_sha256.substr(0, 16) + "...): corrupt or replaced");
+  }
   m.net = build_net(m.card);
   load_weights(*m.net, weights);
   m.net->eval();
@@ -234,8 +241,11 @@ void save_model(const std::string& dir, const ModelCard& card, AttnNet& net) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw file_error(ErrorKind::kIOError, "cannot create model directory", dir, ec.message());
-  save_weights(*net, (std::filesystem::path(dir) / kWeightsFile).string());
-  write_card(dir, card);
+  const auto weights = (std::filesystem::path(dir) / kWeightsFile).string();
+  save_weights(*net, weights);
+  ModelCard recorded = card;
+  recorded.weights_sha256 = sha256_file(weights);
+  write_card(dir, recorded);
 }
 
 }  // namespace medattn::model

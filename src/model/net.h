@@ -83,13 +83,19 @@ void copy_weights(torch::nn::Module& dst, torch::nn::Module& src);
 
 struct LoadedModel {
   ModelCard card;
-  AttnNet net{nullptr};  // in eval() mode
+  AttnNet net{nullptr};        // in eval() mode
+  std::string weights_sha256;  // of the weights file as loaded
+  // "name@" + the first 12 hex digits of the weights' SHA-256: which model wrote a record.
+  std::string id() const { return model_id(card.name, weights_sha256); }
 };
 
-// Loads a model directory (model.json + weights.bin). Throws medattn::Error(kModel).
+// Loads a model directory (model.json + weights.bin). Throws medattn::Error(kModel): missing
+// files, an invalid card, weights whose SHA-256 differs from the card's, a truncated file,
+// missing or misshapen tensors.
 LoadedModel load_model(const std::string& dir);
 
-// Writes DIR/weights.bin and DIR/model.json atomically, creating DIR.
+// Writes DIR/weights.bin and DIR/model.json atomically, creating DIR; the card records the
+// weights' SHA-256.
 void save_model(const std::string& dir, const ModelCard& card, AttnNet& net);
 
 }  // namespace medattn::model

@@ -2,9 +2,15 @@
 
 #include <strings.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
 #include <set>
 #include <thread>
 
@@ -19,18 +25,25 @@
 #include "report/terminal.h"
 
 namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
 
 namespace medattn::pipeline {
 namespace {
 
-// One input on its way through a batch.
-struct Pending {
+// One input event on its way through the run, in input order.
+struct Job {
+  enum class Kind { kImage, kMissing, kNotice };
+  Kind kind = Kind::kImage;
   io::InputItem item;
+  std::string stem;    // heatmap path without suffix (images, when heatmaps are written)
+  std::string notice;  // kNotice
+  bool ready = false;  // decoded (images); other kinds are ready when queued
   report::DiagnosisRecord record;
   cv::Mat input;    // prepared model input, CV_32FC1 S x S
-  cv::Mat display;  // windowed original, kept only for heatmaps
+  cv::Mat display;  // windowed original, kept only when maps are drawn
   preprocess::Letterbox letterbox;
 };
+using JobPtr = std::shared_ptr<Job>;
 
 void check_writable_dir(const std::string& dir) {
   std::error_code ec;
@@ -44,7 +57,9 @@ void check_writable_dir(const std::string& dir) {
 class HeatmapNamer {
  public:
   explicit HeatmapNamer(std::string dir) : dir_(std::move(dir)) {}
-  // A stem unique within this run: a second "a_b" becomes "a_b-2".
+  // A stem unique within this run: a second "a_b" becomes "a_b-2". Called for every input in
+  // walk order (also those of other shards or already recorded), so a name never depends on
+  // --shard or --resume.
   std::string stem_for(const io::InputItem& item) {
     const std::string base = io::heatmap_stem(item);
     std::string stem = base;
@@ -57,6 +72,209 @@ class HeatmapNamer {
   std::set<std::string> used_;
 };
 
+// Reads and prepares one image; failures become the record's error.
+void decode(Job& job, const DiagnoseOptions& options, const preprocess::PreprocessConfig& config, bool keep_display) {
+  auto& r = job.record;
+  const std::string& path = job.item.path;
+  try {
+    const io::Image image = io::read_image(path, options.read);
+    r.width = image.pixels.cols;
+    r.height = image.pixels.rows;
+    r.format = io::format_name(image.format);
+    const cv::Mat display = io::to_display(image);
+    job.input = preprocess::prepare_display(preprocess::to_grey(display), config, &job.letterbox);
+    if (keep_display) job.display = display;
+  } catch (const Error& e) {
+    r.error = e.what();
+  } catch (const cv::Exception& e) {
+    r.error = "cannot read '" + path + "': image decoder failed (" + e.err + ")";
+  } catch (const std::bad_alloc&) {
+    r.error = "cannot read '" + path + "': out of memory while decoding";
+  } catch (const std::exception& e) {
+    r.error = "cannot read '" + path + "': " + e.what();
+  }
+}
+
+// The walker thread, the decoding workers and the bounded queue between them and the model.
+// Jobs leave in input order; at most `capacity` are in flight, which keeps memory flat.
+class Feeder {
+ public:
+  Feeder(const DiagnoseOptions& options, const preprocess::PreprocessConfig& config, bool keep_display,
+         bool heatmaps)
+      : options_(options), config_(config), keep_display_(keep_display), heatmaps_(heatmaps),
+        namer_(options.heatmap_dir),
+        capacity_(static_cast<size_t>(std::max(4 * options.batch_size, options.batch_size + 4 * options.workers))) {
+    producer_ = std::thread([this] { produce(); });
+    for (int w = 0; w < std::max(1, options.workers); ++w) workers_.emplace_back([this] { work(); });
+    bool uses_stdin = false;
+    for (const auto& a : options.inputs) uses_stdin |= a == "-";
+    if (options.count_total && !uses_stdin) counter_ = std::thread([this] { count(); });
+  }
+  ~Feeder() {
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      stop_ = true;
+    }
+    space_.notify_all();
+    work_cv_.notify_all();
+    ready_.notify_all();
+    if (producer_.joinable()) producer_.join();
+    for (auto& t : workers_) t.join();
+    if (counter_.joinable()) counter_.join();
+  }
+
+  enum class Next { kJob, kIdle, kEnd };
+  // The next job in input order once it is ready. kIdle: nothing arrived within `patience`
+  // while `waiting` jobs are held by the caller (so it may process them first); kEnd: done.
+  Next next(JobPtr& job, bool waiting) {
+    std::unique_lock<std::mutex> lk(m_);
+    for (;;) {
+      if (!ordered_.empty() && ordered_.front()->ready) {
+        job = ordered_.front();
+        ordered_.pop_front();
+        space_.notify_one();
+        return Next::kJob;
+      }
+      if (ordered_.empty() && producer_done_) return Next::kEnd;
+      if (waiting && ordered_.empty()) {
+        if (ready_.wait_for(lk, std::chrono::milliseconds(20)) == std::cv_status::timeout && ordered_.empty() &&
+            !producer_done_) {
+          return Next::kIdle;
+        }
+        continue;
+      }
+      ready_.wait(lk);
+    }
+  }
+
+  int total() const { return counted_ ? total_.load() : -1; }
+  int skipped() const { return skipped_; }
+  int resumed() const { return resumed_; }
+  int other_shards() const { return other_shards_; }
+
+ private:
+  // True when this run is to process the input (its shard, not recorded before).
+  bool mine(const io::InputItem& item, bool count_skips) {
+    if (!options_.shard.all() && shard_of(shard_key(item), options_.shard.count) != options_.shard.index) {
+      if (count_skips) ++other_shards_;
+      return false;
+    }
+    if (options_.skip_files.count(item.path)) {
+      if (count_skips) ++resumed_;
+      return false;
+    }
+    return true;
+  }
+
+  void push(JobPtr job) {
+    std::unique_lock<std::mutex> lk(m_);
+    space_.wait(lk, [&] { return stop_ || ordered_.size() < capacity_; });
+    if (stop_) return;
+    ordered_.push_back(job);
+    if (!job->ready) {
+      work_.push_back(job);
+      work_cv_.notify_one();
+    }
+    ready_.notify_all();
+  }
+
+  void produce() {
+    try {
+      io::InputWalker walker(options_.inputs, options_.paths_in);
+      if (heatmaps_) walker.exclude(options_.heatmap_dir);  // a rerun must not diagnose its own heatmaps
+      io::InputWalker::Event e;
+      while (!stopped() && walker.next(e)) {
+        auto job = std::make_shared<Job>();
+        job->item = e.item;
+        job->record.file = e.item.path;
+        switch (e.kind) {
+          case io::InputWalker::Kind::kItem:
+            if (heatmaps_) job->stem = namer_.stem_for(e.item);
+            if (!mine(e.item, true)) continue;
+            break;
+          case io::InputWalker::Kind::kMissing:
+            if (!mine(e.item, true)) continue;
+            job->kind = Job::Kind::kMissing;
+            job->record.error = "cannot read '" + e.item.path + "': no such file or directory";
+            job->ready = true;
+            break;
+          case io::InputWalker::Kind::kSkipped:
+            if (!mine(e.item, false)) continue;
+            ++skipped_;
+            job->kind = Job::Kind::kNotice;
+            job->notice = e.message;
+            job->ready = true;
+            break;
+        }
+        push(job);
+      }
+    } catch (const std::exception& err) {
+      auto job = std::make_shared<Job>();
+      job->kind = Job::Kind::kNotice;
+      job->notice = std::string("stopped looking for inputs: ") + err.what();
+      job->ready = true;
+      push(job);
+    }
+    std::lock_guard<std::mutex> lk(m_);
+    producer_done_ = true;
+    ready_.notify_all();
+    work_cv_.notify_all();
+  }
+
+  void work() {
+    for (;;) {
+      JobPtr job;
+      {
+        std::unique_lock<std::mutex> lk(m_);
+        work_cv_.wait(lk, [&] { return stop_ || !work_.empty() || producer_done_; });
+        if (stop_ || (work_.empty() && producer_done_)) return;
+        job = work_.front();
+        work_.pop_front();
+      }
+      decode(*job, options_, config_, keep_display_);
+      std::lock_guard<std::mutex> lk(m_);
+      job->ready = true;
+      ready_.notify_all();
+    }
+  }
+
+  // Counts this run's inputs on a side thread (names and a few header bytes only).
+  void count() {
+    try {
+      io::InputWalker walker(options_.inputs, nullptr);
+      if (heatmaps_) walker.exclude(options_.heatmap_dir);
+      io::InputWalker::Event e;
+      int n = 0;
+      while (!stopped() && walker.next(e)) {
+        if (e.kind == io::InputWalker::Kind::kSkipped || !mine(e.item, false)) continue;
+        total_ = ++n;
+      }
+      counted_ = !stopped();
+    } catch (const std::exception&) {
+      // Progress then shows no total; the run itself does not depend on the count.
+    }
+  }
+
+  bool stopped() {
+    std::lock_guard<std::mutex> lk(m_);
+    return stop_;
+  }
+
+  const DiagnoseOptions& options_;
+  const preprocess::PreprocessConfig config_;
+  const bool keep_display_, heatmaps_;
+  HeatmapNamer namer_;
+  const size_t capacity_;
+  std::mutex m_;
+  std::condition_variable space_, work_cv_, ready_;
+  std::deque<JobPtr> ordered_, work_;
+  bool producer_done_ = false, stop_ = false;
+  std::atomic<int> total_{0}, skipped_{0}, resumed_{0}, other_shards_{0};
+  std::atomic<bool> counted_{false};
+  std::thread producer_, counter_;
+  std::vector<std::thread> workers_;
+};
+
 }  // namespace
 
 int set_threads(int n) {
@@ -67,9 +285,11 @@ int set_threads(int n) {
 }
 
 DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback& on_start,
-                             const RecordCallback& on_record, const NoticeCallback& on_notice) {
-  const auto t0 = std::chrono::steady_clock::now();
+                             const RecordCallback& on_record, const NoticeCallback& on_notice,
+                             const ProgressCallback& on_progress) {
+  const auto t0 = Clock::now();
   if (options.batch_size < 1) throw Error(ErrorKind::kInvalidArgument, "--batch-size must be at least 1");
+  if (options.workers < 1) throw Error(ErrorKind::kInvalidArgument, "--workers must be at least 1");
   explain::ExplainOptions xopt;
   xopt.method = explain::parse_method(options.method);
   xopt.rollout.head_fusion = explain::parse_head_fusion(options.head_fusion);
@@ -84,8 +304,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
   const auto& card = model.card;
   const bool heatmaps = !options.heatmap_dir.empty();
   if (heatmaps) check_writable_dir(options.heatmap_dir);
-  const bool maps_needed = heatmaps || options.preview;
-  HeatmapNamer namer(options.heatmap_dir);
+  const bool maps_needed = heatmaps || options.preview || options.thumbnail_size > 0;
 
   int target = -1;
   if (!options.target.empty()) {
@@ -106,57 +325,34 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
 
   DiagnoseSummary summary;
   summary.classes = card.classes;
-  if (on_start) on_start(card.classes);
+  summary.model_id = model.id();
+  if (on_start) on_start(card.classes, summary.model_id);
 
-  auto expanded = io::expand_inputs(options.inputs);
-  summary.skipped = static_cast<int>(expanded.notices.size());
-  for (const auto& n : expanded.notices) if (on_notice) on_notice(n);
-  auto emit = [&](const report::DiagnosisRecord& r) {
+  Feeder feeder(options, card.preprocess, maps_needed, heatmaps);
+  auto emit = [&](report::DiagnosisRecord& r) {
     ++summary.total;
     if (!r.ok) ++summary.failed;
+    r.model = summary.model_id;
     if (on_record) on_record(r);
+    if (on_progress) {
+      Progress p;
+      p.done = summary.total;
+      p.failed = summary.failed;
+      p.total = feeder.total();
+      p.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+      on_progress(p);
+    }
   };
-  for (const auto& m : expanded.missing) {
-    report::DiagnosisRecord r;
-    r.file = m;
-    r.error = "cannot read '" + m + "': no such file or directory";
-    emit(r);
-  }
 
   torch::NoGradGuard no_grad;
   const int size = card.preprocess.image_size;
-  const auto& items = expanded.items;
-  for (size_t start = 0; start < items.size(); start += options.batch_size) {
-    const size_t end = std::min(items.size(), start + options.batch_size);
-    std::vector<Pending> batch;
-    for (size_t i = start; i < end; ++i) {
-      Pending p;
-      p.item = items[i];
-      p.record.file = items[i].path;
-      try {
-        const io::Image image = io::read_image(items[i].path, options.read);
-        p.record.width = image.pixels.cols;
-        p.record.height = image.pixels.rows;
-        p.record.format = io::format_name(image.format);
-        const cv::Mat display = io::to_display(image);
-        p.input = preprocess::prepare_display(preprocess::to_grey(display), card.preprocess, &p.letterbox);
-        if (maps_needed) p.display = display;
-      } catch (const Error& e) {
-        p.record.error = e.what();
-      } catch (const cv::Exception& e) {
-        p.record.error = "cannot read '" + items[i].path + "': image decoder failed (" + e.err + ")";
-      } catch (const std::bad_alloc&) {
-        p.record.error = "cannot read '" + items[i].path + "': out of memory while decoding";
-      }
-      batch.push_back(std::move(p));
-    }
-
+  auto process = [&](std::vector<JobPtr>& batch) {
     std::vector<torch::Tensor> inputs;
-    std::vector<Pending*> good;
-    for (auto& p : batch) {
-      if (!p.record.error.empty()) continue;
-      inputs.push_back(torch::from_blob(p.input.data, {1, size, size}, torch::kFloat32));
-      good.push_back(&p);
+    std::vector<Job*> good;
+    for (auto& j : batch) {
+      if (j->kind != Job::Kind::kImage || !j->record.error.empty()) continue;
+      inputs.push_back(torch::from_blob(j->input.data, {1, size, size}, torch::kFloat32));
+      good.push_back(j.get());
     }
     if (!good.empty()) {
       const auto x = torch::stack(inputs);
@@ -191,29 +387,64 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         std::snprintf(caption, sizeof(caption), "%s %.2f  [%s]", card.classes[shown].c_str(), p[shown],
                       options.method.c_str());
         look.caption = target >= 0 ? std::string(caption) + " (target; diagnosis " + r.diagnosis + ")" : caption;
-        if (options.preview) {
-          explain::OverlayOptions plain = look;  // a terminal preview is too small for text
-          plain.caption.clear();
-          plain.legend = false;
-          r.preview = explain::make_overlay(good[b]->display, heat, plain);
-          r.preview_heat = heat;
+        explain::OverlayOptions plain = look;  // previews and thumbnails are too small for text
+        plain.caption.clear();
+        plain.legend = false;
+        if (options.preview || options.thumbnail_size > 0) {
+          const cv::Mat overlay = explain::make_overlay(good[b]->display, heat, plain);
+          if (options.preview) {
+            r.preview = overlay;
+            r.preview_heat = heat;
+          }
+          if (options.thumbnail_size > 0) {
+            const double scale = static_cast<double>(options.thumbnail_size) / std::max(overlay.cols, overlay.rows);
+            if (scale < 1.0) {
+              cv::resize(overlay, r.thumbnail, cv::Size(), scale, scale, cv::INTER_AREA);
+            } else {
+              r.thumbnail = overlay;
+            }
+          }
         }
         if (!heatmaps) continue;
-        const std::string stem = namer.stem_for(good[b]->item);
         try {
-          explain::write_png(stem + ".heatmap.png", explain::make_overlay(good[b]->display, heat, look));
-          explain::write_png(stem + ".heatmap-raw.png", explain::heatmap_to_u16(heat));
-          r.heatmap = stem + ".heatmap.png";
-          r.heatmap_raw = stem + ".heatmap-raw.png";
+          explain::write_png(good[b]->stem + ".heatmap.png", explain::make_overlay(good[b]->display, heat, look));
+          explain::write_png(good[b]->stem + ".heatmap-raw.png", explain::heatmap_to_u16(heat));
+          r.heatmap = good[b]->stem + ".heatmap.png";
+          r.heatmap_raw = good[b]->stem + ".heatmap-raw.png";
         } catch (const Error& e) {
           r.ok = false;
           r.error = e.what();
         }
       }
     }
-    for (auto& p : batch) emit(p.record);
+    for (auto& j : batch) {
+      if (j->kind == Job::Kind::kNotice) {
+        if (on_notice) on_notice(j->notice);
+        continue;
+      }
+      emit(j->record);
+    }
+    batch.clear();
+  };
+
+  std::vector<JobPtr> batch;
+  int good = 0;
+  for (;;) {
+    JobPtr job;
+    const auto next = feeder.next(job, !batch.empty());
+    if (next == Feeder::Next::kJob) {
+      batch.push_back(job);
+      if (job->kind == Job::Kind::kImage && job->record.error.empty()) ++good;
+      if (good < options.batch_size) continue;
+    }
+    process(batch);
+    good = 0;
+    if (next == Feeder::Next::kEnd) break;
   }
-  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  summary.skipped = feeder.skipped();
+  summary.resumed = feeder.resumed();
+  summary.other_shards = feeder.other_shards();
+  summary.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return summary;
 }
 

@@ -2,20 +2,27 @@
 #pragma once
 
 #include <functional>
+#include <iosfwd>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "io/image.h"
+#include "pipeline/batch.h"
 #include "report/record.h"
 
 namespace medattn::pipeline {
 
 struct DiagnoseOptions {
   std::string model_dir;             // REQUIRES: not empty
-  std::vector<std::string> inputs;   // files and directories (searched recursively)
+  std::vector<std::string> inputs;   // files, directories (searched recursively), "-" = paths on paths_in
+  std::istream* paths_in = nullptr;  // where "-" reads paths from (the app passes std::cin)
   std::string heatmap_dir;           // empty: no heatmaps
   io::ReadOptions read;              // --window, --frame, --slice
   int batch_size = 8;                // images per forward pass
+  int workers = 2;                   // threads decoding and preprocessing ahead of the model
+  Shard shard;                       // process only the inputs of this shard (--shard K/N)
+  std::set<std::string> skip_files;  // inputs (paths as given) already recorded (--resume)
   // Heatmap method: saliency (default, chosen by measurement: see README), rollout, gradcam,
   // attn-grad, occlusion.
   std::string method = "saliency";
@@ -27,27 +34,43 @@ struct DiagnoseOptions {
   double heatmap_alpha = 0.5;        // overlay opacity at the hottest point
   double contour_top = 0.0;          // > 0: outline the top fraction of the heatmap (e.g. 0.05)
   bool preview = false;              // compute heatmaps and attach the overlay to each record
+  int thumbnail_size = 0;            // > 0: attach an overlay thumbnail this many pixels on its long side
+  bool count_total = true;           // count the inputs on a side thread, for progress and ETA
 };
 
 struct DiagnoseSummary {
-  int total = 0;   // records produced (images attempted, missing arguments included)
-  int failed = 0;  // records with an error
-  int skipped = 0; // non-image files skipped with a notice
+  int total = 0;    // records produced (images attempted, missing arguments included)
+  int failed = 0;   // records with an error
+  int skipped = 0;  // non-image files skipped with a notice
+  int resumed = 0;  // inputs left out because skip_files holds them
+  int other_shards = 0;  // inputs left to the other shards
   double seconds = 0;
   std::vector<std::string> classes;  // the model's classes, in order
+  std::string model_id;              // LoadedModel::id()
+};
+
+struct Progress {
+  int done = 0, failed = 0;
+  int total = -1;  // inputs this run will process; -1 while still counting (or reading stdin)
+  double seconds = 0;
 };
 
 using RecordCallback = std::function<void(const report::DiagnosisRecord&)>;
 using NoticeCallback = std::function<void(const std::string&)>;
-// Called once the model is loaded, before any record: the model's classes in order.
-using StartCallback = std::function<void(const std::vector<std::string>& classes)>;
+using ProgressCallback = std::function<void(const Progress&)>;
+// Called once the model is loaded, before any record: the model's classes in order, and its id.
+using StartCallback = std::function<void(const std::vector<std::string>& classes, const std::string& model_id)>;
 
-// Diagnoses every input in order, calling on_record as each finishes. A bad input becomes
-// a record with an error and the run carries on. Throws medattn::Error only when nothing can
-// run: kModel (model missing or invalid), kIOError (heatmap directory not writable),
+// Diagnoses every input in input order, calling on_record as each finishes. Inputs are found
+// lazily and decoded by `workers` threads ahead of the model through a bounded queue, so
+// memory does not grow with the number of inputs. A bad input becomes a record with an error
+// and the run carries on. Heatmaps are written atomically before their record is passed on.
+// All callbacks run on the calling thread. Throws medattn::Error only when nothing can run:
+// kModel (model missing or invalid), kIOError (heatmap directory not writable),
 // kInvalidArgument (bad option value).
 DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback& on_start,
-                             const RecordCallback& on_record, const NoticeCallback& on_notice);
+                             const RecordCallback& on_record, const NoticeCallback& on_notice,
+                             const ProgressCallback& on_progress = nullptr);
 
 // Sets the threads used by LibTorch and OpenCV; n <= 0 means all cores. Returns the count.
 int set_threads(int n);

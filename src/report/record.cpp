@@ -15,6 +15,14 @@ using nlohmann::json;
 
 double round6(double v) { return std::round(v * 1e6) / 1e6; }
 
+// Errors are one line by contract; a decoder message with a newline must not split a csv row.
+std::string one_line(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return s;
+}
+
 std::string fixed(double v, int digits) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
@@ -46,10 +54,11 @@ class JsonWriter : public RecordWriter {
 
 class CsvWriter : public RecordWriter {
  public:
-  CsvWriter(std::ostream& out, std::vector<std::string> classes) : out_(out), classes_(std::move(classes)) {
+  CsvWriter(std::ostream& out, std::vector<std::string> classes, bool header) : out_(out), classes_(std::move(classes)) {
+    if (!header) return;
     out_ << "file,diagnosis,probability";
     for (const auto& c : classes_) out_ << "," << csv_field("p_" + c);
-    out_ << ",heatmap,error\n" << std::flush;
+    out_ << ",heatmap,error,model\n" << std::flush;
   }
   void write(const DiagnosisRecord& r) override {
     out_ << csv_field(r.file) << "," << csv_field(r.ok ? r.diagnosis : "") << ","
@@ -58,7 +67,9 @@ class CsvWriter : public RecordWriter {
       out_ << ",";
       if (r.ok && i < r.probabilities.size()) out_ << fixed(r.probabilities[i].second, 6);
     }
-    out_ << "," << csv_field(r.heatmap) << "," << csv_field(r.error) << "\n" << std::flush;
+    // One line per record, flushed whole: a crash leaves complete lines (see --resume).
+    out_ << "," << csv_field(r.heatmap) << "," << csv_field(one_line(r.error)) << "," << csv_field(r.model) << "\n"
+         << std::flush;
   }
   void finish() override { out_ << std::flush; }
 
@@ -152,6 +163,7 @@ json record_to_json(const DiagnosisRecord& r) {
     j["height"] = r.height;
   }
   if (!r.format.empty()) j["format"] = r.format;
+  if (!r.model.empty()) j["model"] = r.model;
   if (!r.attention_regions.empty()) {
     json regions = json::object();
     for (const auto& [name, share] : r.attention_regions) regions[name] = round6(share);
@@ -169,11 +181,12 @@ Format parse_format(const std::string& name) {
 }
 
 std::unique_ptr<RecordWriter> make_writer(Format format, std::ostream& out,
-                                          const std::vector<std::string>& classes, const TableOptions& table) {
+                                          const std::vector<std::string>& classes, const TableOptions& table,
+                                          bool csv_header) {
   switch (format) {
     case Format::kJson: return std::make_unique<JsonWriter>(out, false);
     case Format::kJsonl: return std::make_unique<JsonWriter>(out, true);
-    case Format::kCsv: return std::make_unique<CsvWriter>(out, classes);
+    case Format::kCsv: return std::make_unique<CsvWriter>(out, classes, csv_header);
     case Format::kTable: break;
   }
   return std::make_unique<TableWriter>(out, table);

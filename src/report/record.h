@@ -26,12 +26,14 @@ struct DiagnosisRecord {
   // Share of the heatmap's mass per cell of a 3x3 grid (report/terminal.h); empty when no
   // heatmap was computed.
   std::vector<std::pair<std::string, double>> attention_regions;
+  std::string model;      // id of the model that wrote it ("name@sha256-prefix"); empty: unknown
+  cv::Mat thumbnail;     // a small overlay (CV_8UC3) for the HTML report; empty when not wanted
   cv::Mat preview;       // the overlay (CV_8UC3) for a terminal preview; empty when not wanted
   cv::Mat preview_heat;  // the heatmap (CV_32FC1) for an ASCII preview; empty when not wanted
 };
 
 // The JSON object of CLI.md: file, diagnosis, probability, probabilities, heatmap, error
-// (null where absent), plus heatmap_raw, width, height, format. Probabilities rounded to 6
+// (null where absent), plus heatmap_raw, width, height, format, model. Probabilities rounded to 6
 // decimals so output is stable across platforms.
 nlohmann::json record_to_json(const DiagnosisRecord& record);
 
@@ -58,10 +60,11 @@ struct TableOptions {
   size_t max_path = 60;        // longer file names are shortened in the middle
 };
 
-// `classes` (model order) fixes the csv columns. The writer does not own `out`.
+// `classes` (model order) fixes the csv columns; `csv_header` false continues an existing csv
+// (--resume). The writer does not own `out`.
 std::unique_ptr<RecordWriter> make_writer(Format format, std::ostream& out,
                                           const std::vector<std::string>& classes,
-                                          const TableOptions& table = {});
+                                          const TableOptions& table = {}, bool csv_header = true);
 
 // "abcdef...uvwxyz": at most `width` characters, the middle replaced by "...".
 std::string shorten_middle(const std::string& text, size_t width);

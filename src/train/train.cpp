@@ -11,6 +11,8 @@
 #include <optional>
 #include <random>
 #include <regex>
+#include <set>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -32,6 +34,21 @@ namespace F = torch::nn::functional;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
+uint64_t fnv1a(const void* data, size_t bytes) {
+  uint64_t h = 1469598103934665603ULL;
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  return h;
+}
+
+// Samples whose prepared pixels equal an earlier sample's.
+int64_t count_duplicates(const std::vector<uint64_t>& hashes) {
+  std::set<uint64_t> seen;
+  int64_t dup = 0;
+  for (auto h : hashes) dup += seen.insert(h).second ? 0 : 1;
+  return dup;
+}
+
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -40,6 +57,7 @@ double seconds_since(Clock::time_point t0) {
 struct Tensors {
   torch::Tensor x, y;
   std::vector<std::string> groups;
+  std::vector<uint64_t> hashes;  // of the prepared pixels: exact duplicates share one
   std::vector<int64_t> index;  // row -> index into the dataset's samples
   int64_t size() const { return x.defined() ? x.size(0) : 0; }
 };
@@ -90,22 +108,41 @@ Tensors prepare_samples(const io::Dataset& data, const preprocess::PreprocessCon
     labels.push_back(data.samples[i].label);
     out.groups.push_back(data.samples[i].group);
     out.index.push_back(i);
+    const float* p = x[i].data_ptr<float>();
+    out.hashes.push_back(fnv1a(p, sizeof(float) * S * S));
   }
   out.x = x.index_select(0, torch::tensor(keep, torch::kInt64));
   out.y = torch::tensor(labels, torch::kInt64);
   return out;
 }
 
-// Stratified split: for each class, a seeded shuffle of its units (patient groups when the
-// samples carry one, else single samples) and the first `fraction` of them to validation.
+// Stratified split: for each class, a seeded shuffle of its units and the first `fraction` of
+// them to validation. A unit is a set of samples that must stay on one side: those sharing a
+// patient group, and exact duplicates (identical prepared pixels), joined transitively.
+// Without the second rule, the few hundred duplicate files of a set like the brain MRI
+// Training folder would put copies of training images into validation and flatter it.
 std::pair<std::vector<int64_t>, std::vector<int64_t>> split_indices(const Tensors& t, double fraction,
                                                                      uint64_t seed) {
+  const int64_t n = t.size();
+  std::vector<int64_t> parent(n);
+  std::iota(parent.begin(), parent.end(), 0);
+  std::function<int64_t(int64_t)> root = [&](int64_t i) { return parent[i] == i ? i : parent[i] = root(parent[i]); };
+  std::map<std::string, int64_t> first_of_group;
+  std::map<uint64_t, int64_t> first_of_hash;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!t.groups[i].empty()) {
+      auto [it, fresh] = first_of_group.emplace(t.groups[i], i);
+      if (!fresh) parent[root(i)] = root(it->second);
+    }
+    auto [it, fresh] = first_of_hash.emplace(t.hashes[i], i);
+    if (!fresh) parent[root(i)] = root(it->second);
+  }
   std::map<std::string, std::vector<int64_t>> units;
   std::map<std::string, int64_t> unit_label;
   std::vector<std::string> order;
   auto y = t.y.accessor<int64_t, 1>();
-  for (int64_t i = 0; i < t.size(); ++i) {
-    const std::string key = t.groups[i].empty() ? "#" + std::to_string(i) : "g:" + t.groups[i];
+  for (int64_t i = 0; i < n; ++i) {
+    const std::string key = std::to_string(root(i));
     if (!units.count(key)) {
       order.push_back(key);
       unit_label[key] = y[i];
@@ -202,7 +239,7 @@ std::vector<int> labels_of(const torch::Tensor& y) {
 
 std::string describe_split(double fraction, uint64_t seed) {
   std::ostringstream s;
-  s << "stratified " << fraction << " of the training data, seed " << seed;
+  s << "stratified " << fraction << " of the training data, seed " << seed << ", exact duplicates kept on one side";
   return s.str();
 }
 
@@ -341,6 +378,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
 
   Tensors all = prepare_samples(train_set, card.preprocess, on_notice);
   Tensors tr, va;
+  int64_t duplicates = 0, overlap = 0;
   if (!options.val_data.empty() || !options.val_split.empty()) {
     io::DatasetOptions vopt;
     vopt.classes = card.classes;
@@ -348,7 +386,16 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
     const io::Dataset val_set = io::load_dataset(options.val_data.empty() ? options.data : options.val_data, vopt);
     tr = all;
     va = prepare_samples(val_set, card.preprocess, on_notice);
+    const std::set<uint64_t> in_train(tr.hashes.begin(), tr.hashes.end());
+    for (auto h : va.hashes) overlap += in_train.count(h);
+    if (overlap > 0 && on_notice) {
+      on_notice(std::to_string(overlap) + " validation image(s) are exact copies of training images; validation figures are flattered by them");
+    }
   } else {
+    duplicates = count_duplicates(all.hashes);
+    if (duplicates > 0 && on_notice) {
+      on_notice(std::to_string(duplicates) + " training image(s) are exact copies of others; each set of copies is kept on one side of the validation split");
+    }
     auto [ti, vi] = split_indices(all, options.val_fraction, options.seed);
     auto tt = torch::tensor(ti, torch::kInt64), vt = torch::tensor(vi, torch::kInt64);
     tr.x = all.x.index_select(0, tt);
@@ -476,7 +523,8 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
                                               ? describe_split(options.val_fraction, options.seed) +
                                                     (options.group_regex.empty() ? "" : ", grouped by " + options.group_regex)
                                               : (options.val_data.empty() ? options.data : options.val_data) + (options.val_split.empty() ? "" : " split " + options.val_split)},
-                           {"train_images", result.train_count}, {"val_images", result.val_count}};
+                           {"train_images", result.train_count}, {"val_images", result.val_count},
+                           {"exact_duplicates", duplicates}, {"val_copies_of_train", overlap}};
   card.training["command"] = options.command;
   card.training["epochs"] = options.epochs;
   card.training["epochs_run"] = state.epoch;
@@ -578,6 +626,7 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
   if (options.randomization_check) {
     const int64_t n = std::min<int64_t>(t.size(), options.randomization_images);
     hm.randomization = explain::randomization_check(card, model.net, t.x.slice(0, 0, n), xopt);
+    hm.randomization_floor = explain::randomization_floor(card, model.net, t.x.slice(0, 0, n), xopt);
   }
   return result;
 }

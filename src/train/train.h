@@ -92,6 +92,7 @@ struct HeatmapMetrics {
   double deletion_auc = -1;      // mean; lower is better (-1: not computed)
   double insertion_auc = -1;     // mean; higher is better
   std::vector<explain::RandomizationStep> randomization;
+  double randomization_floor = -2;  // two independent random networks' correlation (-2: not computed)
 };
 
 struct EvaluateResult {

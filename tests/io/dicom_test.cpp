@@ -437,6 +437,22 @@ TEST_CASE("read_dicom: broken and unsupported files give one clear error", "[io]
   }
 }
 
+TEST_CASE("read_dicom: a header claiming a huge image or too many frames is refused before decoding", "[io][dicom][limits]") {
+  TempDir dir;
+  Spec huge;
+  huge.rows = huge.cols = 20000;
+  huge.words = {1, 2, 3, 4};  // far fewer than claimed: the limit must come first
+  const std::string a = write_dicom(dir, "huge.dcm", huge);
+  require_error([&] { read_image(a); }, ErrorKind::kUnsupported,
+                "cannot read DICOM '" + a + "': image too large (20000x20000 = 400.0 megapixels, limit 100.0; see --max-pixels)");
+  Spec frames;
+  frames.frames = 100000;
+  frames.words = {1, 2, 3, 4};
+  const std::string b = write_dicom(dir, "frames.dcm", frames);
+  require_error([&] { read_image(b); }, ErrorKind::kUnsupported,
+                "cannot read DICOM '" + b + "': too many frames (100000, limit 4096; see --max-frames)");
+}
+
 TEST_CASE("read_dicom: several threads read at once", "[io][dicom]") {
   TempDir dir;
   DcmRLEEncoderRegistration::registerCodecs();

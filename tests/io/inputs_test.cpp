@@ -2,6 +2,8 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <unistd.h>
 
 #include "io/inputs.h"
 
@@ -42,4 +44,26 @@ TEST_CASE("directories are searched recursively; non-images are skipped with a n
   REQUIRE(found.notices.size() == 2);
   CHECK(found.notices[0] == "skipped '" + (dir / ".DS_Store").string() + "': not an image");
   CHECK(found.notices[1] == "skipped '" + (dir / "notes.txt").string() + "': not an image");
+}
+
+TEST_CASE("the walker yields inputs lazily in sorted-path order and reads '-' from a stream", "[io][inputs]") {
+  const fs::path dir = fs::temp_directory_path() / ("medattn_walker_test_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "a" / "z");
+  for (const char* f : {"a.png", "a/z/y.png", "a/b.png", "a-c.png", "b.png"}) std::ofstream(dir / f) << "x";
+  fs::create_directory_symlink(dir / "a", dir / "link");  // symlinked folders are not followed
+  std::istringstream paths("one.png\n\n" + (dir / "b.png").string() + "\r\n");
+  medattn::io::InputWalker walker({dir.string(), "-", (dir / "gone.png").string()}, &paths);
+  std::vector<std::string> seen;
+  medattn::io::InputWalker::Event e;
+  while (walker.next(e)) {
+    using K = medattn::io::InputWalker::Kind;
+    seen.push_back((e.kind == K::kItem ? "item " : e.kind == K::kMissing ? "missing " : "skipped ") +
+                   (e.item.relative.empty() ? e.item.path : e.item.relative));
+  }
+  // Sorted as whole relative paths: "a-c.png" < "a.png" < "a/..." ('-' < '.' < '/').
+  CHECK(seen == std::vector<std::string>{"item a-c.png", "item a.png", "item a/b.png", "item a/z/y.png", "item b.png",
+                                         "missing one.png", "item " + (dir / "b.png").string(),
+                                         "missing " + (dir / "gone.png").string()});
+  fs::remove_all(dir);
 }

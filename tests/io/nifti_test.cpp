@@ -313,6 +313,23 @@ TEST_CASE("read_nifti: broken and unsupported files give one clear error", "[io]
   }
 }
 
+TEST_CASE("read_nifti: a header claiming 10^12 voxels is refused at once", "[io][nifti][limits]") {
+  TempDir dir;
+  NimPtr nim = make_volume({2, 2, 2}, DT_UINT8, [](int, int, int, int) { return 1.0; });
+  nifti_1_header header = nifti_convert_nim2nhdr(nim.get());
+  header.dim[1] = header.dim[2] = header.dim[3] = 10000;
+  header.vox_offset = 352.0f;
+  std::memcpy(header.magic, "n+1\0", 4);
+  const std::string path = dir.file("huge.nii");
+  {
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(&header), sizeof(header));
+    out.write("\0\0\0\0\1\1\1\1\1\1\1\1", 12);
+  }
+  require_error([&] { read_image(path); }, ErrorKind::kUnsupported,
+                "cannot read NIfTI '" + path + "': volume too large (1e+12 voxels, limit 4.1e+11; see --max-pixels, --max-frames)");
+}
+
 TEST_CASE("read_nifti: public test files", "[io][nifti][shared]") {
   const std::string root = shared_data_dir();
   if (root.empty()) {

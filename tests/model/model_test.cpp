@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/sha256.h"
 #include "model/net.h"
 
 namespace fs = std::filesystem;
@@ -151,4 +152,49 @@ TEST_CASE("model cards are validated and name what is wrong", "[model][card]") {
   write_file_atomic((dir / "model.json").string(), json.dump());
   CHECK(error_of([&] { model::load_model(dir.string()); }) ==
         "cannot load model '" + dir.string() + "': missing weights.bin");
+}
+
+TEST_CASE("the card records the weights' SHA-256; changed weights are refused before parsing", "[model][card]") {
+  auto card = tiny_card();
+  auto net = model::build_net(card);
+  const auto dir = temp_dir("sha");
+  model::save_model(dir.string(), card, net);
+  const auto written = model::read_card(dir.string());
+  const std::string path = (dir / "weights.bin").string();
+  std::string bytes = read_file(path);
+  CHECK(written.weights_sha256 == sha256_hex(bytes));
+  const auto loaded = model::load_model(dir.string());
+  CHECK(loaded.weights_sha256 == written.weights_sha256);
+  CHECK(loaded.id() == "tiny@" + written.weights_sha256.substr(0, 12));
+  CHECK(model::model_id(dir.string()) == loaded.id());
+
+  bytes[bytes.size() - 1] ^= 1;  // one bit of the last weight
+  write_file_atomic(path, bytes);
+  const std::string got = sha256_hex(bytes);
+  CHECK(error_of([&] { model::load_model(dir.string()); }) ==
+        "cannot load model '" + dir.string() + "': weights.bin does not match the card's SHA-256 (got " + got.substr(0, 16) +
+            "..., expected " + written.weights_sha256.substr(0, 16) + "...): corrupt or replaced");
+  write_file_atomic(path, bytes.substr(0, 100));  // truncated: the hash catches it first
+  CHECK(error_of([&] { model::load_model(dir.string()); }).find("does not match the card's SHA-256") != std::string::npos);
+}
+
+TEST_CASE("a card asking for an absurd network is refused before anything is allocated", "[model][card]") {
+  auto json = model::card_to_json(tiny_card());
+  const std::string src = "m/model.json";
+  auto wide = json;
+  wide["architecture"]["dim"] = 1 << 20;
+  CHECK(error_of([&] { model::card_from_json(wide, src); }).find("architecture out of bounds") != std::string::npos);
+  auto deep = json;
+  deep["architecture"]["stem_channels"] = std::vector<int>(40, 8);  // 2^40: would overflow the shift
+  CHECK(error_of([&] { model::card_from_json(deep, src); }).find("architecture out of bounds") != std::string::npos);
+  auto big = json;
+  big["architecture"]["dim"] = 4096;
+  big["architecture"]["heads"] = 64;
+  big["architecture"]["depth"] = 64;
+  CHECK(error_of([&] { model::card_from_json(big, src); }) ==
+        "invalid model card 'm/model.json': architecture too large (about 8590 million parameters, limit 200)");
+  auto bad_hash = json;
+  bad_hash["weights"]["sha256"] = "xyz";
+  CHECK(error_of([&] { model::card_from_json(bad_hash, src); }) ==
+        "invalid model card 'm/model.json': weights.sha256 must be 64 lower-case hex digits");
 }

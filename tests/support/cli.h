@@ -1,0 +1,64 @@
+// Running the built medattn binary from tests, and a shared phantom set with a tiny model.
+#pragma once
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+// Not inside namespace medattn: the tests call the helper `medattn(...)`, like the binary.
+namespace clitest {
+
+struct Run {
+  int code = -1;
+  std::string out;
+};
+
+// Runs the built medattn with `args` (a shell fragment); stdout captured, stderr to `err`.
+inline Run medattn(const std::string& args, const std::string& err = "/dev/null") {
+  const std::string cmd = std::string(MEDATTN_BINARY) + " " + args + " 2>" + err;
+  Run r;
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) r.out.append(buf, n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A phantom set (DIR/ph, 24 images of 64 px, seed 3) and a tiny model trained on it
+// (DIR/model), made once per test process (ctest runs test cases in parallel processes, so
+// each gets its own folder) and removed at exit.
+struct CliFixture {
+  std::filesystem::path dir;
+  CliFixture() : dir(std::filesystem::temp_directory_path() / ("medattn_cli_test_" + std::to_string(::getpid()))) {
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    const std::string q = "'" + dir.string() + "'";
+    REQUIRE(medattn("phantom --out " + q + "/ph --count 24 --seed 3 --size 64").code == 0);
+    REQUIRE(medattn("train " + q + "/ph/images --out " + q +
+                    "/model --classes normal,nodule,consolidation --epochs 1 --image-size 32 "
+                    "--stem 8,16 --dim 16 --depth 1 --heads 2 --batch-size 8 --threads 1").code == 0);
+  }
+  ~CliFixture() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+
+inline const std::filesystem::path& fixture() {
+  static const CliFixture f;
+  return f.dir;
+}
+
+}  // namespace clitest
