@@ -469,6 +469,8 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)->capture_default_str();
   diagnose->add_option("--occlusion-stride", d.options.occlusion_stride, "Occlusion: step between patches")
       ->check(CLI::PositiveNumber)->capture_default_str();
+  diagnose->add_option("--saliency-sigma", d.options.saliency_sigma, "Saliency: blur sigma in model-input pixels (default: input size / 24; 0 = none)")
+      ->check(CLI::Range(0.0, 1000.0));
   diagnose->add_option("--head-fusion", d.options.head_fusion, "Rollout: fuse heads by mean, max or min")
       ->check(CLI::IsMember({"mean", "max", "min"}))->capture_default_str();
   diagnose->add_option("--discard-ratio", d.options.discard_ratio, "Rollout: share of the weakest attention dropped per row, in [0,1)")
@@ -577,6 +579,8 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)->capture_default_str();
   evaluate->add_option("--occlusion-stride", e.explain.occlusion_stride, "Occlusion: step between patches")
       ->check(CLI::PositiveNumber)->capture_default_str();
+  evaluate->add_option("--saliency-sigma", e.explain.saliency_sigma, "Saliency: blur sigma in model-input pixels (default: input size / 24; 0 = none)")
+      ->check(CLI::Range(0.0, 1000.0));
   evaluate->add_option("--threads", eval_threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   evaluate->footer("Example:\n  medattn evaluate -m models/phantom phantoms/images --format json");
 

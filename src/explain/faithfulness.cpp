@@ -151,48 +151,59 @@ std::vector<DeletionInsertion> deletion_insertion(model::AttnNet& net, const tor
 
 std::vector<RandomizationStep> randomization_check(const model::ModelCard& card, model::AttnNet& net,
                                                    const torch::Tensor& x, const ExplainOptions& options,
-                                                   uint64_t seed) {
+                                                   uint64_t seed, int draws) {
   const auto original = explain(net, x, options);
-  auto copy = model::build_net(card);
-  model::copy_weights(*copy, *net);
-  torch::manual_seed(seed);
-  // Top-down: the head first, the first CNN stage last.
-  std::vector<std::pair<std::string, std::function<void()>>> layers;
-  layers.emplace_back("head", [&] { reinitialise(*copy->head); });
-  layers.emplace_back("norm", [&] { reinitialise(*copy->norm); });
-  for (int64_t l = static_cast<int64_t>(copy->blocks->size()) - 1; l >= 0; --l) {
-    layers.emplace_back("blocks." + std::to_string(l), [&, l] { reinitialise(*copy->blocks[l]); });
-  }
-  layers.emplace_back("proj", [&] {
-    reinitialise(*copy->proj);
-    torch::NoGradGuard no_grad;
-    copy->pos_embed.normal_(0, 0.02);
-    copy->cls_token.normal_(0, 0.02);
-  });
-  const int64_t stages = static_cast<int64_t>(card.arch.stem_channels.size());
-  for (int64_t s = stages - 1; s >= 0; --s) {
-    layers.emplace_back("stem." + std::to_string(s), [&, s] {
-      for (int64_t i = s * 6; i < (s + 1) * 6; ++i) reinitialise(*copy->stem[i]);
-    });
-  }
   std::vector<RandomizationStep> steps;
-  for (auto& [name, randomise] : layers) {
-    randomise();
-    // Same targets as the original maps, so only the weights differ.
-    const auto now = explain(copy, x, options, original.targets);
-    steps.push_back({name, mean_spearman(original.maps, now.maps)});
+  for (int d = 0; d < draws; ++d) {
+    auto copy = model::build_net(card);
+    model::copy_weights(*copy, *net);
+    torch::manual_seed(seed + static_cast<uint64_t>(d));
+    // Top-down: the head first, the first CNN stage last.
+    std::vector<std::pair<std::string, std::function<void()>>> layers;
+    layers.emplace_back("head", [&] { reinitialise(*copy->head); });
+    layers.emplace_back("norm", [&] { reinitialise(*copy->norm); });
+    for (int64_t l = static_cast<int64_t>(copy->blocks->size()) - 1; l >= 0; --l) {
+      layers.emplace_back("blocks." + std::to_string(l), [&, l] { reinitialise(*copy->blocks[l]); });
+    }
+    layers.emplace_back("proj", [&] {
+      reinitialise(*copy->proj);
+      torch::NoGradGuard no_grad;
+      copy->pos_embed.normal_(0, 0.02);
+      copy->cls_token.normal_(0, 0.02);
+    });
+    const int64_t stages = static_cast<int64_t>(card.arch.stem_channels.size());
+    for (int64_t s = stages - 1; s >= 0; --s) {
+      layers.emplace_back("stem." + std::to_string(s), [&, s] {
+        for (int64_t i = s * 6; i < (s + 1) * 6; ++i) reinitialise(*copy->stem[i]);
+      });
+    }
+    for (size_t i = 0; i < layers.size(); ++i) {
+      layers[i].second();
+      // Same targets as the original maps, so only the weights differ.
+      const auto now = explain(copy, x, options, original.targets);
+      const double r = mean_spearman(original.maps, now.maps) / draws;
+      if (d == 0) {
+        steps.push_back({layers[i].first, r});
+      } else {
+        steps[i].spearman += r;
+      }
+    }
   }
   return steps;
 }
 
 double randomization_floor(const model::ModelCard& card, model::AttnNet& net, const torch::Tensor& x,
-                           const ExplainOptions& options, uint64_t seed) {
+                           const ExplainOptions& options, uint64_t seed, int draws) {
   const auto targets = explain(net, x, options).targets;
-  torch::manual_seed(seed + 1000);
-  auto a = model::build_net(card);
-  torch::manual_seed(seed + 2000);
-  auto b = model::build_net(card);
-  return mean_spearman(explain(a, x, options, targets).maps, explain(b, x, options, targets).maps);
+  double sum = 0;
+  for (int d = 0; d < draws; ++d) {
+    torch::manual_seed(seed + 1000 + static_cast<uint64_t>(d));
+    auto a = model::build_net(card);
+    torch::manual_seed(seed + 2000 + static_cast<uint64_t>(d));
+    auto b = model::build_net(card);
+    sum += mean_spearman(explain(a, x, options, targets).maps, explain(b, x, options, targets).maps);
+  }
+  return sum / draws;
 }
 
 }  // namespace medattn::explain

@@ -41,16 +41,17 @@ std::vector<DeletionInsertion> deletion_insertion(model::AttnNet& net, const tor
 
 // Cascading randomisation from the top layer down: after re-initialising each layer in turn
 // (keeping those above randomised), recomputes the maps for the same targets and reports
-// their rank correlation with the original maps. Works on a copy; `net` is unchanged.
+// their rank correlation with the original maps, averaged over `draws` independent random
+// re-initialisations (one draw varies by about +-0.15). Works on copies; `net` is unchanged.
 std::vector<RandomizationStep> randomization_check(const model::ModelCard& card, model::AttnNet& net,
                                                    const torch::Tensor& x, const ExplainOptions& options,
-                                                   uint64_t seed = 1);
+                                                   uint64_t seed = 1, int draws = 3);
 
-// The floor of that check: the mean rank correlation between the maps of two independently
-// initialised networks of the card's architecture (same inputs, same targets as `net`
+// The floor of that check: the mean rank correlation (over `draws` pairs) between the maps of
+// two independently initialised networks of the card's architecture (same inputs, same targets as `net`
 // predicts). What remains at this level is shared by any two random networks (architecture
 // and input structure), not learned.
 double randomization_floor(const model::ModelCard& card, model::AttnNet& net, const torch::Tensor& x,
-                           const ExplainOptions& options, uint64_t seed = 1);
+                           const ExplainOptions& options, uint64_t seed = 1, int draws = 3);
 
 }  // namespace medattn::explain

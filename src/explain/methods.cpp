@@ -98,14 +98,17 @@ Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOp
     }
     case Method::kSaliency: {
       // Gradient saliency (Simonyan et al. 2014), smoothed: |d score / d x| blurred with
-      // sigma = S/24 (4 px at 96) so that the map marks regions rather than single pixels.
+      // sigma = S/24 by default (4 px at 96) so that the map marks regions rather than single
+      // pixels.
       torch::AutoGradMode grad(true);
       auto input = x.detach().clone().requires_grad_(true);
       auto logits = net->forward(input).logits;
       out.logits = logits.detach();
       out.targets = resolve_targets(out.logits, targets);
       auto g = torch::autograd::grad({target_score(logits, out.targets)}, {input})[0];
-      out.maps = normalise(gaussian_blur(g.detach().abs(), std::max(1.0, S / 24.0)).squeeze(1));
+      const double sigma = options.saliency_sigma < 0 ? std::max(1.0, S / 24.0) : options.saliency_sigma;
+      auto magnitude = g.detach().abs();
+      out.maps = normalise((sigma > 0 ? gaussian_blur(magnitude, sigma) : magnitude).squeeze(1));
       break;
     }
     case Method::kAttnGrad: {

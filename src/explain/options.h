@@ -40,6 +40,7 @@ struct ExplainOptions {
   int occlusion_patch = 16;    // occlusion: patch side in model-input pixels
   int occlusion_stride = 8;    // occlusion: step between patches
   int occlusion_batch = 64;    // occlusion: occluded images per forward pass
+  double saliency_sigma = -1;  // saliency: Gaussian blur in input pixels; < 0: input size / 24; 0: none
   uint64_t seed = 1;           // random baseline
 };
 

@@ -299,6 +299,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
   xopt.rollout.discard_ratio = options.discard_ratio;
   xopt.occlusion_patch = options.occlusion_patch;
   xopt.occlusion_stride = options.occlusion_stride;
+  xopt.saliency_sigma = options.saliency_sigma;
 
   auto model = model::load_model(options.model_dir);
   const auto& card = model.card;

@@ -31,6 +31,7 @@ struct DiagnoseOptions {
   double discard_ratio = 0.0;        // rollout: share of lowest weights dropped per row
   int occlusion_patch = 16;          // occlusion: patch side in model-input pixels
   int occlusion_stride = 8;          // occlusion: step between patches
+  double saliency_sigma = -1;        // saliency: blur sigma in model-input pixels (< 0: size / 24)
   double heatmap_alpha = 0.5;        // overlay opacity at the hottest point
   double contour_top = 0.0;          // > 0: outline the top fraction of the heatmap (e.g. 0.05)
   bool preview = false;              // compute heatmaps and attach the overlay to each record
