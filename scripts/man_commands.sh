@@ -5,7 +5,7 @@ bin=$1
 out=$2
 {
   echo "[COMMANDS]"
-  for c in diagnose train evaluate info phantom; do
+  for c in diagnose train evaluate merge info phantom; do
     echo ".SS $c"
     echo ".nf"
     "$bin" "$c" --help | sed 's/\\/\\\\/g; s/^\./\\\&./'

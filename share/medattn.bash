@@ -5,7 +5,7 @@ _medattn() {
   prev="${COMP_WORDS[COMP_CWORD-1]}"
   cmd="${COMP_WORDS[1]}"
   if [[ $COMP_CWORD -eq 1 ]]; then
-    COMPREPLY=($(compgen -W "diagnose train evaluate info phantom --help --version" -- "$cur"))
+    COMPREPLY=($(compgen -W "diagnose train evaluate merge info phantom --help --version" -- "$cur"))
     return
   fi
   case "$prev" in
@@ -23,12 +23,14 @@ _medattn() {
     case "$cmd" in
       diagnose) flags="-m --model --format -o --output --heatmaps --method --target --head-fusion --discard-ratio
                  --heatmap-alpha --contour --preview --no-preview --preview-width --ascii --window --frame --slice
-                 --threads --batch-size --occlusion-patch --occlusion-stride --help" ;;
+                 --threads --batch-size --occlusion-patch --occlusion-stride --saliency-sigma --workers --resume
+                 --shard --report -q --quiet --max-pixels --max-file-size --max-frames --help" ;;
+      merge) flags="-o --output --inputs --help" ;;
       train) flags="--out --val --val-fraction --split --val-split --classes --group-regex --epochs --batch-size --lr
                  --weight-decay --warmup-epochs --label-smoothing --ema --patience --image-size --stem --dim --depth
                  --heads --clahe --seed --hflip --no-augment --no-calibrate --operating-point --name --resume --threads --help" ;;
       evaluate) flags="-m --model --split --format --roc --method --masks --randomization-check --no-deletion
-                 --occlusion-patch --occlusion-stride --threads --help" ;;
+                 --occlusion-patch --occlusion-stride --saliency-sigma --threads --help" ;;
       info) flags="-m --model --json --help" ;;
       phantom) flags="--out --count --seed --size --help" ;;
     esac
