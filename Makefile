@@ -7,7 +7,7 @@ CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 ifeq ($(SANITIZE),1)
 BUILD_DIR := build-asan
 CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMEDATTN_SANITIZE=ON
-export ASAN_OPTIONS ?= detect_leaks=0:abort_on_error=1
+export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 endif
 FUZZ_SECONDS ?= 60
