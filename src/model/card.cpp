@@ -1,6 +1,9 @@
 #include "model/card.h"
 
+#include <cstdint>
 #include <filesystem>
+#include <limits>
+#include <type_traits>
 #include <sstream>
 
 #include "core/error.h"
@@ -16,6 +19,25 @@ using nlohmann::json;
   throw file_error(ErrorKind::kModel, "invalid model card", source, why);
 }
 
+// True when every number in `v` (an array is walked) is an integer that fits in an int:
+// nlohmann's conversion of 8.8e35 or 2^40 to int would be undefined behaviour (found by
+// fuzz_model).
+bool ints_fit(const json& v) {
+  if (v.is_array()) {
+    for (const auto& e : v) {
+      if (!ints_fit(e)) return false;
+    }
+    return true;
+  }
+  if (v.is_number_float()) return false;
+  if (v.is_number_unsigned()) return v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int>::max());
+  if (v.is_number_integer()) {
+    const int64_t x = v.get<int64_t>();
+    return x >= std::numeric_limits<int>::min() && x <= std::numeric_limits<int>::max();
+  }
+  return true;  // not a number: get<T>() checks the type
+}
+
 // Reads `key` from `obj` as T; a missing key keeps `*out`'s default unless `required`.
 template <typename T>
 void get(const json& obj, const char* key, T* out, const std::string& source, bool required = false) {
@@ -23,6 +45,9 @@ void get(const json& obj, const char* key, T* out, const std::string& source, bo
   if (it == obj.end() || it->is_null()) {
     if (required) invalid(source, std::string("missing key '") + key + "'");
     return;
+  }
+  if constexpr (std::is_same_v<T, int> || std::is_same_v<T, std::vector<int>>) {
+    if (!ints_fit(*it)) invalid(source, std::string("key '") + key + "' must hold integers that fit in 32 bits");
   }
   try {
     *out = it->get<T>();
