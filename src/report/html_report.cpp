@@ -153,15 +153,15 @@ void HtmlReport::finish(const RunTotals& totals) {
   line("model", info_.model_id);
   line("images", std::to_string(count_) + " (" + std::to_string(count_ - failed_) + " diagnosed, " +
                      std::to_string(failed_) + " failed)");
-  for (const auto& [name, n] : per_diagnosis_) line("  " + name, std::to_string(n));
-  for (const auto& [reason, n] : per_reason_) line("  failed: " + reason, std::to_string(n));
+  for (const auto& [name, n] : per_diagnosis_) line("diagnosed " + name, std::to_string(n));
+  for (const auto& [reason, n] : per_reason_) line("failed: " + reason, std::to_string(n));
   line("wall time", fixed(totals.seconds, 1) + " s (" + fixed(count_ / std::max(1e-9, totals.seconds), 1) + " images/s)");
   line("threads", std::to_string(totals.threads) + " model, " + std::to_string(totals.workers) + " decoding");
   if (!totals.shard.empty()) line("shard", totals.shard);
   if (totals.resumed > 0) line("resumed", std::to_string(totals.resumed) + " input(s) recorded by an earlier run, not repeated here");
   if (!info_.method.empty()) line("heatmaps", info_.method);
   line("command", info_.command);
-  head << "</table>\n<h2>Model</h2>\n<pre>" << html_escape(info_.model_summary) << "</pre>\n<h2>Results</h2>\n"
+  head << "</table>\n<h2>Results</h2>\n"
        << "<p>Click a column header to sort.</p>\n<table id=\"results\"><thead><tr><th>file</th><th>diagnosis</th><th>probability</th>";
   for (const auto& c : info_.classes) head << "<th>p(" << html_escape(c) << ")</th>";
   head << "<th>heatmap</th><th>error</th></tr></thead>\n<tbody>\n";
@@ -173,7 +173,8 @@ void HtmlReport::finish(const RunTotals& totals) {
     out << head.str();
     std::ifstream rows(rows_path_, std::ios::binary);
     if (count_ > 0) out << rows.rdbuf();  // (inserting an empty buffer would set failbit)
-    out << "</tbody></table>\n<script>" << kScript << "</script>\n</body></html>\n";
+    out << "</tbody></table>\n<h2>Model</h2>\n<pre>" << html_escape(info_.model_summary) << "</pre>\n<script>" << kScript
+        << "</script>\n</body></html>\n";
     out.flush();
     if (!out) {
       std::error_code ec;
