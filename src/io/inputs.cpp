@@ -107,7 +107,7 @@ bool InputWalker::next(Event& event) {
       }
       const std::string path = (fs::path(s.root) / rel).string();
       const bool hidden = name[0] == '.';
-      if (!hidden && (sniff_format(path) != FileFormat::kUnknown || has_image_extension(path))) {
+      if (!hidden && (has_image_extension(path) || sniff_format(path) != FileFormat::kUnknown)) {
         event = {Kind::kItem, {path, s.root, rel}, ""};
       } else {
         event = {Kind::kSkipped, {path, s.root, rel}, "skipped '" + path + "': not an image"};
