@@ -93,6 +93,13 @@ std::string Sha256::hex_digest() {
   return out;
 }
 
+uint64_t fnv1a64(const void* data, size_t bytes) {
+  uint64_t h = 1469598103934665603ULL;
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  return h;
+}
+
 std::string sha256_hex(const std::string& bytes) {
   Sha256 h;
   h.update(bytes);

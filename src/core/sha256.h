@@ -1,4 +1,5 @@
-// SHA-256 (FIPS 180-4), for fingerprinting model weights and run inputs.
+// Hashes: SHA-256 (FIPS 180-4) for fingerprinting model weights, and FNV-1a 64 for cheap,
+// stable keys (shard assignment, duplicate images).
 #pragma once
 
 #include <cstddef>
@@ -23,6 +24,9 @@ class Sha256 {
   size_t buffered_ = 0;
   uint64_t length_ = 0;  // bytes hashed so far
 };
+
+// FNV-1a 64 of `bytes` bytes. Stable across runs, machines and releases.
+uint64_t fnv1a64(const void* data, size_t bytes);
 
 // SHA-256 of a string of bytes, as hex.
 std::string sha256_hex(const std::string& bytes);

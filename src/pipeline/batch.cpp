@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/sha256.h"
 #include "io/csv.h"
 
 namespace fs = std::filesystem;
@@ -71,9 +72,7 @@ std::string shard_key(const io::InputItem& item) {
 }
 
 int shard_of(const std::string& key, int count) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : key) h = (h ^ c) * 1099511628211ULL;
-  return static_cast<int>(h % static_cast<uint64_t>(std::max(1, count)));
+  return static_cast<int>(fnv1a64(key.data(), key.size()) % static_cast<uint64_t>(std::max(1, count)));
 }
 
 std::vector<OutputLine> read_output(const std::string& path, bool csv, std::string* header) {

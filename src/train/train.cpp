@@ -21,6 +21,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/sha256.h"
 #include "io/dataset.h"
 #include "io/image.h"
 #include "model/net.h"
@@ -33,13 +34,6 @@ namespace {
 namespace F = torch::nn::functional;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-uint64_t fnv1a(const void* data, size_t bytes) {
-  uint64_t h = 1469598103934665603ULL;
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 1099511628211ULL;
-  return h;
-}
 
 // Samples whose prepared pixels equal an earlier sample's.
 int64_t count_duplicates(const std::vector<uint64_t>& hashes) {
@@ -109,7 +103,7 @@ Tensors prepare_samples(const io::Dataset& data, const preprocess::PreprocessCon
     out.groups.push_back(data.samples[i].group);
     out.index.push_back(i);
     const float* p = x[i].data_ptr<float>();
-    out.hashes.push_back(fnv1a(p, sizeof(float) * S * S));
+    out.hashes.push_back(fnv1a64(p, sizeof(float) * S * S));
   }
   out.x = x.index_select(0, torch::tensor(keep, torch::kInt64));
   out.y = torch::tensor(labels, torch::kInt64);
