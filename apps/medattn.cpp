@@ -352,7 +352,7 @@ int run_train_command(TrainArgs& args, const std::string& command) {
 }
 
 int run_evaluate_command(const train::EvaluateOptions& options, const std::string& format,
-                         const std::string& roc_path) {
+                         const std::string& roc_path, const std::string& compare_model) {
   const auto r = train::run_evaluate(options, [](const std::string& n) { spdlog::warn("{}", n); });
   const auto& m = r.metrics;
   const auto ci = eval::bootstrap(r.predictions, 1000, /*seed=*/1, r.threshold);
@@ -362,6 +362,27 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
   j["accuracy_ci95"] = {round4(ci.accuracy.low), round4(ci.accuracy.high)};
   j["decision"] = r.threshold >= 0 ? "threshold " + std::to_string(r.threshold) + " on " + r.classes[1] : "argmax";
   if (r.skipped > 0) j["skipped"] = r.skipped;
+  eval::PairedBootstrapResult cmp;
+  if (!compare_model.empty()) {
+    // The other model on the same samples, then a paired bootstrap of the differences.
+    train::EvaluateOptions other = options;
+    other.model_dir = compare_model;
+    other.method.clear();
+    other.randomization_check = false;
+    const auto o = train::run_evaluate(other, [](const std::string& n) { spdlog::warn("{}", n); });
+    if (o.predictions.labels != r.predictions.labels) {
+      throw Error(ErrorKind::kInvalidArgument, "--compare " + compare_model +
+                                                   ": the two models did not read the same samples, so they cannot be paired");
+    }
+    cmp = eval::paired_bootstrap(r.predictions, o.predictions, 1000, /*seed=*/1, r.threshold, o.threshold);
+    auto entry = [&](const eval::PairedDifference& d) {
+      return nlohmann::json{{"this", round4(d.a)}, {"other", round4(d.b)}, {"difference", round4(d.difference)},
+                            {"difference_ci95", {round4(d.ci.low), round4(d.ci.high)}}};
+    };
+    j["comparison"] = {{"other_model", compare_model}, {"resamples", cmp.resamples},
+                       {"balanced_accuracy", entry(cmp.balanced_accuracy)}, {"macro_f1", entry(cmp.macro_f1)},
+                       {"auc", entry(cmp.auc)}, {"accuracy", entry(cmp.accuracy)}};
+  }
   const auto& hm = r.heatmaps;
   if (!hm.method.empty()) {
     j["method"] = hm.method;
@@ -369,7 +390,7 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
     auto opt = [&](double v) { return v < 0 ? nlohmann::json(nullptr) : nlohmann::json(round4(v)); };
     j["deletion_auc"] = opt(hm.deletion_auc);
     j["insertion_auc"] = opt(hm.insertion_auc);
-    if (!options.masks.empty()) {
+    if (!options.masks.empty() || hm.masked > 0) {
       j["masked_images"] = hm.masked;
       j["pointing_game"] = opt(hm.pointing_game);
       j["heatmap_iou"] = opt(hm.heatmap_iou);
@@ -416,8 +437,17 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
     std::printf("n            %d\n", m.n);
     std::printf("accuracy     %.4f  (95%% CI %.4f-%.4f)\n", m.accuracy, ci.accuracy.low, ci.accuracy.high);
     std::printf("auc          %.4f  (95%% CI %.4f-%.4f)\n", m.auc, ci.auc.low, ci.auc.high);
-    std::printf("balanced acc %.4f\nsensitivity  %.4f\nspecificity  %.4f\nf1           %.4f\nece          %.4f\n",
-                m.balanced_accuracy, m.sensitivity, m.specificity, m.f1, m.ece);
+    std::printf("balanced acc %.4f\nsensitivity  %.4f\nspecificity  %.4f\nf1           %.4f\nmacro f1     %.4f\nece          %.4f\n",
+                m.balanced_accuracy, m.sensitivity, m.specificity, m.f1, m.macro_f1, m.ece);
+    if (!compare_model.empty()) {
+      std::printf("\ncompared with %s (paired bootstrap, %d resamples)\n%-18s %8s %8s %10s %20s\n", compare_model.c_str(),
+                  cmp.resamples, "metric", "this", "other", "difference", "95% CI");
+      const std::pair<const char*, const eval::PairedDifference*> rows[] = {
+          {"balanced accuracy", &cmp.balanced_accuracy}, {"macro f1", &cmp.macro_f1}, {"auc", &cmp.auc}, {"accuracy", &cmp.accuracy}};
+      for (const auto& [name, d] : rows) {
+        std::printf("%-18s %8.4f %8.4f %+10.4f   %+8.4f to %+8.4f\n", name, d->a, d->b, d->difference, d->ci.low, d->ci.high);
+      }
+    }
     std::printf("\n%-16s %9s %9s\n", "class", "precision", "recall");
     for (size_t k = 0; k < r.classes.size(); ++k) {
       std::printf("%-16s %9.4f %9.4f\n", r.classes[k].c_str(), m.precision[k], m.recall[k]);
@@ -465,6 +495,8 @@ int main(int argc, char** argv) {
   diagnose->add_option("--method", d.options.method, "Heatmap method: saliency, rollout, gradcam, attn-grad or occlusion (random, centre: baselines)")
       ->check(CLI::IsMember({"rollout", "gradcam", "attn-grad", "saliency", "occlusion", "random", "centre"}))->capture_default_str();
   diagnose->add_option("--target", d.options.target, "Explain this class instead of the diagnosis");
+  diagnose->add_option("--clinical", d.options.clinical_csv,
+                       "CSV of clinical covariates (a path column and the model's covariate columns) for models that take them");
   diagnose->add_option("--occlusion-patch", d.options.occlusion_patch, "Occlusion: patch side in model-input pixels")
       ->check(CLI::PositiveNumber)->capture_default_str();
   diagnose->add_option("--occlusion-stride", d.options.occlusion_stride, "Occlusion: step between patches")
@@ -539,6 +571,15 @@ int main(int argc, char** argv) {
   trainc->add_option("--seed", t.options.seed, "Random seed (split, initialisation, shuffling)")->capture_default_str();
   trainc->add_flag("!--no-augment", t.options.augment, "Disable augmentation");
   trainc->add_flag("--hflip", t.options.hflip, "Also flip images horizontally when augmenting (off: anatomy has a side)");
+  trainc->add_flag("--vflip", t.options.vflip, "Also flip images vertically when augmenting (e.g. dermoscopy)");
+  trainc->add_option("--channels", t.options.card.preprocess.channels, "Input channels: 1 (grey) or 3 (colour, BGR)")
+      ->check(CLI::IsMember({1, 3}))->capture_default_str();
+  trainc->add_option("--clinical", t.options.clinical,
+                     "Clinical covariates of a CSV dataset, one token each: NAME:num or NAME:cat, comma-separated, "
+                     "e.g. age:num,sex:cat,localization:cat");
+  trainc->add_option("--clinical-dropout", t.options.clinical_dropout,
+                     "Share of covariate values hidden during training, so the model copes when one is missing")
+      ->check(CLI::Range(0.0, 0.95))->capture_default_str();
   trainc->add_option("--label-smoothing", t.options.label_smoothing, "Cross-entropy label smoothing")
       ->check(CLI::Range(0.0, 0.5))->capture_default_str();
   trainc->add_option("--ema", t.options.ema, "Keep an exponential moving average of the weights with this decay (0 = off)")
@@ -568,6 +609,10 @@ int main(int argc, char** argv) {
   evaluate->add_option("--format", eval_format, "table or json")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
   std::string eval_roc;
   evaluate->add_option("--roc", eval_roc, "Write the ROC curve (operating point marked) to FILE.png");
+  std::string eval_compare;
+  evaluate->add_option("--compare", eval_compare,
+                       "Also evaluate this other model on the same data and report the paired bootstrap difference "
+                       "(this - other) of balanced accuracy, macro-F1, AUC and accuracy with 95% intervals");
   evaluate->add_option("--method", e.method, "Also measure this heatmap method: deletion_auc, insertion_auc (and with --masks "
                                              "pointing_game, heatmap_iou)")
       ->check(CLI::IsMember({"rollout", "gradcam", "attn-grad", "saliency", "occlusion", "random", "centre"}));
@@ -626,7 +671,7 @@ int main(int argc, char** argv) {
     if (*trainc) return run_train_command(t, command_line(argc, argv));
     if (*evaluate) {
       pipeline::set_threads(eval_threads);
-      return run_evaluate_command(e, eval_format, eval_roc);
+      return run_evaluate_command(e, eval_format, eval_roc, eval_compare);
     }
     if (*info) {
       const auto card = model::read_card(info_model);

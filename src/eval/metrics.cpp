@@ -111,6 +111,7 @@ Metrics compute_metrics(const Predictions& p, double threshold) {
     return c ? s / c : std::numeric_limits<double>::quiet_NaN();
   };
   m.balanced_accuracy = mean(m.recall);
+  m.macro_f1 = mean(f1);
   if (K == 2) {
     m.auc = auc[1];
     m.sensitivity = m.recall[1];
@@ -124,6 +125,64 @@ Metrics compute_metrics(const Predictions& p, double threshold) {
   }
   m.ece = m.n ? expected_calibration_error(p) : 0.0;
   return m;
+}
+
+PairedBootstrapResult paired_bootstrap(const Predictions& a, const Predictions& b, int resamples, uint64_t seed,
+                                       double threshold_a, double threshold_b) {
+  PairedBootstrapResult out;
+  out.resamples = resamples;
+  const size_t n = a.labels.size();
+  if (n == 0 || resamples < 1 || b.labels != a.labels) return out;
+  const Metrics ma = compute_metrics(a, threshold_a), mb = compute_metrics(b, threshold_b);
+  auto fill = [](PairedDifference& d, double va, double vb) {
+    d.a = va;
+    d.b = vb;
+    d.difference = va - vb;
+  };
+  fill(out.balanced_accuracy, ma.balanced_accuracy, mb.balanced_accuracy);
+  fill(out.macro_f1, ma.macro_f1, mb.macro_f1);
+  fill(out.auc, ma.auc, mb.auc);
+  fill(out.accuracy, ma.accuracy, mb.accuracy);
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<size_t> pick(0, n - 1);
+  std::vector<double> bal, f1, auc, acc;
+  Predictions ra, rb;
+  for (int r = 0; r < resamples; ++r) {
+    ra.labels.clear();
+    ra.probabilities.clear();
+    rb.probabilities.clear();
+    for (size_t j = 0; j < n; ++j) {
+      const size_t i = pick(rng);
+      ra.labels.push_back(a.labels[i]);
+      ra.probabilities.push_back(a.probabilities[i]);
+      rb.probabilities.push_back(b.probabilities[i]);
+    }
+    rb.labels = ra.labels;
+    const Metrics x = compute_metrics(ra, threshold_a), y = compute_metrics(rb, threshold_b);
+    bal.push_back(x.balanced_accuracy - y.balanced_accuracy);
+    f1.push_back(x.macro_f1 - y.macro_f1);
+    acc.push_back(x.accuracy - y.accuracy);
+    if (!std::isnan(x.auc) && !std::isnan(y.auc)) auc.push_back(x.auc - y.auc);
+  }
+  auto interval = [](std::vector<double> v) {
+    Interval iv;
+    if (v.empty()) return Interval{std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
+    std::sort(v.begin(), v.end());
+    auto at = [&](double q) {
+      const double pos = q * static_cast<double>(v.size() - 1);
+      const size_t lo = static_cast<size_t>(std::floor(pos));
+      const size_t hi = std::min(v.size() - 1, lo + 1);
+      return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+    };
+    iv.low = at(0.025);
+    iv.high = at(0.975);
+    return iv;
+  };
+  out.balanced_accuracy.ci = interval(bal);
+  out.macro_f1.ci = interval(f1);
+  out.auc.ci = interval(auc);
+  out.accuracy.ci = interval(acc);
+  return out;
 }
 
 BootstrapResult bootstrap(const Predictions& p, int resamples, uint64_t seed, double threshold) {
@@ -285,6 +344,7 @@ nlohmann::json metrics_to_json(const Metrics& m, const std::vector<std::string>&
   j["sensitivity"] = num(m.sensitivity);
   j["specificity"] = num(m.specificity);
   j["f1"] = num(m.f1);
+  j["macro_f1"] = num(m.macro_f1);
   j["ece"] = num(m.ece);
   j["confusion"] = m.confusion;
   nlohmann::json per = nlohmann::json::object();

@@ -32,6 +32,7 @@ struct Metrics {
   double sensitivity = 0;  // binary: recall of class 1; multi-class: macro mean recall
   double specificity = 0;  // binary: recall of class 0; multi-class: macro mean specificity
   double f1 = 0;           // binary: F1 of class 1; multi-class: macro F1
+  double macro_f1 = 0;     // mean F1 over the classes (both classes for binary models)
   double ece = 0;          // 15 bins
   std::vector<std::vector<int>> confusion;  // [true][predicted]
   std::vector<double> precision, recall;    // per class
@@ -57,6 +58,24 @@ struct BootstrapResult {
 // accuracy. Resamples in which a class is missing are redrawn for the AUC.
 BootstrapResult bootstrap(const Predictions& p, int resamples = 1000, uint64_t seed = 1,
                           double threshold = -1.0);
+
+// One metric of two models on the same samples: its values and the paired difference a - b.
+struct PairedDifference {
+  double a = 0, b = 0, difference = 0;
+  Interval ci;  // 95% percentile interval of the difference over the resamples
+};
+
+struct PairedBootstrapResult {
+  PairedDifference balanced_accuracy, macro_f1, auc, accuracy;
+  int resamples = 0;
+};
+
+// Paired percentile bootstrap of the difference between two models' predictions on the same
+// samples (same order, same labels): each resample draws sample indices with replacement and
+// scores both models on them. REQUIRES: a.labels == b.labels. Resamples in which a class is
+// missing are skipped for the AUC.
+PairedBootstrapResult paired_bootstrap(const Predictions& a, const Predictions& b, int resamples = 1000,
+                                       uint64_t seed = 1, double threshold_a = -1.0, double threshold_b = -1.0);
 
 struct RocPoint {
   double fpr, tpr, threshold;

@@ -110,20 +110,22 @@ double spearman(const std::vector<float>& a, const std::vector<float>& b) {
 
 std::vector<DeletionInsertion> deletion_insertion(model::AttnNet& net, const torch::Tensor& x,
                                                   const torch::Tensor& maps, const std::vector<int>& targets,
-                                                  double temperature, int steps) {
+                                                  double temperature, int steps, const torch::Tensor& clinical) {
   torch::NoGradGuard no_grad;
   net->eval();
   const auto B = x.size(0);
+  const auto C = x.size(1);
   const auto S = x.size(2);
   const int64_t n = S * S;
   auto baseline = blurred_baseline(x);
   std::vector<DeletionInsertion> out(B);
   for (int64_t b = 0; b < B; ++b) {
     const auto order = relevance_order(maps[b]);
-    auto original = x[b].reshape({-1});
-    auto blur = baseline[b].reshape({-1});
-    // Rows 0..steps: deletion after i/steps of the pixels; rows steps+1..: insertion.
-    auto batch = torch::empty({2 * (steps + 1), n});
+    auto original = x[b].reshape({C, n});
+    auto blur = baseline[b].reshape({C, n});
+    // Rows 0..steps: deletion after i/steps of the pixels (all channels of each); rows
+    // steps+1..: insertion.
+    auto batch = torch::empty({2 * (steps + 1), C, n});
     auto order_t = torch::tensor(order, torch::kInt64);
     for (int i = 0; i <= steps; ++i) {
       const int64_t k = n * i / steps;
@@ -131,13 +133,15 @@ std::vector<DeletionInsertion> deletion_insertion(model::AttnNet& net, const tor
       auto del = original.clone();
       auto ins = blur.clone();
       if (k > 0) {
-        del.index_copy_(0, idx, blur.index_select(0, idx));
-        ins.index_copy_(0, idx, original.index_select(0, idx));
+        del.index_copy_(1, idx, blur.index_select(1, idx));
+        ins.index_copy_(1, idx, original.index_select(1, idx));
       }
       batch[i] = del;
       batch[steps + 1 + i] = ins;
     }
-    auto probs = torch::softmax(net->forward(batch.view({-1, 1, S, S})).logits.to(torch::kFloat64) / temperature, 1)
+    torch::Tensor cb;
+    if (clinical.defined()) cb = clinical[b].unsqueeze(0).expand({batch.size(0), -1});
+    auto probs = torch::softmax(net->forward(batch.view({-1, C, S, S}), false, cb).logits.to(torch::kFloat64) / temperature, 1)
                      .select(1, targets[b]);
     std::vector<double> del(steps + 1), ins(steps + 1);
     for (int i = 0; i <= steps; ++i) {
@@ -151,8 +155,8 @@ std::vector<DeletionInsertion> deletion_insertion(model::AttnNet& net, const tor
 
 std::vector<RandomizationStep> randomization_check(const model::ModelCard& card, model::AttnNet& net,
                                                    const torch::Tensor& x, const ExplainOptions& options,
-                                                   uint64_t seed, int draws) {
-  const auto original = explain(net, x, options);
+                                                   uint64_t seed, int draws, const torch::Tensor& clinical) {
+  const auto original = explain(net, x, options, {}, clinical);
   std::vector<RandomizationStep> steps;
   for (int d = 0; d < draws; ++d) {
     auto copy = model::build_net(card);
@@ -180,7 +184,7 @@ std::vector<RandomizationStep> randomization_check(const model::ModelCard& card,
     for (size_t i = 0; i < layers.size(); ++i) {
       layers[i].second();
       // Same targets as the original maps, so only the weights differ.
-      const auto now = explain(copy, x, options, original.targets);
+      const auto now = explain(copy, x, options, original.targets, clinical);
       const double r = mean_spearman(original.maps, now.maps) / draws;
       if (d == 0) {
         steps.push_back({layers[i].first, r});
@@ -193,15 +197,15 @@ std::vector<RandomizationStep> randomization_check(const model::ModelCard& card,
 }
 
 double randomization_floor(const model::ModelCard& card, model::AttnNet& net, const torch::Tensor& x,
-                           const ExplainOptions& options, uint64_t seed, int draws) {
-  const auto targets = explain(net, x, options).targets;
+                           const ExplainOptions& options, uint64_t seed, int draws, const torch::Tensor& clinical) {
+  const auto targets = explain(net, x, options, {}, clinical).targets;
   double sum = 0;
   for (int d = 0; d < draws; ++d) {
     torch::manual_seed(seed + 1000 + static_cast<uint64_t>(d));
     auto a = model::build_net(card);
     torch::manual_seed(seed + 2000 + static_cast<uint64_t>(d));
     auto b = model::build_net(card);
-    sum += mean_spearman(explain(a, x, options, targets).maps, explain(b, x, options, targets).maps);
+    sum += mean_spearman(explain(a, x, options, targets, clinical).maps, explain(b, x, options, targets, clinical).maps);
   }
   return sum / draws;
 }

@@ -34,10 +34,11 @@ struct DeletionInsertion {
 // For each image: the target class's probability (softmax(logits / temperature)) as the
 // most relevant pixels (by `maps`, [B,S,S]) are replaced by the blurred baseline (deletion)
 // or copied into it (insertion), in `steps` equal steps from 0 to all pixels.
-// x: [B,1,S,S] normalised input.
+// x: [B,C,S,S] normalised input; clinical: [B,F] or undefined (model/net.h).
 std::vector<DeletionInsertion> deletion_insertion(model::AttnNet& net, const torch::Tensor& x,
                                                   const torch::Tensor& maps, const std::vector<int>& targets,
-                                                  double temperature, int steps = 16);
+                                                  double temperature, int steps = 16,
+                                                  const torch::Tensor& clinical = {});
 
 // Cascading randomisation from the top layer down: after re-initialising each layer in turn
 // (keeping those above randomised), recomputes the maps for the same targets and reports
@@ -45,13 +46,15 @@ std::vector<DeletionInsertion> deletion_insertion(model::AttnNet& net, const tor
 // re-initialisations (one draw varies by about +-0.15). Works on copies; `net` is unchanged.
 std::vector<RandomizationStep> randomization_check(const model::ModelCard& card, model::AttnNet& net,
                                                    const torch::Tensor& x, const ExplainOptions& options,
-                                                   uint64_t seed = 1, int draws = 3);
+                                                   uint64_t seed = 1, int draws = 3,
+                                                   const torch::Tensor& clinical = {});
 
 // The floor of that check: the mean rank correlation (over `draws` pairs) between the maps of
 // two independently initialised networks of the card's architecture (same inputs, same targets as `net`
 // predicts). What remains at this level is shared by any two random networks (architecture
 // and input structure), not learned.
 double randomization_floor(const model::ModelCard& card, model::AttnNet& net, const torch::Tensor& x,
-                           const ExplainOptions& options, uint64_t seed = 1, int draws = 3);
+                           const ExplainOptions& options, uint64_t seed = 1, int draws = 3,
+                           const torch::Tensor& clinical = {});
 
 }  // namespace medattn::explain

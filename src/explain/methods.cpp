@@ -38,15 +38,17 @@ torch::Tensor target_score(const torch::Tensor& logits, const std::vector<int>& 
   return logits.gather(1, idx).sum();
 }
 
-// Separable Gaussian blur of [B,1,H,W] with replicate borders.
-torch::Tensor gaussian_blur(const torch::Tensor& x, double sigma) {
+// Separable Gaussian blur of [B,C,H,W] (each channel on its own) with replicate borders.
+torch::Tensor gaussian_blur(const torch::Tensor& x_any, double sigma) {
+  const auto shape = x_any.sizes().vec();
+  const auto x = x_any.reshape({-1, 1, shape[2], shape[3]});
   const int64_t radius = static_cast<int64_t>(std::ceil(3 * sigma));
   auto r = torch::arange(-radius, radius + 1, torch::kFloat32);
   auto k = torch::exp(-(r * r) / (2 * sigma * sigma));
   k = k / k.sum();
   auto padded = F::pad(x, F::PadFuncOptions({radius, radius, radius, radius}).mode(torch::kReplicate));
   auto h = F::conv2d(padded, k.view({1, 1, 1, -1}));
-  return F::conv2d(h, k.view({1, 1, -1, 1}));
+  return F::conv2d(h, k.view({1, 1, -1, 1})).reshape(shape);
 }
 
 // A blurred copy of x as the "removed information" baseline (for occlusion and the
@@ -68,8 +70,17 @@ torch::Tensor upsample_maps(const torch::Tensor& maps, int size) {
 
 torch::Tensor blurred_baseline(const torch::Tensor& x) { return blurred(x); }
 
+torch::Tensor clinical_attention(model::AttnNet& net, const torch::Tensor& x, const torch::Tensor& clinical) {
+  if (net->clinical_count() == 0) return {};
+  torch::NoGradGuard no_grad;
+  net->eval();
+  auto o = net->forward(x, /*keep_attention=*/true, clinical);
+  auto rel = attention_rollout(o.attentions, RolloutOptions{});  // [B,T-1]: tokens after CLS
+  return rel.narrow(1, net->image_tokens(), net->clinical_count());
+}
+
 Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOptions& options,
-                    const std::vector<int>& targets) {
+                    const std::vector<int>& targets, const torch::Tensor& clinical) {
   net->eval();
   const int S = static_cast<int>(x.size(2));
   const int grid = net->grid_;
@@ -78,16 +89,16 @@ Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOp
   switch (options.method) {
     case Method::kRollout: {
       torch::NoGradGuard no_grad;
-      auto o = net->forward(x, /*keep_attention=*/true);
+      auto o = net->forward(x, /*keep_attention=*/true, clinical);
       out.logits = o.logits;
       out.targets = resolve_targets(o.logits, targets);
       auto rel = attention_rollout(o.attentions, options.rollout);
-      out.maps = upsample_maps(rel.reshape({B, grid, grid}), S);
+      out.maps = upsample_maps(rel.narrow(1, 0, net->image_tokens()).reshape({B, grid, grid}), S);
       break;
     }
     case Method::kGradCam: {
       torch::AutoGradMode grad(true);
-      auto o = net->forward(x.detach(), /*keep_attention=*/false);
+      auto o = net->forward(x.detach(), /*keep_attention=*/false, clinical);
       out.logits = o.logits.detach();
       out.targets = resolve_targets(out.logits, targets);
       auto g = torch::autograd::grad({target_score(o.logits, out.targets)}, {o.feature_map})[0];  // [B,C,g,g]
@@ -102,12 +113,12 @@ Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOp
       // pixels.
       torch::AutoGradMode grad(true);
       auto input = x.detach().clone().requires_grad_(true);
-      auto logits = net->forward(input).logits;
+      auto logits = net->forward(input, false, clinical).logits;
       out.logits = logits.detach();
       out.targets = resolve_targets(out.logits, targets);
       auto g = torch::autograd::grad({target_score(logits, out.targets)}, {input})[0];
       const double sigma = options.saliency_sigma < 0 ? std::max(1.0, S / 24.0) : options.saliency_sigma;
-      auto magnitude = g.detach().abs();
+      auto magnitude = g.detach().abs().sum(1, /*keepdim=*/true);  // over colour channels
       out.maps = normalise((sigma > 0 ? gaussian_blur(magnitude, sigma) : magnitude).squeeze(1));
       break;
     }
@@ -115,7 +126,7 @@ Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOp
       // Chefer et al. 2021, eq. 5-6: per block, A_bar = mean_heads(relu(grad(A) * A)),
       // R <- R + A_bar R, starting from R = I; the CLS row of R over the image tokens.
       torch::AutoGradMode grad(true);
-      auto o = net->forward(x.detach(), /*keep_attention=*/true);
+      auto o = net->forward(x.detach(), /*keep_attention=*/true, clinical);
       out.logits = o.logits.detach();
       out.targets = resolve_targets(out.logits, targets);
       auto grads = torch::autograd::grad({target_score(o.logits, out.targets)}, o.attentions);
@@ -125,7 +136,7 @@ Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOp
         auto cam = torch::relu(grads[l] * o.attentions[l].detach()).mean(1);  // [B,T,T]
         R = R + torch::matmul(cam, R);
       }
-      auto rel = R.select(1, 0).narrow(1, 1, T - 1);
+      auto rel = R.select(1, 0).narrow(1, 1, net->image_tokens());
       out.maps = upsample_maps(rel.reshape({B, grid, grid}), S);
       break;
     }
@@ -135,7 +146,7 @@ Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOp
       if (p < 1 || stride < 1 || p > S) {
         throw Error(ErrorKind::kInvalidArgument, "occlusion patch and stride must be in [1, input size]");
       }
-      out.logits = net->forward(x).logits;
+      out.logits = net->forward(x, false, clinical).logits;
       out.targets = resolve_targets(out.logits, targets);
       auto base_prob = torch::softmax(out.logits, 1);
       auto baseline = blurred(x);
@@ -167,7 +178,9 @@ Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOp
             batch[static_cast<int64_t>(i - start)].narrow(1, y, p).narrow(2, xx, p)
                 .copy_(baseline[b].narrow(1, y, p).narrow(2, xx, p));
           }
-          auto probs = torch::softmax(net->forward(batch).logits, 1).select(1, out.targets[b]);
+          torch::Tensor cb;
+          if (clinical.defined()) cb = clinical[b].unsqueeze(0).expand({batch.size(0), -1});
+          auto probs = torch::softmax(net->forward(batch, false, cb).logits, 1).select(1, out.targets[b]);
           for (size_t i = start; i < end; ++i) {
             const auto [y, xx] = origins[i];
             const double drop = p0 - probs[static_cast<int64_t>(i - start)].item<double>();
@@ -181,7 +194,7 @@ Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOp
     case Method::kRandom:
     case Method::kCentre: {
       torch::NoGradGuard no_grad;
-      out.logits = net->forward(x).logits;
+      out.logits = net->forward(x, false, clinical).logits;
       out.targets = resolve_targets(out.logits, targets);
       if (options.method == Method::kRandom) {
         auto gen = at::detail::createCPUGenerator(options.seed);

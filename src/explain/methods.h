@@ -17,13 +17,19 @@ struct Explanation {
   std::vector<int> targets;  // the class each map explains
 };
 
-// Explains x ([B,1,S,S] normalised input) for `targets` (one class per image; -1 or an empty
-// vector = the predicted class, argmax of the logits). The net is put in eval mode. Gradient
-// methods run their own forward pass with gradients; others run without.
+// Explains x ([B,C,S,S] normalised input; clinical [B,F] or undefined, see model/net.h) for
+// `targets` (one class per image; -1 or an empty vector = the predicted class, argmax of the
+// logits). The net is put in eval mode. Gradient methods run their own forward pass with
+// gradients; others run without. Maps cover the image only (colour channels summed).
 Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOptions& options,
-                    const std::vector<int>& targets = {});
+                    const std::vector<int>& targets = {}, const torch::Tensor& clinical = {});
 
-// A Gaussian-blurred copy of x ([B,1,S,S], sigma = S/16): the "information removed" baseline
+// For a model with clinical covariates: the share of the CLS token's attention rollout
+// (mean over heads, no discarding) that reaches each covariate token: [B,F], each row sums to
+// at most 1 (the rest goes to the image tokens and CLS itself). Undefined for image-only models.
+torch::Tensor clinical_attention(model::AttnNet& net, const torch::Tensor& x, const torch::Tensor& clinical);
+
+// A Gaussian-blurred copy of x ([B,C,S,S], sigma = S/16): the "information removed" baseline
 // of occlusion and of the deletion/insertion metrics.
 torch::Tensor blurred_baseline(const torch::Tensor& x);
 

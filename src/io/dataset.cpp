@@ -157,7 +157,7 @@ Dataset load_csv(const std::string& csv, const DatasetOptions& options) {
     return it == header.end() ? -1 : static_cast<int>(it - header.begin());
   };
   const int col_path = column("path"), col_label = column("label");
-  const int col_split = column("split"), col_group = column("group");
+  const int col_split = column("split"), col_group = column("group"), col_mask = column("mask");
   for (const auto& [col, name] : {std::pair<int, const char*>{col_path, "path"}, {col_label, "label"}}) {
     if (col < 0)
       throw file_error(
@@ -214,6 +214,11 @@ Dataset load_csv(const std::string& csv, const DatasetOptions& options) {
     const fs::path p(path);
     s.path = (p.is_absolute() || base.empty() ? p : base / p).string();
     if (col_group >= 0) s.group = trim(rec.fields[col_group]);
+    if (col_mask >= 0 && !trim(rec.fields[col_mask]).empty()) {
+      const fs::path m(trim(rec.fields[col_mask]));
+      s.mask = (m.is_absolute() || base.empty() ? m : base / m).string();
+    }
+    for (size_t c = 0; c < header.size(); ++c) s.columns[header[c]] = rec.fields[c];
     ds.samples.push_back(std::move(s));
   }
   if (ds.samples.empty()) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <opencv2/core.hpp>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,10 @@ struct Sample {
   cv::Mat pixels;    // in-memory samples only (npz): CV_8UC1; empty for file samples
   int label = -1;    // index into Dataset::classes
   std::string group; // patient/lesion group for grouped splits; empty when unknown
+  std::string mask;  // CSV `mask` column: the lesion mask's path (resolved like `path`); empty: none
+  // CSV only: every column of the row by its lower-case header name (clinical covariates are
+  // read from here).
+  std::map<std::string, std::string> columns;
 };
 
 struct Dataset {

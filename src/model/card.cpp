@@ -1,6 +1,9 @@
 #include "model/card.h"
 
+#include <cmath>
 #include <cstdint>
+#include <set>
+#include <algorithm>
 #include <filesystem>
 #include <limits>
 #include <type_traits>
@@ -65,6 +68,124 @@ const json& object_at(const json& obj, const char* key, const std::string& sourc
 
 }  // namespace
 
+std::vector<ClinicalField> parse_clinical_spec(const std::string& spec) {
+  std::vector<ClinicalField> fields;
+  std::stringstream in(spec);
+  std::string entry;
+  auto bad = [&](const std::string& why) {
+    return Error(ErrorKind::kInvalidArgument, "--clinical '" + spec + "': " + why);
+  };
+  while (std::getline(in, entry, ',')) {
+    const auto colon = entry.find(':');
+    if (colon == std::string::npos) throw bad("entry '" + entry + "' is not NAME:TYPE (TYPE num or cat)");
+    ClinicalField f;
+    for (char ch : entry.substr(0, colon)) f.name += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    const std::string type = entry.substr(colon + 1);
+    if (f.name.empty()) throw bad("entry '" + entry + "' has no column name");
+    if (type == "num" || type == "numeric") {
+      f.type = ClinicalField::Type::kNumeric;
+    } else if (type == "cat" || type == "categorical") {
+      f.type = ClinicalField::Type::kCategorical;
+    } else {
+      throw bad("type '" + type + "' of '" + f.name + "' is not num or cat");
+    }
+    for (const auto& other : fields) {
+      if (other.name == f.name) throw bad("column '" + f.name + "' is named twice");
+    }
+    if (f.name == "path" || f.name == "label" || f.name == "split" || f.name == "group" || f.name == "mask") {
+      throw bad("column '" + f.name + "' is not a covariate");
+    }
+    fields.push_back(std::move(f));
+  }
+  if (fields.empty()) throw bad("no covariates");
+  return fields;
+}
+
+namespace {
+
+std::string lower_trimmed(const std::string& value) {
+  const auto b = value.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  const auto e = value.find_last_not_of(" \t\r\n");
+  std::string out;
+  for (char ch : value.substr(b, e - b + 1)) out += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+// A finite number filling the whole field, or nullopt.
+bool parse_number(const std::string& text, double* out) {
+  if (text.empty()) return false;
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size() || !std::isfinite(v)) return false;
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+bool is_missing_value(const std::string& value) {
+  const std::string v = lower_trimmed(value);
+  return v.empty() || v == "unknown" || v == "na" || v == "n/a" || v == "nan" || v == "none" || v == "?" || v == "null";
+}
+
+void fit_clinical(std::vector<ClinicalField>& fields, const std::vector<std::vector<std::string>>& rows) {
+  for (size_t f = 0; f < fields.size(); ++f) {
+    auto& field = fields[f];
+    if (field.type == ClinicalField::Type::kNumeric) {
+      double sum = 0, sum2 = 0;
+      int64_t n = 0;
+      for (const auto& row : rows) {
+        if (is_missing_value(row[f])) continue;
+        double v;
+        if (!parse_number(lower_trimmed(row[f]), &v)) {
+          throw Error(ErrorKind::kInvalidArgument, "clinical column '" + field.name + "' is numeric but holds '" + row[f] + "'");
+        }
+        sum += v;
+        sum2 += v * v;
+        ++n;
+      }
+      if (n == 0) throw Error(ErrorKind::kInvalidArgument, "clinical column '" + field.name + "' has no values");
+      field.mean = sum / static_cast<double>(n);
+      const double var = sum2 / static_cast<double>(n) - field.mean * field.mean;
+      field.std = var > 1e-12 ? std::sqrt(var) : 1.0;
+    } else {
+      std::set<std::string> seen;
+      for (const auto& row : rows) {
+        if (!is_missing_value(row[f])) seen.insert(lower_trimmed(row[f]));
+      }
+      if (seen.empty()) throw Error(ErrorKind::kInvalidArgument, "clinical column '" + field.name + "' has no categories");
+      field.vocabulary.assign(seen.begin(), seen.end());
+    }
+  }
+}
+
+std::vector<float> encode_clinical(const std::vector<ClinicalField>& fields, const std::vector<std::string>& values,
+                                   int* unknown) {
+  std::vector<float> out(fields.size(), std::numeric_limits<float>::quiet_NaN());
+  for (size_t f = 0; f < fields.size() && f < values.size(); ++f) {
+    if (is_missing_value(values[f])) continue;
+    const std::string v = lower_trimmed(values[f]);
+    const auto& field = fields[f];
+    bool known = false;
+    if (field.type == ClinicalField::Type::kNumeric) {
+      double x;
+      if (parse_number(v, &x)) {
+        out[f] = static_cast<float>((x - field.mean) / field.std);
+        known = true;
+      }
+    } else {
+      const auto it = std::find(field.vocabulary.begin(), field.vocabulary.end(), v);
+      if (it != field.vocabulary.end()) {
+        out[f] = static_cast<float>(it - field.vocabulary.begin());
+        known = true;
+      }
+    }
+    if (!known && unknown != nullptr) ++*unknown;
+  }
+  return out;
+}
+
 int ArchConfig::grid_size(int image_size) const {
   return image_size >> static_cast<int>(stem_channels.size());
 }
@@ -81,6 +202,7 @@ json card_to_json(const ModelCard& card) {
   j["classes"] = card.classes;
   j["input"] = {{"size", p.image_size}, {"channels", p.channels}};
   j["preprocess"] = {{"grey", p.channels == 1},
+                     {"colour", p.channels == 3 ? "BGR order; grey images repeated on the three channels" : "converted to grey (BT.601 luma)"},
                      {"window", "ReadOptions window, else the file's VOI window, else 0..255 for 8-bit, else min-max"},
                      {"resize", "aspect-preserving letterbox, black padding"},
                      {"clahe", p.clahe},
@@ -96,6 +218,23 @@ json card_to_json(const ModelCard& card) {
                        {"mlp_ratio", a.mlp_ratio},
                        {"norm", "pre-norm"},
                        {"grid", a.grid_size(p.image_size)}};
+  if (!card.clinical.empty()) {
+    json fields = json::array();
+    for (const auto& f : card.clinical) {
+      json e = {{"name", f.name}, {"type", f.type == ClinicalField::Type::kNumeric ? "num" : "cat"}};
+      if (f.type == ClinicalField::Type::kNumeric) {
+        e["mean"] = f.mean;
+        e["std"] = f.std;
+      } else {
+        e["vocabulary"] = f.vocabulary;
+      }
+      fields.push_back(e);
+    }
+    j["clinical"] = {{"fields", fields},
+                     {"missing", "empty, unknown, na, nan, none or ? (any case); categories not in the vocabulary count as missing"},
+                     {"fusion", "one token per covariate (numeric: learned projection, categorical: embedding; plus a type "
+                                "embedding; missing: a learned embedding) joined to the image tokens in every block"}};
+  }
   j["weights"] = {{"file", kWeightsFile}};
   if (!card.weights_sha256.empty()) j["weights"]["sha256"] = card.weights_sha256;
   j["calibration"] = {{"temperature", card.temperature}};
@@ -127,7 +266,9 @@ ModelCard card_from_json(const json& j, const std::string& source) {
   const json& input = object_at(j, "input", source);
   get(input, "size", &card.preprocess.image_size, source, true);
   get(input, "channels", &card.preprocess.channels, source);
-  if (card.preprocess.channels != 1) invalid(source, "input channels must be 1 (got " + std::to_string(card.preprocess.channels) + ")");
+  if (card.preprocess.channels != 1 && card.preprocess.channels != 3) {
+    invalid(source, "input channels must be 1 or 3 (got " + std::to_string(card.preprocess.channels) + ")");
+  }
   if (j.contains("preprocess")) {
     const json& p = object_at(j, "preprocess", source);
     get(p, "clahe", &card.preprocess.clahe, source);
@@ -167,7 +308,44 @@ ModelCard card_from_json(const json& j, const std::string& source) {
   // under 200 million, so that loading cannot be made to allocate gigabytes before the
   // weights file is even looked at.
   double params = 0;
-  int in_channels = 1;
+  if (j.contains("clinical")) {
+    const json& c = object_at(j, "clinical", source);
+    auto it = c.find("fields");
+    if (it == c.end() || !it->is_array()) invalid(source, "clinical.fields must be an array");
+    if (it->size() > 64) invalid(source, "at most 64 clinical fields");
+    double vocab_total = 0;
+    for (const auto& e : *it) {
+      if (!e.is_object()) invalid(source, "clinical.fields must hold objects");
+      ClinicalField f;
+      std::string type;
+      get(e, "name", &f.name, source, true);
+      get(e, "type", &type, source, true);
+      if (f.name.empty()) invalid(source, "clinical field with an empty name");
+      for (const auto& other : card.clinical) {
+        if (other.name == f.name) invalid(source, "clinical field '" + f.name + "' appears twice");
+      }
+      if (type == "num") {
+        f.type = ClinicalField::Type::kNumeric;
+        get(e, "mean", &f.mean, source, true);
+        get(e, "std", &f.std, source, true);
+        if (!std::isfinite(f.mean) || !(f.std > 0.0) || !std::isfinite(f.std)) {
+          invalid(source, "clinical field '" + f.name + "' needs a finite mean and a positive std");
+        }
+      } else if (type == "cat") {
+        f.type = ClinicalField::Type::kCategorical;
+        get(e, "vocabulary", &f.vocabulary, source, true);
+        if (f.vocabulary.empty() || f.vocabulary.size() > 10000) {
+          invalid(source, "clinical field '" + f.name + "' needs a vocabulary of 1..10000 categories");
+        }
+        vocab_total += static_cast<double>(f.vocabulary.size());
+      } else {
+        invalid(source, "clinical field '" + f.name + "' has type '" + type + "' (expected num or cat)");
+      }
+      card.clinical.push_back(std::move(f));
+    }
+    params += (vocab_total + 4.0 * static_cast<double>(card.clinical.size())) * arch.dim;
+  }
+  int in_channels = card.preprocess.channels;
   for (int c : arch.stem_channels) {
     params += 9.0 * in_channels * c + 9.0 * c * c;
     in_channels = c;
@@ -239,13 +417,22 @@ std::string describe_card(const ModelCard& card) {
   if (!card.description.empty()) s << "description:   " << card.description << "\n";
   s << "classes:       ";
   for (size_t i = 0; i < card.classes.size(); ++i) s << (i ? ", " : "") << card.classes[i];
-  s << "\ninput:         " << p.image_size << "x" << p.image_size << " grey, letterboxed"
+  s << "\ninput:         " << p.image_size << "x" << p.image_size << (p.channels == 3 ? " colour" : " grey") << ", letterboxed"
     << (p.clahe ? ", CLAHE" : "") << ", normalised (x - " << p.mean << ") / " << p.std << "\n";
   s << "architecture:  CNN stem [";
   for (size_t i = 0; i < a.stem_channels.size(); ++i) s << (i ? "," : "") << a.stem_channels[i];
   const int g = a.grid_size(p.image_size);
   s << "] -> " << g << "x" << g << " tokens + CLS, " << a.depth << " pre-norm blocks, dim "
     << a.dim << ", " << a.heads << " heads, MLP x" << a.mlp_ratio << "\n";
+  if (!card.clinical.empty()) {
+    s << "clinical:      ";
+    for (size_t i = 0; i < card.clinical.size(); ++i) {
+      const auto& f = card.clinical[i];
+      s << (i ? ", " : "") << f.name << " ("
+        << (f.type == ClinicalField::Type::kNumeric ? "numeric" : std::to_string(f.vocabulary.size()) + " categories") << ")";
+    }
+    s << "; one token each, missing values allowed\n";
+  }
   s << "decision:      ";
   if (card.threshold >= 0) {
     s << card.classes[1] << " when its probability >= " << card.threshold << " (operating point "

@@ -25,6 +25,36 @@ struct ArchConfig {
   int grid_size(int image_size) const;
 };
 
+// One clinical covariate the model takes beside the image (a token of its own; model/net.h).
+// Missing values ("", "unknown", "na", "nan", "none", "?"; case-insensitive) are first-class:
+// they take a learned "missing" embedding, never a zero.
+struct ClinicalField {
+  enum class Type { kNumeric, kCategorical };
+  std::string name;                 // the CSV column, lower case
+  Type type = Type::kNumeric;
+  double mean = 0.0, std = 1.0;     // numeric: value -> (value - mean) / std, fitted on training rows
+  std::vector<std::string> vocabulary;  // categorical: the known categories (lower case), in index order
+};
+
+// Parses "age:num,sex:cat,localization:cat" (types num|numeric|cat|categorical) into fields
+// without statistics. Throws medattn::Error(kInvalidArgument) naming the bad entry.
+std::vector<ClinicalField> parse_clinical_spec(const std::string& spec);
+
+// True for the spellings of a missing value.
+bool is_missing_value(const std::string& value);
+
+// Fits the numeric normalisation (mean, std) and category vocabularies (sorted distinct
+// non-missing values) from training rows: rows[i][f] is row i's raw value of field f.
+// Throws medattn::Error(kInvalidArgument) when a numeric field holds a non-number or has no
+// value at all, or a categorical field has no category.
+void fit_clinical(std::vector<ClinicalField>& fields, const std::vector<std::vector<std::string>>& rows);
+
+// The model's encoding of one row: numeric -> (v - mean) / std, categorical -> the category's
+// index; NaN where the value is missing, not a number, or a category never seen in training
+// (those are counted in *unknown when not null).
+std::vector<float> encode_clinical(const std::vector<ClinicalField>& fields, const std::vector<std::string>& values,
+                                   int* unknown = nullptr);
+
 struct ModelCard {
   int format_version = kCardFormatVersion;
   std::string name;
@@ -33,6 +63,8 @@ struct ModelCard {
   std::vector<std::string> classes;   // in label order
   preprocess::PreprocessConfig preprocess;
   ArchConfig arch;
+  // Clinical covariates (empty: an image-only model).
+  std::vector<ClinicalField> clinical;
   // Softmax temperature fitted on validation (probabilities = softmax(logits / T)); 1 = none.
   double temperature = 1.0;
   // Binary models: class 1 when P(class 1) >= threshold; negative = the most probable class.

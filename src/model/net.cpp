@@ -1,6 +1,7 @@
 #include "model/net.h"
 
 #include <cstring>
+#include <limits>
 #include <filesystem>
 #include <map>
 #include <sstream>
@@ -43,10 +44,48 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, torch::Tensor* weights)
   return h + fc2(torch::gelu(fc1(norm2(h))));
 }
 
-AttnNetImpl::AttnNetImpl(const ArchConfig& arch, int image_size, int num_classes)
-    : grid_(arch.grid_size(image_size)) {
+ClinicalTokensImpl::ClinicalTokensImpl(const std::vector<ClinicalField>& fields, int dim) {
+  const auto F = static_cast<int64_t>(fields.size());
+  int64_t rows = 0;
+  for (const auto& f : fields) {
+    numeric_.push_back(f.type == ClinicalField::Type::kNumeric);
+    offset_.push_back(rows);
+    if (f.type == ClinicalField::Type::kCategorical) rows += static_cast<int64_t>(f.vocabulary.size());
+  }
+  num_weight = register_parameter("num_weight", torch::randn({F, dim}) * 0.02);
+  num_bias = register_parameter("num_bias", torch::zeros({F, dim}));
+  missing = register_parameter("missing", torch::randn({F, dim}) * 0.02);
+  type = register_parameter("type", torch::randn({F, dim}) * 0.02);
+  table = register_parameter("table", torch::randn({std::max<int64_t>(1, rows), dim}) * 0.02);
+}
+
+torch::Tensor ClinicalTokensImpl::forward(const torch::Tensor& values) {
+  const auto B = values.size(0);
+  std::vector<torch::Tensor> tokens;
+  for (size_t f = 0; f < numeric_.size(); ++f) {
+    const auto i = static_cast<int64_t>(f);
+    auto v = values.select(1, i);                       // [B]
+    auto absent = torch::isnan(v).unsqueeze(1);         // [B,1]
+    auto v0 = torch::where(torch::isnan(v), torch::zeros_like(v), v);
+    torch::Tensor token;
+    if (numeric_[f]) {
+      token = v0.unsqueeze(1) * num_weight[i] + num_bias[i];
+    } else {
+      const auto vocab = (f + 1 < offset_.size() ? offset_[f + 1] : table.size(0)) - offset_[f];
+      auto index = v0.to(torch::kInt64).clamp(0, std::max<int64_t>(0, vocab - 1)) + offset_[f];
+      token = table.index_select(0, index);
+    }
+    token = torch::where(absent, missing[i].expand({B, -1}), token) + type[i];
+    tokens.push_back(token);
+  }
+  return torch::stack(tokens, 1);
+}
+
+AttnNetImpl::AttnNetImpl(const ArchConfig& arch, int image_size, int num_classes, int channels,
+                         const std::vector<ClinicalField>& clinical)
+    : grid_(arch.grid_size(image_size)), clinical_count_(static_cast<int64_t>(clinical.size())) {
   stem = nn::Sequential();
-  int in = 1;
+  int in = channels;
   for (int out : arch.stem_channels) {
     stem->push_back(nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(2).padding(1).bias(false)));
     stem->push_back(nn::BatchNorm2d(out));
@@ -65,13 +104,21 @@ AttnNetImpl::AttnNetImpl(const ArchConfig& arch, int image_size, int num_classes
   register_module("blocks", blocks);
   norm = register_module("norm", nn::LayerNorm(nn::LayerNormOptions({arch.dim})));
   head = register_module("head", nn::Linear(arch.dim, num_classes));
+  if (!clinical.empty()) clinical_tokens = register_module("clinical", ClinicalTokens(clinical, arch.dim));
 }
 
-NetOutput AttnNetImpl::forward(const torch::Tensor& x, bool keep_attention) {
+NetOutput AttnNetImpl::forward(const torch::Tensor& x, bool keep_attention, const torch::Tensor& clinical) {
   NetOutput out;
   out.feature_map = stem->forward(x);                               // [B,C,g,g]
   auto tokens = proj(out.feature_map).flatten(2).transpose(1, 2);   // [B,g*g,D]
   auto h = torch::cat({cls_token.expand({x.size(0), -1, -1}), tokens}, 1) + pos_embed;
+  if (clinical_count_ > 0) {
+    auto values = clinical.defined() ? clinical.to(torch::kFloat32)
+                                     : torch::full({x.size(0), clinical_count_}, std::numeric_limits<float>::quiet_NaN());
+    TORCH_CHECK(values.dim() == 2 && values.size(0) == x.size(0) && values.size(1) == clinical_count_,
+                "clinical values must be [B,F]");
+    h = torch::cat({h, clinical_tokens->forward(values)}, 1);
+  }
   for (auto& module : *blocks) {
     torch::Tensor w;
     h = module->as<BlockImpl>()->forward(h, keep_attention ? &w : nullptr);
@@ -82,7 +129,8 @@ NetOutput AttnNetImpl::forward(const torch::Tensor& x, bool keep_attention) {
 }
 
 AttnNet build_net(const ModelCard& card) {
-  return AttnNet(card.arch, card.preprocess.image_size, static_cast<int>(card.classes.size()));
+  return AttnNet(card.arch, card.preprocess.image_size, static_cast<int>(card.classes.size()),
+                 card.preprocess.channels, card.clinical);
 }
 
 namespace {

@@ -46,14 +46,39 @@ struct NetOutput {
   torch::Tensor feature_map;              // last CNN stage before projection: [B,C,g,g]
 };
 
+// One token per clinical covariate (ModelCard::clinical): numeric values through a learned
+// projection (w * v + b), categories through an embedding, a learned "missing" embedding where
+// the value is NaN, plus a type embedding per covariate.
+struct ClinicalTokensImpl : torch::nn::Module {
+  ClinicalTokensImpl(const std::vector<ClinicalField>& fields, int dim);
+  // values: [B,F] as encode_clinical() writes them (NaN = missing) -> [B,F,D].
+  torch::Tensor forward(const torch::Tensor& values);
+
+  std::vector<bool> numeric_;
+  std::vector<int64_t> offset_;  // categorical field -> first row of `table`
+  torch::Tensor num_weight, num_bias;  // [F,D] (rows of categorical fields unused)
+  torch::Tensor missing, type;         // [F,D]
+  torch::Tensor table;                 // [sum of vocabulary sizes (at least 1), D]
+};
+TORCH_MODULE(ClinicalTokens);
+
 // CNN stem (conv-BN-GELU stages, each halving the resolution) -> 1x1 projection to `dim`
-// -> tokens + CLS + learned positions -> `depth` pre-norm blocks -> LN -> linear head on CLS.
+// -> tokens + CLS + learned positions [-> clinical tokens appended] -> `depth` pre-norm blocks
+// over all tokens (joint self-attention) -> LN -> linear head on CLS.
 struct AttnNetImpl : torch::nn::Module {
-  AttnNetImpl(const ArchConfig& arch, int image_size, int num_classes);
-  // x: [B,1,S,S] normalised input. Attention weights are kept only when keep_attention.
-  NetOutput forward(const torch::Tensor& x, bool keep_attention = false);
+  AttnNetImpl(const ArchConfig& arch, int image_size, int num_classes, int channels = 1,
+              const std::vector<ClinicalField>& clinical = {});
+  // x: [B,C,S,S] normalised input. Attention weights are kept only when keep_attention.
+  // clinical: [B,F] encoded covariates (NaN = missing); undefined = all missing. Ignored by an
+  // image-only model.
+  NetOutput forward(const torch::Tensor& x, bool keep_attention = false, const torch::Tensor& clinical = {});
+  // Token layout: 0 = CLS, 1..grid*grid = image, then one per clinical covariate.
+  int64_t image_tokens() const { return static_cast<int64_t>(grid_) * grid_; }
+  int64_t clinical_count() const { return clinical_count_; }
 
   int grid_;
+  int64_t clinical_count_ = 0;
+  ClinicalTokens clinical_tokens{nullptr};
   torch::nn::Sequential stem{nullptr};
   torch::nn::Conv2d proj{nullptr};
   torch::Tensor cls_token;  // [1,1,D]

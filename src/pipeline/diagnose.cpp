@@ -5,7 +5,12 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstring>
 #include <deque>
+#include <map>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -19,6 +24,7 @@
 #include "eval/metrics.h"
 #include "explain/overlay.h"
 #include "explain/methods.h"
+#include "io/csv.h"
 #include "io/inputs.h"
 #include "model/net.h"
 #include "preprocess/preprocess.h"
@@ -39,7 +45,7 @@ struct Job {
   std::string notice;  // kNotice
   bool ready = false;  // decoded (images); other kinds are ready when queued
   report::DiagnosisRecord record;
-  cv::Mat input;    // prepared model input, CV_32FC1 S x S
+  cv::Mat input;    // prepared model input, CV_32FC(channels) S x S
   cv::Mat display;  // windowed original, kept only when maps are drawn
   preprocess::Letterbox letterbox;
 };
@@ -53,6 +59,74 @@ void check_writable_dir(const std::string& dir) {
   write_file_atomic(probe, "");
   fs::remove(probe, ec);
 }
+
+// The rows of a --clinical CSV, keyed by the file they describe.
+class ClinicalTable {
+ public:
+  ClinicalTable(const std::string& csv, const std::vector<model::ClinicalField>& fields) : fields_(fields) {
+    const auto records = io::parse_csv(read_file(csv), csv);
+    if (records.empty()) throw file_error(ErrorKind::kInvalidArgument, "cannot read clinical data", csv, "empty file");
+    std::vector<std::string> header;
+    for (const auto& h : records[0].fields) {
+      std::string name;
+      for (char ch : h) {
+        if (!std::isspace(static_cast<unsigned char>(ch))) name += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      }
+      header.push_back(name);
+    }
+    auto column = [&](const std::string& name) {
+      auto it = std::find(header.begin(), header.end(), name);
+      return it == header.end() ? -1 : static_cast<int>(it - header.begin());
+    };
+    const int col_path = column("path");
+    if (col_path < 0) throw file_error(ErrorKind::kInvalidArgument, "cannot read clinical data", csv, "no 'path' column");
+    std::vector<int> cols;
+    for (const auto& f : fields_) {
+      cols.push_back(column(f.name));
+      if (cols.back() < 0) absent_.push_back(f.name);
+    }
+    const fs::path base = fs::path(csv).parent_path();
+    std::map<std::string, int> name_count;
+    for (size_t r = 1; r < records.size(); ++r) {
+      const auto& rec = records[r];
+      if (rec.fields.size() != header.size()) {
+        throw file_error(ErrorKind::kCorruption, "cannot read clinical data", csv,
+                         "line " + std::to_string(rec.line) + ": expected " + std::to_string(header.size()) + " fields");
+      }
+      std::vector<std::string> values;
+      for (int c : cols) values.push_back(c < 0 ? std::string() : rec.fields[c]);
+      const fs::path p(rec.fields[col_path]);
+      const fs::path full = p.is_absolute() || base.empty() ? p : base / p;
+      rows_.push_back(values);
+      by_path_[key(full)] = rows_.size() - 1;
+      const std::string name = full.filename().string();
+      if (++name_count[name] == 1) {
+        by_name_[name] = rows_.size() - 1;
+      } else {
+        by_name_.erase(name);
+      }
+    }
+  }
+  const std::vector<std::string>& absent() const { return absent_; }
+  // The row for `path`, or nullptr.
+  const std::vector<std::string>* find(const std::string& path) const {
+    auto it = by_path_.find(key(path));
+    if (it != by_path_.end()) return &rows_[it->second];
+    auto n = by_name_.find(fs::path(path).filename().string());
+    return n == by_name_.end() ? nullptr : &rows_[n->second];
+  }
+
+ private:
+  static std::string key(const fs::path& p) {
+    std::error_code ec;
+    auto k = fs::weakly_canonical(p, ec);
+    return (ec ? p.lexically_normal() : k).string();
+  }
+  std::vector<model::ClinicalField> fields_;
+  std::vector<std::string> absent_;
+  std::vector<std::vector<std::string>> rows_;
+  std::map<std::string, size_t> by_path_, by_name_;
+};
 
 class HeatmapNamer {
  public:
@@ -82,7 +156,7 @@ void decode(Job& job, const DiagnoseOptions& options, const preprocess::Preproce
     r.height = image.pixels.rows;
     r.format = io::format_name(image.format);
     const cv::Mat display = io::to_display(image);
-    job.input = preprocess::prepare_display(preprocess::to_grey(display), config, &job.letterbox);
+    job.input = preprocess::prepare_display(display, config, &job.letterbox);
     if (keep_display) job.display = display;
   } catch (const Error& e) {
     r.error = e.what();
@@ -324,6 +398,26 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
                                                  std::to_string(card.preprocess.image_size) + "]");
   }
 
+  std::unique_ptr<ClinicalTable> clinical_table;
+  const auto F = static_cast<int64_t>(card.clinical.size());
+  if (!options.clinical_csv.empty()) {
+    if (card.clinical.empty()) {
+      if (on_notice) on_notice("model '" + card.name + "' takes no clinical covariates: --clinical " + options.clinical_csv + " is not used");
+    } else {
+      clinical_table = std::make_unique<ClinicalTable>(options.clinical_csv, card.clinical);
+      if (!clinical_table->absent().empty() && on_notice) {
+        std::string names;
+        for (const auto& a : clinical_table->absent()) names += (names.empty() ? "" : ", ") + a;
+        on_notice("--clinical " + options.clinical_csv + " has no column " + names + ": treated as missing");
+      }
+    }
+  } else if (F > 0 && on_notice) {
+    std::string names;
+    for (const auto& f : card.clinical) names += (names.empty() ? "" : ", ") + f.name;
+    on_notice("model '" + card.name + "' takes clinical covariates (" + names +
+              "); none given (--clinical FILE.csv), so every covariate is treated as missing");
+  }
+
   DiagnoseSummary summary;
   summary.classes = card.classes;
   summary.model_id = model.id();
@@ -347,23 +441,47 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
 
   torch::NoGradGuard no_grad;
   const int size = card.preprocess.image_size;
+  const int channels = card.preprocess.channels;
   auto process = [&](std::vector<JobPtr>& batch) {
     std::vector<torch::Tensor> inputs;
     std::vector<Job*> good;
     for (auto& j : batch) {
       if (j->kind != Job::Kind::kImage || !j->record.error.empty()) continue;
-      inputs.push_back(torch::from_blob(j->input.data, {1, size, size}, torch::kFloat32));
+      auto t = torch::empty({channels, size, size}, torch::kFloat32);
+      preprocess::copy_planar(j->input, t.data_ptr<float>());
+      inputs.push_back(t);
       good.push_back(j.get());
     }
     if (!good.empty()) {
       const auto x = torch::stack(inputs);
+      torch::Tensor clinical;
+      if (F > 0) {
+        clinical = torch::empty({static_cast<int64_t>(good.size()), F}, torch::kFloat32);
+        for (size_t b = 0; b < good.size(); ++b) {
+          const std::vector<std::string>* row = clinical_table ? clinical_table->find(good[b]->item.path) : nullptr;
+          const auto v = model::encode_clinical(card.clinical, row ? *row : std::vector<std::string>(F));
+          std::memcpy(clinical[static_cast<int64_t>(b)].data_ptr<float>(), v.data(), sizeof(float) * F);
+          for (int64_t f = 0; f < F; ++f) {
+            if (std::isnan(v[f])) good[b]->record.clinical_missing.push_back(card.clinical[f].name);
+          }
+        }
+      }
       torch::Tensor logits, maps;
       if (maps_needed) {
-        const auto ex = explain::explain(model.net, x, xopt, std::vector<int>(good.size(), target));
+        const auto ex = explain::explain(model.net, x, xopt, std::vector<int>(good.size(), target), clinical);
         logits = ex.logits;
         maps = ex.maps.contiguous();
       } else {
-        logits = model.net->forward(x).logits;
+        logits = model.net->forward(x, false, clinical).logits;
+      }
+      if (F > 0) {
+        const auto shares = explain::clinical_attention(model.net, x, clinical).contiguous();
+        for (size_t b = 0; b < good.size(); ++b) {
+          for (int64_t f = 0; f < F; ++f) {
+            good[b]->record.clinical_attention.emplace_back(card.clinical[f].name,
+                                                            shares[static_cast<int64_t>(b)][f].item<double>());
+          }
+        }
       }
       auto probs = torch::softmax(logits.to(torch::kFloat64) / card.temperature, 1).contiguous();
       for (size_t b = 0; b < good.size(); ++b) {

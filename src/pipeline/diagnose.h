@@ -36,6 +36,11 @@ struct DiagnoseOptions {
   double contour_top = 0.0;          // > 0: outline the top fraction of the heatmap (e.g. 0.05)
   bool preview = false;              // compute heatmaps and attach the overlay to each record
   int thumbnail_size = 0;            // > 0: attach an overlay thumbnail this many pixels on its long side
+  // CSV of clinical covariates with a `path` column (and the model's covariate columns), for
+  // models that take them. A row matches an input whose path resolves to the same file (a
+  // relative path is taken from the CSV's folder), else whose file name is the same when that
+  // name is unique in the CSV. Inputs without a row have every covariate missing.
+  std::string clinical_csv;
   bool count_total = true;           // count the inputs on a side thread, for progress and ETA
 };
 

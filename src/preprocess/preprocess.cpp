@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <vector>
 #include <opencv2/imgproc.hpp>
 
 namespace medattn::preprocess {
@@ -24,23 +26,49 @@ cv::Mat to_grey(const cv::Mat& display) {
   return grey;
 }
 
-cv::Mat prepare_display(const cv::Mat& display_grey, const PreprocessConfig& config,
+cv::Mat to_channels(const cv::Mat& display, int channels) {
+  if (channels == 1) return to_grey(display);
+  if (display.channels() == 3) return display;
+  cv::Mat bgr;
+  cv::cvtColor(display, bgr, display.channels() == 4 ? cv::COLOR_BGRA2BGR : cv::COLOR_GRAY2BGR);
+  return bgr;
+}
+
+void copy_planar(const cv::Mat& prepared, float* dst) {
+  CV_Assert(prepared.depth() == CV_32F && prepared.isContinuous());
+  const size_t plane = static_cast<size_t>(prepared.rows) * prepared.cols;
+  if (prepared.channels() == 1) {
+    std::memcpy(dst, prepared.ptr<float>(), plane * sizeof(float));
+    return;
+  }
+  std::vector<cv::Mat> planes;
+  for (int c = 0; c < prepared.channels(); ++c) planes.emplace_back(prepared.rows, prepared.cols, CV_32FC1, dst + c * plane);
+  cv::split(prepared, planes);
+}
+
+cv::Mat prepare_display(const cv::Mat& display_any, const PreprocessConfig& config,
                         Letterbox* letterbox) {
-  CV_Assert(display_grey.type() == CV_32FC1 && !display_grey.empty());
+  CV_Assert(display_any.depth() == CV_32F && !display_any.empty());
+  const cv::Mat display = to_channels(display_any, config.channels);
   const int size = config.image_size;
-  const Letterbox lb = letterbox_for(display_grey.cols, display_grey.rows, size);
-  cv::Mat canvas(size, size, CV_32FC1, cv::Scalar(0));
+  const Letterbox lb = letterbox_for(display.cols, display.rows, size);
+  cv::Mat canvas(size, size, display.type(), cv::Scalar::all(0));
   cv::Mat resized;
-  const bool shrinking = lb.content.width < display_grey.cols;
-  cv::resize(display_grey, resized, lb.content.size(), 0, 0,
+  const bool shrinking = lb.content.width < display.cols;
+  cv::resize(display, resized, lb.content.size(), 0, 0,
              shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
   resized.copyTo(canvas(lb.content));
   if (config.clahe) {
-    cv::Mat u8, eq;
-    canvas.convertTo(u8, CV_8U, 255.0);
+    std::vector<cv::Mat> planes;
+    cv::split(canvas, planes);
     auto clahe = cv::createCLAHE(config.clahe_clip, cv::Size(config.clahe_tiles, config.clahe_tiles));
-    clahe->apply(u8, eq);
-    eq.convertTo(canvas, CV_32F, 1.0 / 255.0);
+    for (auto& plane : planes) {
+      cv::Mat u8, eq;
+      plane.convertTo(u8, CV_8U, 255.0);
+      clahe->apply(u8, eq);
+      eq.convertTo(plane, CV_32F, 1.0 / 255.0);
+    }
+    cv::merge(planes, canvas);
   }
   cv::Mat out;
   canvas.convertTo(out, CV_32F, 1.0 / config.std, -config.mean / config.std);
@@ -49,7 +77,7 @@ cv::Mat prepare_display(const cv::Mat& display_grey, const PreprocessConfig& con
 }
 
 cv::Mat prepare(const io::Image& image, const PreprocessConfig& config, Letterbox* letterbox) {
-  return prepare_display(to_grey(io::to_display(image)), config, letterbox);
+  return prepare_display(io::to_display(image), config, letterbox);
 }
 
 cv::Mat prepare_mask(const cv::Mat& mask_display, int size) {

@@ -12,7 +12,8 @@ namespace medattn::preprocess {
 
 struct PreprocessConfig {
   int image_size = 96;      // the model sees image_size x image_size pixels
-  int channels = 1;         // 1: colour input is converted to grey (BT.601 luma)
+  int channels = 1;         // 1: colour input is converted to grey (BT.601 luma); 3: colour (BGR),
+                            // grey input repeated on the three channels
   bool clahe = false;       // contrast-limited adaptive histogram equalisation after windowing
   double clahe_clip = 2.0;  // CLAHE clip limit
   int clahe_tiles = 8;      // CLAHE tile grid (tiles x tiles)
@@ -31,15 +32,25 @@ struct Letterbox {
 // Computes the letterbox of a width x height image in a size x size square.
 Letterbox letterbox_for(int width, int height, int size);
 
-// image -> windowed grey [0,1] -> letterboxed size x size (INTER_AREA when shrinking, linear
-// when enlarging) -> optional CLAHE -> (x - mean) / std.
-// Returns CV_32FC1 of image_size x image_size. Fills *letterbox when not null.
+// image -> windowed [0,1] -> config.channels (to_channels) -> letterboxed size x size
+// (INTER_AREA when shrinking, linear when enlarging) -> optional CLAHE (per channel) ->
+// (x - mean) / std. Returns CV_32FC1 or CV_32FC3 (interleaved; see copy_planar) of
+// image_size x image_size. Fills *letterbox when not null.
 cv::Mat prepare(const io::Image& image, const PreprocessConfig& config,
                 Letterbox* letterbox = nullptr);
 
-// The same from an already windowed grey image (CV_32FC1 in [0,1]); prepare() calls this.
-cv::Mat prepare_display(const cv::Mat& display_grey, const PreprocessConfig& config,
+// The same from an already windowed image (CV_32FC1 or CV_32FC3 in [0,1]) with
+// config.channels channels (to_channels); prepare() calls this.
+cv::Mat prepare_display(const cv::Mat& display, const PreprocessConfig& config,
                         Letterbox* letterbox = nullptr);
+
+// A display image (CV_32FC1/3/4 in [0,1]) with `channels` channels: 1 = grey (BT.601 luma),
+// 3 = BGR (grey repeated, alpha dropped).
+cv::Mat to_channels(const cv::Mat& display, int channels);
+
+// Copies a prepared CV_32FC(C) image into `dst` as C planes of rows x cols floats (the
+// [C,H,W] layout of a tensor).
+void copy_planar(const cv::Mat& prepared, float* dst);
 
 // Maps a map over the model input (any resolution covering the square, e.g. the token grid)
 // back to the original image: crops the letterbox content and resizes (bilinear) to

@@ -169,6 +169,12 @@ json record_to_json(const DiagnosisRecord& r) {
     for (const auto& [name, share] : r.attention_regions) regions[name] = round6(share);
     j["attention_regions"] = regions;
   }
+  if (r.ok && !r.clinical_attention.empty()) {
+    json shares = json::object();
+    for (const auto& [name, share] : r.clinical_attention) shares[name] = round6(share);
+    j["clinical_attention"] = shares;
+    j["clinical_missing"] = r.clinical_missing;
+  }
   return j;
 }
 

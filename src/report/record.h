@@ -26,6 +26,10 @@ struct DiagnosisRecord {
   // Share of the heatmap's mass per cell of a 3x3 grid (report/terminal.h); empty when no
   // heatmap was computed.
   std::vector<std::pair<std::string, double>> attention_regions;
+  // Models with clinical covariates: the share of the CLS token's attention rollout that went
+  // to each covariate (in the card's order), and the covariates that were missing for this image.
+  std::vector<std::pair<std::string, double>> clinical_attention;
+  std::vector<std::string> clinical_missing;
   std::string model;      // id of the model that wrote it ("name@sha256-prefix"); empty: unknown
   cv::Mat thumbnail;     // a small overlay (CV_8UC3) for the HTML report; empty when not wanted
   cv::Mat preview;       // the overlay (CV_8UC3) for a terminal preview; empty when not wanted

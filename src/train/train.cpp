@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <numeric>
@@ -47,9 +48,10 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// Prepared inputs of a dataset: x [N,1,S,S] normalised, y [N] int64.
+// Prepared inputs of a dataset: x [N,C,S,S] normalised, y [N] int64, c [N,F] encoded
+// clinical covariates (NaN = missing; undefined for image-only models).
 struct Tensors {
-  torch::Tensor x, y;
+  torch::Tensor x, y, c;
   std::vector<std::string> groups;
   std::vector<uint64_t> hashes;  // of the prepared pixels: exact duplicates share one
   std::vector<int64_t> index;  // row -> index into the dataset's samples
@@ -62,7 +64,8 @@ Tensors prepare_samples(const io::Dataset& data, const preprocess::PreprocessCon
                         const NoticeCallback& on_notice) {
   const int64_t n = static_cast<int64_t>(data.samples.size());
   const int S = config.image_size;
-  auto x = torch::empty({n, 1, S, S}, torch::kFloat32);
+  const int C = config.channels;
+  auto x = torch::empty({n, C, S, S}, torch::kFloat32);
   std::vector<char> ok(n, 0);
   std::vector<std::string> errors(n);
   std::atomic<int64_t> next{0};
@@ -70,14 +73,13 @@ Tensors prepare_samples(const io::Dataset& data, const preprocess::PreprocessCon
     for (int64_t i = next++; i < n; i = next++) {
       const auto& s = data.samples[i];
       try {
-        cv::Mat grey;
+        cv::Mat display;
         if (!s.pixels.empty()) {
-          s.pixels.convertTo(grey, CV_32F, 1.0 / 255.0);
+          s.pixels.convertTo(display, CV_32F, 1.0 / 255.0);
         } else {
-          grey = preprocess::to_grey(io::to_display(io::read_image(s.path)));
+          display = io::to_display(io::read_image(s.path));
         }
-        cv::Mat in = preprocess::prepare_display(grey, config);
-        std::memcpy(x[i].data_ptr<float>(), in.ptr<float>(), sizeof(float) * S * S);
+        preprocess::copy_planar(preprocess::prepare_display(display, config), x[i].data_ptr<float>());
         ok[i] = 1;
       } catch (const std::exception& e) {
         errors[i] = e.what();
@@ -103,10 +105,66 @@ Tensors prepare_samples(const io::Dataset& data, const preprocess::PreprocessCon
     out.groups.push_back(data.samples[i].group);
     out.index.push_back(i);
     const float* p = x[i].data_ptr<float>();
-    out.hashes.push_back(fnv1a64(p, sizeof(float) * S * S));
+    out.hashes.push_back(fnv1a64(p, sizeof(float) * C * S * S));
   }
   out.x = x.index_select(0, torch::tensor(keep, torch::kInt64));
   out.y = torch::tensor(labels, torch::kInt64);
+  return out;
+}
+
+// The raw covariate values of every row of `t` (the columns named by `fields`; a column the
+// CSV lacks is read as missing).
+std::vector<std::vector<std::string>> clinical_rows(const io::Dataset& data, const Tensors& t,
+                                                    const std::vector<model::ClinicalField>& fields) {
+  std::vector<std::vector<std::string>> rows;
+  for (int64_t i : t.index) {
+    const auto& columns = data.samples[i].columns;
+    std::vector<std::string> row;
+    for (const auto& f : fields) {
+      auto it = columns.find(f.name);
+      row.push_back(it == columns.end() ? std::string() : it->second);
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+// Fills t.c from the dataset's columns. Returns how many values were unknown categories or
+// non-numbers (encoded as missing).
+int encode_tensors(Tensors& t, const io::Dataset& data, const std::vector<model::ClinicalField>& fields) {
+  if (fields.empty()) return 0;
+  const auto rows = clinical_rows(data, t, fields);
+  const auto F = static_cast<int64_t>(fields.size());
+  t.c = torch::empty({t.size(), F}, torch::kFloat32);
+  int unknown = 0;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const auto v = model::encode_clinical(fields, rows[r], &unknown);
+    std::memcpy(t.c[static_cast<int64_t>(r)].data_ptr<float>(), v.data(), sizeof(float) * v.size());
+  }
+  return unknown;
+}
+
+// Columns of the schema that the dataset (a CSV) does not have at all.
+std::vector<std::string> absent_columns(const io::Dataset& data, const std::vector<model::ClinicalField>& fields) {
+  std::vector<std::string> absent;
+  for (const auto& f : fields) {
+    if (data.samples.empty() || !data.samples.front().columns.count(f.name)) absent.push_back(f.name);
+  }
+  return absent;
+}
+
+// Rows of t selected by `idx`, all tensors included.
+Tensors select_rows(const Tensors& t, const std::vector<int64_t>& idx) {
+  Tensors out;
+  auto it = torch::tensor(idx, torch::kInt64);
+  out.x = t.x.index_select(0, it);
+  out.y = t.y.index_select(0, it);
+  if (t.c.defined()) out.c = t.c.index_select(0, it);
+  for (int64_t i : idx) {
+    out.groups.push_back(t.groups[i]);
+    out.hashes.push_back(t.hashes[i]);
+    out.index.push_back(t.index[i]);
+  }
   return out;
 }
 
@@ -166,40 +224,47 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> split_indices(const Tensor
 
 struct AugmentOptions {
   bool hflip = false;  // anatomy has a side: off unless asked
+  bool vflip = false;  // e.g. dermoscopy, which has no up
+  bool colour = false; // colour input: per-channel gain
 };
 
 std::string describe_augment(const AugmentOptions& a) {
   return std::string("rotation +-7 deg, scale 0.9-1.1, shift +-6%, contrast 0.8-1.2, brightness +-0.08, "
-                     "gamma 0.78-1.28, blur (p=0.25), resolution jitter 0.5-1 (p=0.25), Gaussian noise sd 0-0.03") +
-         (a.hflip ? ", horizontal flips" : "");
+                     "gamma 0.78-1.28, ") + (a.colour ? "per-channel gain 0.9-1.1, " : "") +
+         "blur (p=0.25), resolution jitter 0.5-1 (p=0.25), Gaussian noise sd 0-0.03" +
+         (a.hflip ? ", horizontal flips" : "") + (a.vflip ? ", vertical flips" : "");
 }
 
 // Random affine (rotation +-7 deg, scale 0.9-1.1, shift +-6%), optional horizontal flip,
-// brightness/contrast/gamma, blur or resolution jitter, and noise, applied in windowed [0,1]
-// space. x: [B,1,S,S] normalised -> same.
+// brightness/contrast/gamma, per-channel gain for colour, blur or resolution jitter, and
+// noise, applied in windowed [0,1] space. x: [B,C,S,S] normalised -> same.
 torch::Tensor augment(const torch::Tensor& x, const preprocess::PreprocessConfig& config, const AugmentOptions& options) {
   torch::NoGradGuard no_grad;
   const auto B = x.size(0);
+  const auto C = x.size(1);
   const auto S = x.size(2);
   auto u = [&](double lo, double hi) { return torch::rand({B}) * (hi - lo) + lo; };
   auto img = x * config.std + config.mean;
   const auto angle = u(-7, 7) * (M_PI / 180.0);
   const auto scale = u(0.9, 1.1);
   auto flip = options.hflip ? torch::where(torch::rand({B}) < 0.5, -torch::ones({B}), torch::ones({B})) : torch::ones({B});
+  auto vflip = options.vflip ? torch::where(torch::rand({B}) < 0.5, -torch::ones({B}), torch::ones({B})) : torch::ones({B});
   auto cos = torch::cos(angle) / scale, sin = torch::sin(angle) / scale;
-  auto theta = torch::stack({torch::stack({cos * flip, -sin, u(-0.06, 0.06)}, 1),
-                             torch::stack({sin * flip, cos, u(-0.06, 0.06)}, 1)}, 1);  // [B,2,3]
+  auto theta = torch::stack({torch::stack({cos * flip, -sin * vflip, u(-0.06, 0.06)}, 1),
+                             torch::stack({sin * flip, cos * vflip, u(-0.06, 0.06)}, 1)}, 1);  // [B,2,3]
   auto grid = F::affine_grid(theta, img.sizes().vec(), /*align_corners=*/false);
   img = F::grid_sample(img, grid, F::GridSampleFuncOptions().padding_mode(torch::kZeros).align_corners(false));
   auto contrast = u(0.8, 1.2).view({B, 1, 1, 1});
   auto brightness = u(-0.08, 0.08).view({B, 1, 1, 1});
   auto gamma = torch::exp(u(-0.25, 0.25)).view({B, 1, 1, 1});
   img = (img.clamp(0, 1).pow(gamma) - 0.5) * contrast + 0.5 + brightness;
+  if (C > 1) img = img * (torch::rand({B, C, 1, 1}) * 0.2 + 0.9);  // colour balance of the camera
   // A quarter of the images blurred (3x3 binomial), another quarter at a lower resolution.
   const auto choice = torch::rand({B}).view({B, 1, 1, 1});
   auto kernel = torch::tensor({1.f, 2.f, 1.f});
   kernel = (kernel.view({3, 1}) * kernel.view({1, 3})).div(16).view({1, 1, 3, 3});
-  auto blurred = F::conv2d(F::pad(img, F::PadFuncOptions({1, 1, 1, 1}).mode(torch::kReplicate)), kernel);
+  auto blurred = F::conv2d(F::pad(img.reshape({B * C, 1, S, S}), F::PadFuncOptions({1, 1, 1, 1}).mode(torch::kReplicate)), kernel)
+                     .reshape({B, C, S, S});
   const auto low = std::max<int64_t>(8, static_cast<int64_t>(S * (0.5 + 0.5 * torch::rand({1}).item<double>())));
   auto lowres = F::interpolate(F::interpolate(img, F::InterpolateFuncOptions().size(std::vector<int64_t>{low, low}).mode(torch::kBilinear).align_corners(false)),
                                F::InterpolateFuncOptions().size(std::vector<int64_t>{S, S}).mode(torch::kBilinear).align_corners(false));
@@ -209,13 +274,14 @@ torch::Tensor augment(const torch::Tensor& x, const preprocess::PreprocessConfig
 }
 
 // Logits of every row of x, in eval mode: [N][K].
-std::vector<std::vector<double>> logits_of(model::AttnNet& net, const torch::Tensor& x, int batch_size) {
+std::vector<std::vector<double>> logits_of(model::AttnNet& net, const torch::Tensor& x, int batch_size,
+                                           const torch::Tensor& c = {}) {
   torch::NoGradGuard no_grad;
   net->eval();
   std::vector<std::vector<double>> out;
   for (int64_t s = 0; s < x.size(0); s += batch_size) {
     const int64_t e = std::min<int64_t>(x.size(0), s + batch_size);
-    auto logits = net->forward(x.slice(0, s, e)).logits.to(torch::kFloat64).contiguous();
+    auto logits = net->forward(x.slice(0, s, e), false, c.defined() ? c.slice(0, s, e) : c).logits.to(torch::kFloat64).contiguous();
     for (int64_t i = 0; i < e - s; ++i) {
       auto row = logits[i];
       out.emplace_back(row.data_ptr<double>(), row.data_ptr<double>() + row.size(0));
@@ -331,6 +397,11 @@ void update_ema(model::AttnNet& ema, model::AttnNet& net, double decay) {
   for (size_t i = 0; i < eb.size(); ++i) eb[i].copy_(pb[i]);
 }
 
+// One training batch: augmented inputs, labels, covariates (undefined without).
+struct Batch {
+  torch::Tensor x, y, c;
+};
+
 }  // namespace
 
 TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch,
@@ -366,18 +437,36 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   }
   model::ModelCard card = options.card;
   card.classes = train_set.classes;
+  if (!options.clinical.empty()) {
+    card.clinical = model::parse_clinical_spec(options.clinical);
+    const auto absent = absent_columns(train_set, card.clinical);
+    if (!absent.empty()) {
+      throw file_error(ErrorKind::kInvalidArgument, "cannot train on", options.data,
+                       "--clinical names column '" + absent.front() + "', which the data has not (a CSV with path,label and the covariate columns is needed)");
+    }
+    // Fitted on the training rows below; a placeholder until then so the card validates.
+    for (auto& f : card.clinical) {
+      if (f.type == model::ClinicalField::Type::kCategorical) f.vocabulary = {"?"};
+    }
+  }
+  if (options.clinical_dropout < 0 || options.clinical_dropout >= 1) {
+    throw Error(ErrorKind::kInvalidArgument, "--clinical-dropout must be in [0, 1)");
+  }
   if (card.classes.size() < 2) throw file_error(ErrorKind::kInvalidArgument, "cannot train on", options.data, "needs at least 2 classes");
   // Validate the architecture against the image size before the expensive preparation.
   card = model::card_from_json(model::card_to_json(card), "train options");
 
   Tensors all = prepare_samples(train_set, card.preprocess, on_notice);
   Tensors tr, va;
+  io::Dataset val_set;
+  const io::Dataset* val_source = &train_set;
   int64_t duplicates = 0, overlap = 0;
   if (!options.val_data.empty() || !options.val_split.empty()) {
     io::DatasetOptions vopt;
     vopt.classes = card.classes;
     vopt.split = options.val_split;
-    const io::Dataset val_set = io::load_dataset(options.val_data.empty() ? options.data : options.val_data, vopt);
+    val_set = io::load_dataset(options.val_data.empty() ? options.data : options.val_data, vopt);
+    val_source = &val_set;
     tr = all;
     va = prepare_samples(val_set, card.preprocess, on_notice);
     const std::set<uint64_t> in_train(tr.hashes.begin(), tr.hashes.end());
@@ -391,13 +480,19 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
       on_notice(std::to_string(duplicates) + " training image(s) are exact copies of others; each set of copies is kept on one side of the validation split");
     }
     auto [ti, vi] = split_indices(all, options.val_fraction, options.seed);
-    auto tt = torch::tensor(ti, torch::kInt64), vt = torch::tensor(vi, torch::kInt64);
-    tr.x = all.x.index_select(0, tt);
-    tr.y = all.y.index_select(0, tt);
-    va.x = all.x.index_select(0, vt);
-    va.y = all.y.index_select(0, vt);
+    tr = select_rows(all, ti);
+    va = select_rows(all, vi);
   }
   all = Tensors();
+  if (!card.clinical.empty()) {
+    // Normalisation and vocabularies from the training rows only.
+    model::fit_clinical(card.clinical, clinical_rows(train_set, tr, card.clinical));
+    encode_tensors(tr, train_set, card.clinical);
+    const int unknown = encode_tensors(va, *val_source, card.clinical);
+    if (unknown > 0 && on_notice) {
+      on_notice(std::to_string(unknown) + " validation covariate value(s) are categories unseen in training or not numbers: treated as missing");
+    }
+  }
   if (tr.size() == 0 || va.size() == 0) throw file_error(ErrorKind::kInvalidArgument, "cannot train on", options.data, "the training or validation split is empty");
 
   const int K = static_cast<int>(card.classes.size());
@@ -430,6 +525,8 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   }
   AugmentOptions aug;
   aug.hflip = options.hflip;
+  aug.vflip = options.vflip;
+  aug.colour = card.preprocess.channels > 1;
   for (int epoch = state.epoch + 1; epoch <= options.epochs; ++epoch) {
     if (options.patience > 0 && state.epochs_since_best >= options.patience) {
       if (on_notice) on_notice("early stop: validation AUC has not improved for " + std::to_string(options.patience) + " epochs");
@@ -444,13 +541,23 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
       auto idx = perm.slice(0, s, e);
       auto xb = tr.x.index_select(0, idx);
       if (options.augment) xb = augment(xb, card.preprocess, aug);
-      return std::make_pair(xb, tr.y.index_select(0, idx));
+      torch::Tensor cb;
+      if (tr.c.defined()) {
+        // Covariate dropout: some values are hidden, so that the model learns to do without
+        // any of them at diagnosis time.
+        cb = tr.c.index_select(0, idx);
+        if (options.clinical_dropout > 0) {
+          cb = torch::where(torch::rand(cb.sizes()) < options.clinical_dropout,
+                            torch::full_like(cb, std::numeric_limits<float>::quiet_NaN()), cb);
+        }
+      }
+      return Batch{xb, tr.y.index_select(0, idx), cb};
     };
     double loss_sum = 0;
     int64_t seen = 0;
-    std::future<std::pair<torch::Tensor, torch::Tensor>> next = std::async(std::launch::async, make_batch, 0);
+    std::future<Batch> next = std::async(std::launch::async, make_batch, 0);
     for (int64_t s = 0; s < n; s += options.batch_size) {
-      auto [xb, yb] = next.get();
+      auto [xb, yb, cb] = next.get();
       if (s + options.batch_size < n) next = std::async(std::launch::async, make_batch, s + options.batch_size);
       if (xb.size(0) < 2) continue;  // BatchNorm needs two samples
       const int64_t step = state.step;
@@ -460,7 +567,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
                                              std::max<int64_t>(1, total_steps - warmup_steps)));
       for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
       optimizer.zero_grad();
-      auto loss = F::cross_entropy(net->forward(xb).logits, yb,
+      auto loss = F::cross_entropy(net->forward(xb, false, cb).logits, yb,
                                    F::CrossEntropyFuncOptions().weight(class_weights).label_smoothing(options.label_smoothing));
       loss.backward();
       optimizer.step();
@@ -472,7 +579,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
       seen += xb.size(0);
       ++state.step;
     }
-    const auto metrics = eval::compute_metrics(eval::apply_temperature(logits_of(judged, va.x, 128), labels_of(va.y), 1.0));
+    const auto metrics = eval::compute_metrics(eval::apply_temperature(logits_of(judged, va.x, 128, va.c), labels_of(va.y), 1.0));
     EpochReport report;
     report.epoch = epoch;
     report.epochs = options.epochs;
@@ -500,7 +607,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   result.best_epoch = state.best_epoch;
   best->eval();
   // Calibration: temperature scaling fitted on the validation logits.
-  const auto val_logits = logits_of(best, va.x, 128);
+  const auto val_logits = logits_of(best, va.x, 128, va.c);
   const auto val_labels = labels_of(va.y);
   const auto uncalibrated = eval::apply_temperature(val_logits, val_labels, 1.0);
   card.temperature = options.calibrate ? eval::fit_temperature(val_logits, val_labels) : 1.0;
@@ -528,6 +635,9 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
                                 {"schedule", "linear warm-up " + std::to_string(options.warmup_epochs) + " epoch(s), cosine decay"}};
   card.training["loss"] = {{"name", "cross-entropy, inverse-frequency class weights"}, {"label_smoothing", options.label_smoothing}};
   card.training["ema"] = options.ema;
+  if (!card.clinical.empty()) {
+    card.training["clinical"] = {{"columns", options.clinical}, {"dropout", options.clinical_dropout}};
+  }
   card.training["augment"] = options.augment ? nlohmann::json(describe_augment(aug)) : nlohmann::json(false);
   card.training["seed"] = options.seed;
   card.training["seconds"] = std::round(result.seconds);
@@ -551,11 +661,23 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
   const io::Dataset data = io::load_dataset(options.data, dopt);
   for (const auto& n : data.notices) if (on_notice) on_notice(n);
   Tensors t = prepare_samples(data, card.preprocess, on_notice);
+  if (!card.clinical.empty()) {
+    const auto absent = absent_columns(data, card.clinical);
+    if (!absent.empty() && on_notice) {
+      std::string names;
+      for (const auto& a : absent) names += (names.empty() ? "" : ", ") + a;
+      on_notice("the model takes clinical covariates; the data has no column " + names + ": treated as missing for every image");
+    }
+    const int unknown = encode_tensors(t, data, card.clinical);
+    if (unknown > 0 && on_notice) {
+      on_notice(std::to_string(unknown) + " covariate value(s) are categories unseen in training or not numbers: treated as missing");
+    }
+  }
   EvaluateResult result;
   result.classes = card.classes;
   result.skipped = static_cast<int>(data.samples.size() - t.size());
   if (t.size() == 0) throw file_error(ErrorKind::kInvalidArgument, "cannot evaluate on", options.data, "no readable samples");
-  result.predictions = eval::apply_temperature(logits_of(model.net, t.x, options.batch_size), labels_of(t.y),
+  result.predictions = eval::apply_temperature(logits_of(model.net, t.x, options.batch_size, t.c), labels_of(t.y),
                                                card.temperature);
   result.threshold = card.threshold;
   result.metrics = eval::compute_metrics(result.predictions, result.threshold);
@@ -569,8 +691,10 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
   hm.method = options.method;
   std::vector<int> predicted;
   for (const auto& p : result.predictions.probabilities) predicted.push_back(eval::decide(p, card.threshold));
-  const bool with_masks = !options.masks.empty();
-  if (with_masks && !fs::is_directory(options.masks)) {
+  bool csv_masks = false;
+  for (const auto& smp : data.samples) csv_masks |= !smp.mask.empty();
+  const bool with_masks = !options.masks.empty() || csv_masks;
+  if (!options.masks.empty() && !fs::is_directory(options.masks)) {
     throw file_error(ErrorKind::kInvalidArgument, "cannot read masks", options.masks, "not a directory");
   }
   double del_sum = 0, ins_sum = 0, iou_sum = 0;
@@ -579,11 +703,12 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
   for (int64_t s = 0; s < t.size(); s += chunk) {
     const int64_t e = std::min(t.size(), s + chunk);
     auto xb = t.x.slice(0, s, e);
+    const torch::Tensor cb = t.c.defined() ? t.c.slice(0, s, e) : torch::Tensor();
     const std::vector<int> targets(predicted.begin() + s, predicted.begin() + e);
-    auto ex = explain::explain(model.net, xb, xopt, targets);
+    auto ex = explain::explain(model.net, xb, xopt, targets, cb);
     auto maps = ex.maps.contiguous();
     if (!options.no_deletion) {
-      for (const auto& d : explain::deletion_insertion(model.net, xb, maps, targets, card.temperature)) {
+      for (const auto& d : explain::deletion_insertion(model.net, xb, maps, targets, card.temperature, 16, cb)) {
         del_sum += d.deletion_auc;
         ins_sum += d.insertion_auc;
       }
@@ -592,8 +717,16 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
     for (int64_t b = 0; b < e - s; ++b) {
       const auto& sample = data.samples[t.index[s + b]];
       // Lexically, so that symlinked folders inside DATA keep their names.
-      const fs::path rel = fs::path(sample.path).lexically_normal().lexically_relative(fs::path(options.data).lexically_normal());
-      const fs::path mask_path = fs::path(options.masks) / rel;
+      // --masks DIR: the same relative path as the image; otherwise the CSV's mask column.
+      fs::path mask_path;
+      if (!options.masks.empty()) {
+        const fs::path rel = fs::path(sample.path).lexically_normal().lexically_relative(fs::path(options.data).lexically_normal());
+        mask_path = fs::path(options.masks) / rel;
+      } else if (!sample.mask.empty()) {
+        mask_path = sample.mask;
+      } else {
+        continue;
+      }
       cv::Mat mask;
       try {
         mask = preprocess::prepare_mask(io::to_display(io::read_image(mask_path.string())), S);
@@ -619,8 +752,9 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
   }
   if (options.randomization_check) {
     const int64_t n = std::min<int64_t>(t.size(), options.randomization_images);
-    hm.randomization = explain::randomization_check(card, model.net, t.x.slice(0, 0, n), xopt);
-    hm.randomization_floor = explain::randomization_floor(card, model.net, t.x.slice(0, 0, n), xopt);
+    const torch::Tensor cn = t.c.defined() ? t.c.slice(0, 0, n) : torch::Tensor();
+    hm.randomization = explain::randomization_check(card, model.net, t.x.slice(0, 0, n), xopt, 1, 3, cn);
+    hm.randomization_floor = explain::randomization_floor(card, model.net, t.x.slice(0, 0, n), xopt, 1, 3, cn);
   }
   return result;
 }

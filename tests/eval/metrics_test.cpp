@@ -59,6 +59,43 @@ TEST_CASE("multi-class metrics are macro means", "[eval][metrics]") {
   const auto j = metrics_to_json(m, {"a", "b", "c"});
   CHECK(j["confusion"] == nlohmann::json::parse("[[1,0,0],[1,1,0],[0,0,1]]"));
   CHECK(j["per_class"]["a"]["precision"] == 0.5);
+  // Per-class F1: a: precision 1/2, recall 1 -> 2/3; b: 1, 1/2 -> 2/3; c: 1, 1 -> 1.
+  CHECK(m.macro_f1 == Approx((2.0 / 3 + 2.0 / 3 + 1.0) / 3));
+  CHECK(j["macro_f1"] == Approx(0.777778));
+  // Binary: macro-F1 averages both classes. Class 0 of the binary example above: precision
+  // 2/3, recall 2/3; class 1: 3/4, 3/4.
+  Predictions b;
+  b.probabilities = {{0.9, 0.1}, {0.6, 0.4}, {0.3, 0.7}, {0.2, 0.8}, {0.45, 0.55}, {0.7, 0.3}, {0.1, 0.9}};
+  b.labels = {0, 0, 0, 1, 1, 1, 1};
+  CHECK(compute_metrics(b).macro_f1 == Approx((2.0 / 3 + 0.75) / 2));
+}
+
+TEST_CASE("the paired bootstrap of two models' difference", "[eval][metrics]") {
+  // 3 classes, 270 samples; model a right on every sample, model b right on 2 of 3.
+  Predictions a, b;
+  for (int i = 0; i < 270; ++i) {
+    const int y = i % 3;
+    std::vector<double> pa(3, 0.1), pb(3, 0.1);
+    pa[y] = 0.8;
+    pb[i % 9 < 6 ? y : (y + 1) % 3] = 0.8;
+    a.probabilities.push_back(pa);
+    b.probabilities.push_back(pb);
+    a.labels.push_back(y);
+  }
+  b.labels = a.labels;
+  const auto d = paired_bootstrap(a, b, 200, 3);
+  CHECK(d.balanced_accuracy.a == Approx(1.0));
+  CHECK(d.balanced_accuracy.b == Approx(2.0 / 3));
+  CHECK(d.balanced_accuracy.difference == Approx(1.0 / 3));
+  CHECK(d.balanced_accuracy.ci.low > 0.2);
+  CHECK(d.balanced_accuracy.ci.low <= d.balanced_accuracy.difference);
+  CHECK(d.balanced_accuracy.difference <= d.balanced_accuracy.ci.high);
+  CHECK(d.macro_f1.difference > 0.3);
+  // A model against itself: every resample's difference is exactly 0.
+  const auto same = paired_bootstrap(b, b, 100, 3);
+  CHECK(same.balanced_accuracy.ci.low == 0.0);
+  CHECK(same.balanced_accuracy.ci.high == 0.0);
+  CHECK(same.auc.difference == 0.0);
 }
 
 TEST_CASE("ROC curve points and thresholds", "[eval][metrics]") {

@@ -1,0 +1,200 @@
+// Clinical covariates as tokens: their encoding in the card, the missing embedding, and a
+// model that learns what only a covariate tells.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "core/error.h"
+#include "model/card.h"
+#include "model/net.h"
+#include "pipeline/diagnose.h"
+#include "train/train.h"
+
+namespace fs = std::filesystem;
+using namespace medattn;
+using model::ClinicalField;
+
+namespace {
+
+model::ModelCard clinical_card() {
+  model::ModelCard card;
+  card.name = "c";
+  card.classes = {"a", "b"};
+  card.preprocess.image_size = 32;
+  card.preprocess.channels = 3;
+  card.arch.stem_channels = {8, 16};
+  card.arch.dim = 16;
+  card.arch.depth = 1;
+  card.arch.heads = 2;
+  card.clinical = model::parse_clinical_spec("Age:num,sex:cat");
+  model::fit_clinical(card.clinical, {{"40", "male"}, {"60", "Female"}, {"unknown", "male"}, {"", "unknown"}});
+  return card;
+}
+
+// Noise images of 32 px in colour; the label is carried only by the CSV column `marker`
+// (`noise` is a random number). Rows 0..119 are split train, 120..159 split val.
+fs::path covariate_only_set() {
+  const fs::path dir = fs::temp_directory_path() / "medattn_clinical_test_set";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "images");
+  cv::RNG rng(7);
+  std::ofstream csv(dir / "data.csv");
+  csv << "path,label,marker,noise,split\n";
+  for (int i = 0; i < 160; ++i) {
+    cv::Mat img(32, 32, CV_8UC3);
+    rng.fill(img, cv::RNG::UNIFORM, 0, 256);
+    const std::string name = "images/" + std::to_string(i) + ".png";
+    REQUIRE(cv::imwrite((dir / name).string(), img));
+    const bool positive = rng.uniform(0, 2) == 1;
+    csv << name << "," << (positive ? "pos" : "neg") << "," << (positive ? "red" : "blue") << ","
+        << rng.uniform(0.0, 100.0) << "," << (i < 120 ? "train" : "val") << "\n";
+  }
+  return dir;
+}
+
+train::TrainOptions tiny(const fs::path& data, const fs::path& out, const std::string& clinical) {
+  train::TrainOptions o;
+  o.data = (data / "data.csv").string();
+  o.split = "train";
+  o.val_split = "val";
+  o.out = out.string();
+  o.clinical = clinical;
+  o.clinical_dropout = 0.1;
+  o.epochs = 12;
+  o.batch_size = 16;
+  o.lr = 3e-3;
+  o.seed = 3;
+  o.card.preprocess.image_size = 32;
+  o.card.preprocess.channels = 3;
+  o.card.arch.stem_channels = {8, 16};
+  o.card.arch.dim = 16;
+  o.card.arch.depth = 1;
+  o.card.arch.heads = 2;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("covariate encoding round-trips through the card", "[clinical]") {
+  const auto card = clinical_card();
+  REQUIRE(card.clinical.size() == 2);
+  CHECK(card.clinical[0].name == "age");
+  CHECK(card.clinical[0].type == ClinicalField::Type::kNumeric);
+  CHECK(card.clinical[0].mean == Approx(50.0));
+  CHECK(card.clinical[0].std == Approx(10.0));  // population std of 40 and 60
+  CHECK((card.clinical[1].vocabulary == std::vector<std::string>{"female", "male"}));
+
+  const auto back = model::card_from_json(model::card_to_json(card), "t");
+  REQUIRE(back.clinical.size() == 2);
+  CHECK(back.preprocess.channels == 3);
+  CHECK(back.clinical[0].mean == card.clinical[0].mean);
+  CHECK(back.clinical[0].std == card.clinical[0].std);
+  CHECK(back.clinical[1].vocabulary == card.clinical[1].vocabulary);
+
+  int unknown = 0;
+  const auto v = model::encode_clinical(back.clinical, {"65", " MALE "}, &unknown);
+  CHECK(v[0] == Approx(1.5));
+  CHECK(v[1] == 1.0f);
+  CHECK(unknown == 0);
+  // Missing spellings are NaN and not counted; an unseen category or a non-number is NaN and counted.
+  for (const std::string missing : {"", "unknown", "NA", "nan", "?"}) {
+    CHECK(std::isnan(model::encode_clinical(back.clinical, {missing, missing})[0]));
+  }
+  const auto odd = model::encode_clinical(back.clinical, {"old", "other"}, &unknown);
+  CHECK(std::isnan(odd[0]));
+  CHECK(std::isnan(odd[1]));
+  CHECK(unknown == 2);
+
+  CHECK_THROWS_AS(model::parse_clinical_spec("age"), Error);
+  CHECK_THROWS_AS(model::parse_clinical_spec("age:float"), Error);
+  CHECK_THROWS_AS(model::parse_clinical_spec("age:num,age:cat"), Error);
+  CHECK_THROWS_AS(model::parse_clinical_spec("label:cat"), Error);
+  auto bad = model::parse_clinical_spec("age:num");
+  CHECK_THROWS_AS(model::fit_clinical(bad, {{"forty"}}), Error);
+  auto j = model::card_to_json(card);
+  j["clinical"]["fields"][0]["std"] = 0;
+  CHECK_THROWS_AS(model::card_from_json(j, "t"), Error);
+  j = model::card_to_json(card);
+  j["input"]["channels"] = 2;
+  CHECK_THROWS_AS(model::card_from_json(j, "t"), Error);
+}
+
+TEST_CASE("a missing covariate takes the learned missing embedding, never a zero", "[clinical]") {
+  torch::manual_seed(1);
+  const auto card = clinical_card();
+  auto net = model::build_net(card);
+  net->eval();
+  auto& tokens = *net->clinical_tokens;
+  torch::NoGradGuard no_grad;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const auto out = tokens.forward(torch::tensor({{nan, nan}, {0.0f, 1.0f}, {2.0f, nan}}));
+  REQUIRE(out.sizes() == torch::IntArrayRef({3, 2, 16}));
+  CHECK(torch::allclose(out[0][0], tokens.missing[0] + tokens.type[0]));
+  CHECK(torch::allclose(out[0][1], tokens.missing[1] + tokens.type[1]));
+  CHECK(torch::allclose(out[1][0], tokens.num_bias[0] + tokens.type[0]));  // value 0: the bias, not missing
+  CHECK(!torch::allclose(out[1][0], out[0][0]));
+  CHECK(torch::allclose(out[1][1], tokens.table[1] + tokens.type[1]));      // "male"
+  CHECK(torch::allclose(out[2][0], tokens.num_weight[0] * 2 + tokens.num_bias[0] + tokens.type[0]));
+  CHECK(torch::allclose(out[2][1], tokens.missing[1] + tokens.type[1]));
+  // No covariates at all is the same as all missing.
+  const auto x = torch::randn({2, 3, 32, 32});
+  const auto none = net->forward(x).logits;
+  const auto all_missing = net->forward(x, false, torch::full({2, 2}, nan)).logits;
+  CHECK(torch::allclose(none, all_missing));
+  CHECK(net->forward(x, true).attentions[0].size(2) == 1 + 64 + 2);
+}
+
+TEST_CASE("a label carried only by a covariate is learned with covariates and not without", "[clinical][train]") {
+  pipeline::set_threads(1);
+  const fs::path data = covariate_only_set();
+  const fs::path models = fs::temp_directory_path() / "medattn_clinical_test_models";
+  fs::remove_all(models);
+
+  const auto with = train::run_train(tiny(data, models / "with", "marker:cat,noise:num"), {}, {});
+  const auto without = train::run_train(tiny(data, models / "without", ""), {}, {});
+  INFO("with covariates: " << with.validation.accuracy << ", image only: " << without.validation.accuracy);
+  CHECK(with.validation.accuracy >= 0.95);
+  CHECK(without.validation.accuracy <= 0.75);
+  CHECK(with.card.clinical.size() == 2);
+  CHECK((with.card.clinical[0].vocabulary == std::vector<std::string>{"blue", "red"}));
+
+  // evaluate reads the covariates from the CSV.
+  train::EvaluateOptions eo;
+  eo.model_dir = (models / "with").string();
+  eo.data = (data / "data.csv").string();
+  eo.split = "val";
+  CHECK(train::run_evaluate(eo, {}).metrics.accuracy >= 0.95);
+
+  // diagnose --clinical: the attention that reaches the covariates goes to the marker.
+  pipeline::DiagnoseOptions d;
+  d.model_dir = (models / "with").string();
+  for (int i = 120; i < 160; ++i) d.inputs.push_back((data / "images" / (std::to_string(i) + ".png")).string());
+  d.clinical_csv = (data / "data.csv").string();
+  double marker = 0, noise = 0;
+  int records = 0;
+  pipeline::run_diagnose(d, {}, [&](const report::DiagnosisRecord& r) {
+    REQUIRE(r.ok);
+    REQUIRE(r.clinical_attention.size() == 2);
+    CHECK(r.clinical_missing.empty());
+    CHECK(r.clinical_attention[0].first == "marker");
+    CHECK(r.clinical_attention[0].second + r.clinical_attention[1].second <= 1.0);
+    CHECK(r.clinical_attention[0].second >= 0.0);
+    marker += r.clinical_attention[0].second;
+    noise += r.clinical_attention[1].second;
+    ++records;
+  }, {});
+  CHECK(records == 40);
+  CHECK(marker > noise);
+
+  // Without --clinical every covariate is missing, the run says so, and the records list them.
+  d.clinical_csv.clear();
+  std::vector<std::string> notices;
+  pipeline::run_diagnose(d, {}, [&](const report::DiagnosisRecord& r) {
+    CHECK((r.clinical_missing == std::vector<std::string>{"marker", "noise"}));
+  }, [&](const std::string& n) { notices.push_back(n); });
+  REQUIRE(!notices.empty());
+  CHECK(notices[0].find("every covariate is treated as missing") != std::string::npos);
+}
