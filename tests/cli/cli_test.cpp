@@ -237,3 +237,40 @@ TEST_CASE("the same inputs, model and thread count give byte-identical JSON and 
     CHECK(slurp(f.path()) == slurp(d / "determinism-1" / f.path().filename()));
   }
 }
+
+TEST_CASE("the shipped skin model reads covariates from --clinical and says when they are missing", "[cli][shared][clinical]") {
+  const fs::path shared = fs::path(MEDATTN_SOURCE_DIR) / ".." / "shared" / "data" / "ham10000";
+  if (!fs::exists(shared / "metadata.csv")) {
+    WARN("../shared/data/ham10000 not found; skipped");
+    return;
+  }
+  const std::string model = (fs::path(MEDATTN_SOURCE_DIR) / "models" / "skin-ham10000").string();
+  const std::string images = "'" + (shared / "images/ISIC_0027419.jpg").string() + "' '" +
+                             (shared / "images/ISIC_0025030.jpg").string() + "' '" +
+                             (shared / "images/ISIC_0026769.jpg").string() + "'";
+  const Run with = medattn("diagnose -m '" + model + "' --format json --clinical '" + (shared / "metadata.csv").string() +
+                           "' " + images);
+  REQUIRE(with.code == 0);
+  const auto records = nlohmann::json::parse(with.out);
+  REQUIRE(records.size() == 3);
+  for (const auto& rec : records) {
+    INFO(rec.dump());
+    CHECK(rec["clinical_missing"].empty());  // the metadata has age 80, male, scalp for all three
+    double sum = 0;
+    for (const char* name : {"age", "sex", "localization"}) {
+      REQUIRE(rec["clinical_attention"].contains(name));
+      const double share = rec["clinical_attention"][name].get<double>();
+      CHECK(share >= 0.0);
+      sum += share;
+    }
+    CHECK(sum <= 1.0);
+    CHECK(rec["probabilities"].size() == 7);
+  }
+  const fs::path err = fixture() / "clinical-missing.err";
+  const Run without = medattn("diagnose -m '" + model + "' --format json " + images, err.string());
+  REQUIRE(without.code == 0);
+  for (const auto& rec : nlohmann::json::parse(without.out)) {
+    CHECK(rec["clinical_missing"] == nlohmann::json::parse(R"(["age","sex","localization"])"));
+  }
+  CHECK(slurp(err).find("every covariate is treated as missing") != std::string::npos);
+}

@@ -166,7 +166,18 @@ TEST_CASE("a label carried only by a covariate is learned with covariates and no
   eo.model_dir = (models / "with").string();
   eo.data = (data / "data.csv").string();
   eo.split = "val";
-  CHECK(train::run_evaluate(eo, {}).metrics.accuracy >= 0.95);
+  const auto ev = train::run_evaluate(eo, {});
+  CHECK(ev.metrics.accuracy >= 0.95);
+  // Hiding the marker takes the model back to chance; hiding the noise column changes little.
+  REQUIRE(ev.clinical_ablation.size() == 3);
+  CHECK(ev.clinical_ablation[0].first == "marker");
+  CHECK(ev.clinical_ablation[0].second.accuracy <= 0.75);
+  CHECK(ev.clinical_ablation[1].first == "noise");
+  CHECK(ev.clinical_ablation[1].second.accuracy >= 0.9);
+  CHECK(ev.clinical_ablation[2].first == "all");
+  CHECK(ev.clinical_ablation[2].second.accuracy <= 0.75);
+  REQUIRE(ev.clinical_attention.size() == 2);
+  CHECK(ev.clinical_attention[0].second + ev.clinical_attention[1].second <= 1.0);
 
   // diagnose --clinical: the attention that reaches the covariates goes to the marker.
   pipeline::DiagnoseOptions d;
