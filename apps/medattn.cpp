@@ -362,6 +362,16 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
   j["accuracy_ci95"] = {round4(ci.accuracy.low), round4(ci.accuracy.high)};
   j["decision"] = r.threshold >= 0 ? "threshold " + std::to_string(r.threshold) + " on " + r.classes[1] : "argmax";
   if (r.skipped > 0) j["skipped"] = r.skipped;
+  if (!r.clinical_attention.empty()) {
+    nlohmann::json att = nlohmann::json::object(), ablation = nlohmann::json::object();
+    for (const auto& [name, share] : r.clinical_attention) att[name] = round4(share);
+    for (const auto& [name, mm] : r.clinical_ablation) {
+      ablation[name] = {{"balanced_accuracy", round4(mm.balanced_accuracy)}, {"macro_f1", round4(mm.macro_f1)},
+                        {"auc", round4(mm.auc)}, {"accuracy", round4(mm.accuracy)}};
+    }
+    j["clinical_attention"] = att;
+    j["clinical_hidden"] = ablation;
+  }
   eval::PairedBootstrapResult cmp;
   if (!compare_model.empty()) {
     // The other model on the same samples, then a paired bootstrap of the differences.
@@ -439,6 +449,18 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
     std::printf("auc          %.4f  (95%% CI %.4f-%.4f)\n", m.auc, ci.auc.low, ci.auc.high);
     std::printf("balanced acc %.4f\nsensitivity  %.4f\nspecificity  %.4f\nf1           %.4f\nmacro f1     %.4f\nece          %.4f\n",
                 m.balanced_accuracy, m.sensitivity, m.specificity, m.f1, m.macro_f1, m.ece);
+    if (!r.clinical_attention.empty()) {
+      std::printf("\n%-16s %9s   %s\n", "covariate", "attention", "balanced acc / macro f1 / auc when it is hidden");
+      for (size_t f = 0; f < r.clinical_ablation.size(); ++f) {
+        const auto& [name, mm] = r.clinical_ablation[f];
+        if (f < r.clinical_attention.size()) {
+          std::printf("%-16s %9.4f", name.c_str(), r.clinical_attention[f].second);
+        } else {
+          std::printf("%-16s %9s", "(all hidden)", "");
+        }
+        std::printf("   %.4f / %.4f / %.4f\n", mm.balanced_accuracy, mm.macro_f1, mm.auc);
+      }
+    }
     if (!compare_model.empty()) {
       std::printf("\ncompared with %s (paired bootstrap, %d resamples)\n%-18s %8s %8s %10s %20s\n", compare_model.c_str(),
                   cmp.resamples, "metric", "this", "other", "difference", "95% CI");

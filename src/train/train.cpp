@@ -28,6 +28,7 @@
 #include "model/net.h"
 #include "preprocess/preprocess.h"
 #include "explain/faithfulness.h"
+#include "explain/methods.h"
 
 namespace medattn::train {
 namespace {
@@ -681,6 +682,30 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
                                                card.temperature);
   result.threshold = card.threshold;
   result.metrics = eval::compute_metrics(result.predictions, result.threshold);
+  if (t.c.defined()) {
+    const auto F = t.c.size(1);
+    std::vector<double> shares(F, 0.0);
+    for (int64_t s = 0; s < t.size(); s += options.batch_size) {
+      const int64_t e = std::min(t.size(), s + options.batch_size);
+      const auto a = explain::clinical_attention(model.net, t.x.slice(0, s, e), t.c.slice(0, s, e)).sum(0);
+      for (int64_t f = 0; f < F; ++f) shares[f] += a[f].item<double>();
+    }
+    for (int64_t f = 0; f < F; ++f) {
+      result.clinical_attention.emplace_back(card.clinical[f].name, shares[f] / static_cast<double>(t.size()));
+    }
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    for (int64_t f = 0; f <= F; ++f) {
+      auto hidden = t.c.clone();
+      if (f < F) {
+        hidden.select(1, f).fill_(nan);
+      } else {
+        hidden.fill_(nan);
+      }
+      const auto p = eval::apply_temperature(logits_of(model.net, t.x, options.batch_size, hidden), labels_of(t.y),
+                                             card.temperature);
+      result.clinical_ablation.emplace_back(f < F ? card.clinical[f].name : "all", eval::compute_metrics(p, card.threshold));
+    }
+  }
   if (options.method.empty()) return result;
 
   // Heatmap metrics, for the class each image is predicted as (the card's decision rule).

@@ -104,6 +104,11 @@ struct EvaluateResult {
   eval::Predictions predictions;  // calibrated probabilities and labels, per readable sample
   double threshold = -1.0;        // the card's decision threshold (negative: argmax)
   HeatmapMetrics heatmaps;        // when EvaluateOptions::method is set
+  // Models with clinical covariates: the mean share of CLS attention rollout per covariate
+  // (card order), and the metrics when one covariate ("age", ...) or all of them ("all") are
+  // hidden (treated as missing) for every sample: what each covariate is worth.
+  std::vector<std::pair<std::string, double>> clinical_attention;
+  std::vector<std::pair<std::string, eval::Metrics>> clinical_ablation;
   int skipped = 0;  // samples that could not be read (reported as notices)
 };
 
