@@ -127,6 +127,24 @@ Metrics compute_metrics(const Predictions& p, double threshold) {
   return m;
 }
 
+namespace {
+
+// The 2.5th and 97.5th percentiles (linear interpolation) of `v`; NaN when empty.
+Interval percentile_interval(std::vector<double> v) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  if (v.empty()) return {nan, nan};
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) {
+    const double pos = q * static_cast<double>(v.size() - 1);
+    const size_t lo = static_cast<size_t>(std::floor(pos));
+    const size_t hi = std::min(v.size() - 1, lo + 1);
+    return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+  };
+  return {at(0.025), at(0.975)};
+}
+
+}  // namespace
+
 PairedBootstrapResult paired_bootstrap(const Predictions& a, const Predictions& b, int resamples, uint64_t seed,
                                        double threshold_a, double threshold_b) {
   PairedBootstrapResult out;
@@ -164,24 +182,10 @@ PairedBootstrapResult paired_bootstrap(const Predictions& a, const Predictions& 
     acc.push_back(x.accuracy - y.accuracy);
     if (!std::isnan(x.auc) && !std::isnan(y.auc)) auc.push_back(x.auc - y.auc);
   }
-  auto interval = [](std::vector<double> v) {
-    Interval iv;
-    if (v.empty()) return Interval{std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
-    std::sort(v.begin(), v.end());
-    auto at = [&](double q) {
-      const double pos = q * static_cast<double>(v.size() - 1);
-      const size_t lo = static_cast<size_t>(std::floor(pos));
-      const size_t hi = std::min(v.size() - 1, lo + 1);
-      return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
-    };
-    iv.low = at(0.025);
-    iv.high = at(0.975);
-    return iv;
-  };
-  out.balanced_accuracy.ci = interval(bal);
-  out.macro_f1.ci = interval(f1);
-  out.auc.ci = interval(auc);
-  out.accuracy.ci = interval(acc);
+  out.balanced_accuracy.ci = percentile_interval(bal);
+  out.macro_f1.ci = percentile_interval(f1);
+  out.auc.ci = percentile_interval(auc);
+  out.accuracy.ci = percentile_interval(acc);
   return out;
 }
 
@@ -219,16 +223,8 @@ BootstrapResult bootstrap(const Predictions& p, int resamples, uint64_t seed, do
     }
     if (auc_count > 0) aucs.push_back(auc_sum / auc_count);
   }
-  auto percentile = [](std::vector<double> v, double q) {
-    if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
-    std::sort(v.begin(), v.end());
-    const double pos = q * static_cast<double>(v.size() - 1);
-    const size_t lo = static_cast<size_t>(std::floor(pos));
-    const size_t hi = std::min(v.size() - 1, lo + 1);
-    return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
-  };
-  out.auc = {percentile(aucs, 0.025), percentile(aucs, 0.975)};
-  out.accuracy = {percentile(accs, 0.025), percentile(accs, 0.975)};
+  out.auc = percentile_interval(aucs);
+  out.accuracy = percentile_interval(accs);
   return out;
 }
 
