@@ -598,7 +598,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({1, 3}))->capture_default_str();
   trainc->add_option("--clinical", t.options.clinical,
                      "Clinical covariates of a CSV dataset, one token each: NAME:num or NAME:cat, comma-separated, "
-                     "e.g. age:num,sex:cat,localization:cat");
+                     "e.g. age:num,sex:cat,localization:cat, or a schema file with one NAME:TYPE per line");
   trainc->add_option("--clinical-dropout", t.options.clinical_dropout,
                      "Share of covariate values hidden during training, so the model copes when one is missing")
       ->check(CLI::Range(0.0, 0.95))->capture_default_str();

@@ -1,5 +1,6 @@
 #include "model/card.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <set>
@@ -75,7 +76,11 @@ std::vector<ClinicalField> parse_clinical_spec(const std::string& spec) {
   auto bad = [&](const std::string& why) {
     return Error(ErrorKind::kInvalidArgument, "--clinical '" + spec + "': " + why);
   };
-  while (std::getline(in, entry, ',')) {
+  for (std::string raw; std::getline(in, raw, ',');) {
+    entry.clear();
+    for (char ch : raw) {
+      if (!std::isspace(static_cast<unsigned char>(ch))) entry += ch;
+    }
     const auto colon = entry.find(':');
     if (colon == std::string::npos) throw bad("entry '" + entry + "' is not NAME:TYPE (TYPE num or cat)");
     ClinicalField f;
@@ -99,6 +104,28 @@ std::vector<ClinicalField> parse_clinical_spec(const std::string& spec) {
   }
   if (fields.empty()) throw bad("no covariates");
   return fields;
+}
+
+std::vector<ClinicalField> clinical_spec_from_argument(const std::string& argument) {
+  std::error_code ec;
+  if (argument.find(':') != std::string::npos || !std::filesystem::is_regular_file(argument, ec)) {
+    return parse_clinical_spec(argument);
+  }
+  std::stringstream in(read_file(argument));
+  std::string spec, line;
+  while (std::getline(in, line)) {
+    line = line.substr(0, line.find('#'));
+    std::string entry;
+    for (char ch : line) {
+      if (!std::isspace(static_cast<unsigned char>(ch))) entry += ch;
+    }
+    if (!entry.empty()) spec += (spec.empty() ? "" : ",") + entry;
+  }
+  try {
+    return parse_clinical_spec(spec);
+  } catch (const Error& e) {
+    throw file_error(ErrorKind::kInvalidArgument, "invalid clinical schema", argument, e.what());
+  }
 }
 
 namespace {

@@ -40,6 +40,10 @@ struct ClinicalField {
 // without statistics. Throws medattn::Error(kInvalidArgument) naming the bad entry.
 std::vector<ClinicalField> parse_clinical_spec(const std::string& spec);
 
+// The same from a --clinical argument: an inline spec, or the path of a schema file holding
+// NAME:TYPE entries separated by commas or new lines ('#' starts a comment).
+std::vector<ClinicalField> clinical_spec_from_argument(const std::string& argument);
+
 // True for the spellings of a missing value.
 bool is_missing_value(const std::string& value);
 

@@ -439,7 +439,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   model::ModelCard card = options.card;
   card.classes = train_set.classes;
   if (!options.clinical.empty()) {
-    card.clinical = model::parse_clinical_spec(options.clinical);
+    card.clinical = model::clinical_spec_from_argument(options.clinical);
     const auto absent = absent_columns(train_set, card.clinical);
     if (!absent.empty()) {
       throw file_error(ErrorKind::kInvalidArgument, "cannot train on", options.data,

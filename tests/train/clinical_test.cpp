@@ -112,6 +112,19 @@ TEST_CASE("covariate encoding round-trips through the card", "[clinical]") {
   CHECK_THROWS_AS(model::parse_clinical_spec("age:float"), Error);
   CHECK_THROWS_AS(model::parse_clinical_spec("age:num,age:cat"), Error);
   CHECK_THROWS_AS(model::parse_clinical_spec("label:cat"), Error);
+  // A schema file: one entry per line, comments allowed; a path with ':' is read as a spec.
+  const fs::path schema = fs::temp_directory_path() / "medattn_clinical_schema.txt";
+  {
+    std::ofstream f(schema);
+    f << "# HAM10000\nage:num\n sex : cat   # m/f\n\nlocalization:cat\n";
+  }
+  const auto from_file = model::clinical_spec_from_argument(schema.string());
+  REQUIRE(from_file.size() == 3);
+  CHECK(from_file[1].name == "sex");
+  CHECK(from_file[2].type == ClinicalField::Type::kCategorical);
+  CHECK(model::clinical_spec_from_argument("age:num").size() == 1);
+  CHECK_THROWS_AS(model::clinical_spec_from_argument("no-such-schema.txt"), Error);
+  fs::remove(schema);
   auto bad = model::parse_clinical_spec("age:num");
   CHECK_THROWS_AS(model::fit_clinical(bad, {{"forty"}}), Error);
   auto j = model::card_to_json(card);
