@@ -74,8 +74,12 @@ torch::Tensor clinical_attention(model::AttnNet& net, const torch::Tensor& x, co
   if (net->clinical_count() == 0) return {};
   torch::NoGradGuard no_grad;
   net->eval();
-  auto o = net->forward(x, /*keep_attention=*/true, clinical);
-  auto rel = attention_rollout(o.attentions, RolloutOptions{});  // [B,T-1]: tokens after CLS
+  return clinical_attention(net, net->forward(x, /*keep_attention=*/true, clinical).attentions);
+}
+
+torch::Tensor clinical_attention(model::AttnNet& net, const std::vector<torch::Tensor>& attentions) {
+  if (net->clinical_count() == 0) return {};
+  auto rel = attention_rollout(attentions, RolloutOptions{});  // [B,T-1]: tokens after CLS
   return rel.narrow(1, net->image_tokens(), net->clinical_count());
 }
 

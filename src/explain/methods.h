@@ -29,6 +29,9 @@ Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOp
 // at most 1 (the rest goes to the image tokens and CLS itself). Undefined for image-only models.
 torch::Tensor clinical_attention(model::AttnNet& net, const torch::Tensor& x, const torch::Tensor& clinical);
 
+// The same from the attention weights of a forward pass already made with keep_attention.
+torch::Tensor clinical_attention(model::AttnNet& net, const std::vector<torch::Tensor>& attentions);
+
 // A Gaussian-blurred copy of x ([B,C,S,S], sigma = S/16): the "information removed" baseline
 // of occlusion and of the deletion/insertion metrics.
 torch::Tensor blurred_baseline(const torch::Tensor& x);

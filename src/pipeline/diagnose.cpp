@@ -466,16 +466,22 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
           }
         }
       }
-      torch::Tensor logits, maps;
+      torch::Tensor logits, maps, shares;
       if (maps_needed) {
         const auto ex = explain::explain(model.net, x, xopt, std::vector<int>(good.size(), target), clinical);
         logits = ex.logits;
         maps = ex.maps.contiguous();
+        if (F > 0) shares = explain::clinical_attention(model.net, x, clinical);
+      } else if (F > 0) {
+        // One pass gives both the diagnosis and the attention that reached the covariates.
+        auto o = model.net->forward(x, /*keep_attention=*/true, clinical);
+        logits = o.logits;
+        shares = explain::clinical_attention(model.net, o.attentions);
       } else {
         logits = model.net->forward(x, false, clinical).logits;
       }
       if (F > 0) {
-        const auto shares = explain::clinical_attention(model.net, x, clinical).contiguous();
+        shares = shares.contiguous();
         for (size_t b = 0; b < good.size(); ++b) {
           for (int64_t f = 0; f < F; ++f) {
             good[b]->record.clinical_attention.emplace_back(card.clinical[f].name,
