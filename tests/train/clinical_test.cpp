@@ -11,6 +11,7 @@
 #include "model/card.h"
 #include "model/net.h"
 #include "pipeline/diagnose.h"
+#include "support/tiny_model.h"
 #include "train/train.h"
 
 namespace fs = std::filesystem;
@@ -23,12 +24,7 @@ model::ModelCard clinical_card() {
   model::ModelCard card;
   card.name = "c";
   card.classes = {"a", "b"};
-  card.preprocess.image_size = 32;
-  card.preprocess.channels = 3;
-  card.arch.stem_channels = {8, 16};
-  card.arch.dim = 16;
-  card.arch.depth = 1;
-  card.arch.heads = 2;
+  testing::make_tiny(card, /*channels=*/3);
   card.clinical = model::parse_clinical_spec("Age:num,sex:cat");
   model::fit_clinical(card.clinical, {{"40", "male"}, {"60", "Female"}, {"unknown", "male"}, {"", "unknown"}});
   return card;
@@ -67,12 +63,7 @@ train::TrainOptions tiny(const fs::path& data, const fs::path& out, const std::s
   o.batch_size = 16;
   o.lr = 3e-3;
   o.seed = 3;
-  o.card.preprocess.image_size = 32;
-  o.card.preprocess.channels = 3;
-  o.card.arch.stem_channels = {8, 16};
-  o.card.arch.dim = 16;
-  o.card.arch.depth = 1;
-  o.card.arch.heads = 2;
+  testing::make_tiny(o.card, /*channels=*/3);
   return o;
 }
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include "phantom/phantom.h"
 #include "pipeline/diagnose.h"
+#include "support/tiny_model.h"
 #include "train/train.h"
 
 namespace fs = std::filesystem;
@@ -33,11 +34,7 @@ train::TrainOptions tiny_options(const fs::path& data, const fs::path& out, int 
   o.classes = {"normal", "nodule", "consolidation"};
   o.epochs = epochs;
   o.batch_size = 8;
-  o.card.preprocess.image_size = 32;
-  o.card.arch.stem_channels = {8, 16};
-  o.card.arch.dim = 16;
-  o.card.arch.depth = 1;
-  o.card.arch.heads = 2;
+  testing::make_tiny(o.card);
   return o;
 }
 
