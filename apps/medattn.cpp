@@ -361,6 +361,7 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
   j["auc_ci95"] = {round4(ci.auc.low), round4(ci.auc.high)};
   j["accuracy_ci95"] = {round4(ci.accuracy.low), round4(ci.accuracy.high)};
   j["decision"] = r.threshold >= 0 ? "threshold " + std::to_string(r.threshold) + " on " + r.classes[1] : "argmax";
+  j["tta"] = r.tta;
   if (r.skipped > 0) j["skipped"] = r.skipped;
   if (!r.clinical_attention.empty()) {
     nlohmann::json att = nlohmann::json::object(), ablation = nlohmann::json::object();
@@ -444,6 +445,11 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
     std::cout << j.dump() << "\n";
   } else {
     std::printf("model decision: %s\n", j["decision"].get<std::string>().c_str());
+    if (!r.tta.empty()) {
+      std::string flips;
+      for (const auto& f : r.tta) flips += (flips.empty() ? "" : ", ") + f;
+      std::printf("test-time    mean logits over %d views (%s)\n", 1 << static_cast<int>(r.tta.size()), flips.c_str());
+    }
     std::printf("n            %d\n", m.n);
     std::printf("accuracy     %.4f  (95%% CI %.4f-%.4f)\n", m.accuracy, ci.accuracy.low, ci.accuracy.high);
     std::printf("auc          %.4f  (95%% CI %.4f-%.4f)\n", m.auc, ci.auc.low, ci.auc.high);
@@ -519,6 +525,11 @@ int main(int argc, char** argv) {
   diagnose->add_option("--target", d.options.target, "Explain this class instead of the diagnosis");
   diagnose->add_option("--clinical", d.options.clinical_csv,
                        "CSV of clinical covariates (a path column and the model's covariate columns) for models that take them");
+  diagnose->add_option("--tta", d.options.tta,
+                       "Test-time flips whose logits are averaged: none, hflip, vflip or hflip,vflip (default: the model card's)");
+  diagnose->add_option("--heatmap-flips", d.options.heatmap_flips,
+                       "Average each heatmap over these flips of the input: none, hflip, vflip or hflip,vflip "
+                       "(default: the flips the model was trained with)");
   diagnose->add_option("--occlusion-patch", d.options.occlusion_patch, "Occlusion: patch side in model-input pixels")
       ->check(CLI::PositiveNumber)->capture_default_str();
   diagnose->add_option("--occlusion-stride", d.options.occlusion_stride, "Occlusion: step between patches")
@@ -616,6 +627,9 @@ int main(int argc, char** argv) {
   trainc->add_flag("!--no-calibrate", t.options.calibrate, "Do not fit a softmax temperature on validation");
   trainc->add_option("--operating-point", t.options.operating_point,
                      "Binary models: choose the decision threshold on validation: balanced or sensitivity=X");
+  trainc->add_option("--tta", t.options.tta,
+                     "Test-time flips stored in the card: hflip, vflip or hflip,vflip; validation, calibration and diagnoses "
+                     "average the logits over the flipped views (default: none)");
   trainc->add_option("--name", t.name, "Model name for the card (default: the --out folder name)");
   trainc->add_option("--threads", t.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   trainc->footer("Example:\n  medattn phantom --out ph --count 600 && medattn train ph/images --out models/mine --epochs 12");
@@ -641,6 +655,11 @@ int main(int argc, char** argv) {
   evaluate->add_option("--masks", e.masks, "Lesion masks at the same relative paths as DATA's images (e.g. phantoms/masks)");
   evaluate->add_flag("--randomization-check", e.randomization_check,
                      "Re-initialise the weights top-down and report the rank correlation with the original maps");
+  evaluate->add_option("--tta", e.tta,
+                       "Test-time flips whose logits are averaged: none, hflip, vflip or hflip,vflip (default: the model card's)");
+  evaluate->add_option("--heatmap-flips", e.heatmap_flips,
+                       "Average each heatmap over these flips of the input: none, hflip, vflip or hflip,vflip "
+                       "(default: the flips the model was trained with)");
   evaluate->add_flag("--no-deletion", e.no_deletion, "Skip the deletion/insertion curves");
   evaluate->add_option("--occlusion-patch", e.explain.occlusion_patch, "Occlusion: patch side in model-input pixels")
       ->check(CLI::PositiveNumber)->capture_default_str();

@@ -83,8 +83,11 @@ torch::Tensor clinical_attention(model::AttnNet& net, const std::vector<torch::T
   return rel.narrow(1, net->image_tokens(), net->clinical_count());
 }
 
-Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOptions& options,
-                    const std::vector<int>& targets, const torch::Tensor& clinical) {
+namespace {
+
+// One view: the method itself.
+Explanation explain_one(model::AttnNet& net, const torch::Tensor& x, const ExplainOptions& options,
+                        const std::vector<int>& targets, const torch::Tensor& clinical) {
   net->eval();
   const int S = static_cast<int>(x.size(2));
   const int grid = net->grid_;
@@ -211,6 +214,36 @@ Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOp
       break;
     }
   }
+  return out;
+}
+
+}  // namespace
+
+Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOptions& options,
+                    const std::vector<int>& targets, const torch::Tensor& clinical, const std::vector<int>& views) {
+  // The maps are averaged over the prediction's views and the requested flips, closed under
+  // composition (hflip and vflip give all four views).
+  int bits = 0;
+  for (int v : views) bits |= v;
+  for (int v : model::tta_views(options.flips)) bits |= v;
+  const bool plain_prediction = views.empty() || (views.size() == 1 && views[0] == 0);
+  if (bits == 0 && plain_prediction) return explain_one(net, x, options, targets, clinical);
+  // The class to explain comes from the prediction (the mean over its views); each view's map is
+  // taken back to the image's orientation and the maps are averaged.
+  Explanation out;
+  out.logits = model::view_logits(net, x, clinical, views);
+  out.targets = resolve_targets(out.logits, targets);
+  if (options.method == Method::kRandom || options.method == Method::kCentre) {
+    out.maps = explain_one(net, x, options, out.targets, clinical).maps;  // baselines do not depend on the view
+    return out;
+  }
+  torch::Tensor sum;
+  for (int v = 0; v <= bits; ++v) {
+    if ((v & bits) != v) continue;
+    auto maps = model::flip_view(explain_one(net, model::flip_view(x, v), options, out.targets, clinical).maps, v);
+    sum = sum.defined() ? sum + maps : maps;
+  }
+  out.maps = normalise(sum);
   return out;
 }
 

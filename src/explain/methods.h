@@ -21,8 +21,13 @@ struct Explanation {
 // `targets` (one class per image; -1 or an empty vector = the predicted class, argmax of the
 // logits). The net is put in eval mode. Gradient methods run their own forward pass with
 // gradients; others run without. Maps cover the image only (colour channels summed).
+// With more than one test-time view (model::tta_views), the logits are the mean over the views
+// and the targets are resolved from that mean. With test-time views or options.flips, the map
+// is the mean of every view's map taken back to the image's orientation, over the views of
+// both together (the random and centre baselines stay as they are).
 Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOptions& options,
-                    const std::vector<int>& targets = {}, const torch::Tensor& clinical = {});
+                    const std::vector<int>& targets = {}, const torch::Tensor& clinical = {},
+                    const std::vector<int>& views = {});
 
 // For a model with clinical covariates: the share of the CLS token's attention rollout
 // (mean over heads, no discarding) that reaches each covariate token: [B,F], each row sums to

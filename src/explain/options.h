@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace medattn::explain {
 
@@ -42,6 +43,10 @@ struct ExplainOptions {
   int occlusion_batch = 64;    // occlusion: occluded images per forward pass
   double saliency_sigma = -1;  // saliency: Gaussian blur in input pixels; < 0: input size / 24; 0: none
   uint64_t seed = 1;           // random baseline
+  // Also average the map over these flips of the input ("hflip", "vflip"; model::parse_tta),
+  // each view's map taken back to the image's orientation, as pytorch-grad-cam's aug_smooth
+  // does: a model trained with flips should not be explained by one orientation's artefacts.
+  std::vector<std::string> flips;
 };
 
 struct RandomizationStep {

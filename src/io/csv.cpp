@@ -1,6 +1,11 @@
 #include "io/csv.h"
 
+#include <algorithm>
+#include <filesystem>
+
 #include "core/error.h"
+#include "core/fs.h"
+#include "core/text.h"
 
 namespace medattn::io {
 
@@ -63,6 +68,40 @@ std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& pat
     if (!blank) records.push_back(std::move(rec));
   }
   return records;
+}
+
+int CsvTable::column(const std::string& name) const {
+  const auto it = std::find(header.begin(), header.end(), name);
+  return it == header.end() ? -1 : static_cast<int>(it - header.begin());
+}
+
+std::string CsvTable::resolve(const std::string& field) const {
+  const std::filesystem::path p(field), base = std::filesystem::path(path).parent_path();
+  return (p.is_absolute() || base.empty() ? p : base / p).string();
+}
+
+CsvTable read_csv_table(const std::string& path, const std::string& what, const std::string& empty) {
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const Error&) {
+    throw file_error(ErrorKind::kIOError, what, path, "cannot open the file");
+  }
+  auto records = parse_csv(text, path);
+  if (records.empty()) throw file_error(ErrorKind::kCorruption, what, path, empty);
+  CsvTable table;
+  table.path = path;
+  for (const auto& h : records[0].fields) table.header.push_back(lower_trimmed(h));
+  for (size_t r = 1; r < records.size(); ++r) {
+    if (records[r].fields.size() != table.header.size()) {
+      throw file_error(ErrorKind::kCorruption, what, path,
+                       "line " + std::to_string(records[r].line) + ": expected " + std::to_string(table.header.size()) +
+                           " fields, got " + std::to_string(records[r].fields.size()));
+    }
+  }
+  records.erase(records.begin());
+  table.rows = std::move(records);
+  return table;
 }
 
 }  // namespace medattn::io

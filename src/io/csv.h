@@ -17,4 +17,21 @@ struct CsvRecord {
 // medattn::Error(kCorruption) naming `path` and the line of an unterminated quoted field.
 std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& path);
 
+// A CSV file with a header row, as people write them for medattn (datasets, covariates).
+struct CsvTable {
+  std::string path;                 // as given
+  std::vector<std::string> header;  // column names, trimmed and lower case
+  std::vector<CsvRecord> rows;      // the records after the header, each with header.size() fields
+  // The index of column `name` (lower case), or -1.
+  int column(const std::string& name) const;
+  // A path written in the CSV: relative paths are taken from the CSV's folder.
+  std::string resolve(const std::string& field) const;
+};
+
+// Reads `path` as a CsvTable. Throws medattn::Error naming the file after `what` (e.g.
+// "cannot read CSV"): kIOError when it cannot be read; kCorruption when it is empty (the
+// reason given is `empty`), a quoted field is unterminated, or a record has another number of
+// fields than the header (naming its line).
+CsvTable read_csv_table(const std::string& path, const std::string& what, const std::string& empty);
+
 }  // namespace medattn::io

@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "core/error.h"
+#include "core/text.h"
 #include "io/csv.h"
 #include "io/image.h"
 #include "io/npz.h"
@@ -22,11 +23,6 @@ namespace medattn::io {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 std::string join(const std::vector<std::string>& items, const char* sep = ", ") {
   std::string out;
@@ -133,55 +129,29 @@ Dataset load_class_folders(const std::string& data, const DatasetOptions& option
 
 // ---- CSV ----------------------------------------------------------------------------------
 
-std::string trim(const std::string& s) {
-  size_t a = 0, b = s.size();
-  while (a < b && std::isspace(static_cast<unsigned char>(s[a]))) ++a;
-  while (b > a && std::isspace(static_cast<unsigned char>(s[b - 1]))) --b;
-  return s.substr(a, b - a);
-}
-
 Dataset load_csv(const std::string& csv, const DatasetOptions& options) {
   constexpr const char* kWhat = "cannot read CSV";
-  std::ifstream f(csv, std::ios::binary);
-  if (!f) throw file_error(ErrorKind::kIOError, kWhat, csv, "cannot open the file");
-  std::stringstream buf;
-  buf << f.rdbuf();
-  const std::vector<CsvRecord> records = parse_csv(buf.str(), csv);
-  if (records.empty())
-    throw file_error(ErrorKind::kCorruption, kWhat, csv, "empty file (expected a header with path,label)");
-
-  std::vector<std::string> header;
-  for (const auto& h : records[0].fields) header.push_back(lower(trim(h)));
-  auto column = [&](const char* name) -> int {
-    const auto it = std::find(header.begin(), header.end(), name);
-    return it == header.end() ? -1 : static_cast<int>(it - header.begin());
-  };
+  const CsvTable table = read_csv_table(csv, kWhat, "empty file (expected a header with path,label)");
+  const auto& header = table.header;
+  auto column = [&](const char* name) { return table.column(name); };
   const int col_path = column("path"), col_label = column("label");
   const int col_split = column("split"), col_group = column("group"), col_mask = column("mask");
   for (const auto& [col, name] : {std::pair<int, const char*>{col_path, "path"}, {col_label, "label"}}) {
     if (col < 0)
       throw file_error(
           ErrorKind::kCorruption, kWhat, csv,
-          std::string("header has no '") + name + "' column (columns: " + join(records[0].fields) + ")");
+          std::string("header has no '") + name + "' column (columns: " + join(header) + ")");
   }
   if (!options.split.empty() && col_split < 0)
     throw file_error(ErrorKind::kInvalidArgument, kWhat, csv,
                      "no 'split' column to select split '" + options.split + "'");
 
-  for (size_t r = 1; r < records.size(); ++r) {
-    if (records[r].fields.size() != header.size())
-      throw file_error(ErrorKind::kCorruption, kWhat, csv,
-                       "line " + std::to_string(records[r].line) + ": expected " +
-                           std::to_string(header.size()) + " fields, got " +
-                           std::to_string(records[r].fields.size()));
-  }
-
   Dataset ds;
   if (options.classes.empty()) {
     // Classes from all rows (not only the selected split), so every split gets the same labels.
     std::set<std::string> labels;
-    for (size_t r = 1; r < records.size(); ++r) {
-      const std::string label = trim(records[r].fields[col_label]);
+    for (const CsvRecord& rec : table.rows) {
+      const std::string label = trim(rec.fields[col_label]);
       if (!label.empty()) labels.insert(label);
     }
     ds.classes.assign(labels.begin(), labels.end());
@@ -189,10 +159,8 @@ Dataset load_csv(const std::string& csv, const DatasetOptions& options) {
     ds.classes = options.classes;
   }
 
-  const fs::path base = fs::path(csv).parent_path();
   std::set<std::string> splits;
-  for (size_t r = 1; r < records.size(); ++r) {
-    const CsvRecord& rec = records[r];
+  for (const CsvRecord& rec : table.rows) {
     const std::string where = "line " + std::to_string(rec.line) + ": ";
     if (col_split >= 0) {
       const std::string split = trim(rec.fields[col_split]);
@@ -211,12 +179,10 @@ Dataset load_csv(const std::string& csv, const DatasetOptions& options) {
     if (s.label < 0)
       throw file_error(ErrorKind::kInvalidArgument, kWhat, csv,
                        where + "unknown label '" + label + "' (classes: " + join(ds.classes) + ")");
-    const fs::path p(path);
-    s.path = (p.is_absolute() || base.empty() ? p : base / p).string();
+    s.path = table.resolve(path);
     if (col_group >= 0) s.group = trim(rec.fields[col_group]);
     if (col_mask >= 0 && !trim(rec.fields[col_mask]).empty()) {
-      const fs::path m(trim(rec.fields[col_mask]));
-      s.mask = (m.is_absolute() || base.empty() ? m : base / m).string();
+      s.mask = table.resolve(trim(rec.fields[col_mask]));
     }
     for (size_t c = 0; c < header.size(); ++c) s.columns[header[c]] = rec.fields[c];
     ds.samples.push_back(std::move(s));

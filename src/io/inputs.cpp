@@ -5,17 +5,13 @@
 #include <filesystem>
 #include <istream>
 
+#include "core/text.h"
 #include "io/image.h"
 
 namespace fs = std::filesystem;
 
 namespace medattn::io {
 namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 
 const char* const kImageExtensions[] = {".nii.gz", ".png", ".jpg", ".jpeg", ".tif", ".tiff",
                                         ".bmp",    ".dcm", ".dicom", ".ima", ".nii"};

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/text.h"
 #include "core/sha256.h"
 #include "core/fs.h"
 
@@ -130,15 +131,6 @@ std::vector<ClinicalField> clinical_spec_from_argument(const std::string& argume
 
 namespace {
 
-std::string lower_trimmed(const std::string& value) {
-  const auto b = value.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  const auto e = value.find_last_not_of(" \t\r\n");
-  std::string out;
-  for (char ch : value.substr(b, e - b + 1)) out += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return out;
-}
-
 // A finite number filling the whole field, or nullopt.
 bool parse_number(const std::string& text, double* out) {
   if (text.empty()) return false;
@@ -150,6 +142,25 @@ bool parse_number(const std::string& text, double* out) {
 }
 
 }  // namespace
+
+std::vector<std::string> parse_tta(const std::string& spec) {
+  bool h = false, v = false;
+  std::stringstream in(spec);
+  for (std::string item; std::getline(in, item, ',');) {
+    item = lower_trimmed(item);
+    if (item == "hflip") {
+      h = true;
+    } else if (item == "vflip") {
+      v = true;
+    } else if (!(item.empty() || item == "none")) {
+      throw Error(ErrorKind::kInvalidArgument, "unknown test-time augmentation '" + item + "' (expected hflip, vflip or none)");
+    }
+  }
+  std::vector<std::string> out;
+  if (h) out.push_back("hflip");
+  if (v) out.push_back("vflip");
+  return out;
+}
 
 bool is_missing_value(const std::string& value) {
   const std::string v = lower_trimmed(value);
@@ -264,6 +275,14 @@ json card_to_json(const ModelCard& card) {
   }
   j["weights"] = {{"file", kWeightsFile}};
   if (!card.weights_sha256.empty()) j["weights"]["sha256"] = card.weights_sha256;
+  if (!card.tta.empty()) {
+    j["tta"] = {{"flips", card.tta}, {"views", 1 << card.tta.size()},
+                {"rule", "the logits are the mean over the plain and flipped views"}};
+  }
+  if (!card.heatmap_flips.empty()) {
+    j["heatmaps"] = {{"flips", card.heatmap_flips},
+                     {"rule", "each map is the mean over the flipped views' maps, taken back to the image's orientation"}};
+  }
   j["calibration"] = {{"temperature", card.temperature}};
   if (card.threshold >= 0) {
     j["decision"] = {{"rule", "threshold"}, {"positive_class", card.classes.size() > 1 ? card.classes[1] : ""},
@@ -395,6 +414,23 @@ ModelCard card_from_json(const json& j, const std::string& source) {
     get(object_at(j, "calibration", source), "temperature", &card.temperature, source);
     if (!(card.temperature > 0.0)) invalid(source, "calibration.temperature must be positive");
   }
+  // A list of flips under j[key]["flips"].
+  auto flips_at = [&](const char* key) {
+    std::vector<std::string> flips;
+    get(object_at(j, key, source), "flips", &flips, source, true);
+    std::string joined;
+    for (const auto& f : flips) joined += (joined.empty() ? "" : ",") + f;
+    std::vector<std::string> parsed;
+    try {
+      parsed = parse_tta(joined);
+    } catch (const Error& e) {
+      invalid(source, std::string(key) + ".flips: " + e.what());
+    }
+    if (parsed.size() != flips.size()) invalid(source, std::string(key) + ".flips lists a flip twice");
+    return parsed;
+  };
+  if (j.contains("tta")) card.tta = flips_at("tta");
+  if (j.contains("heatmaps")) card.heatmap_flips = flips_at("heatmaps");
   if (j.contains("decision")) {
     const json& d = object_at(j, "decision", source);
     std::string rule = "argmax";
@@ -466,6 +502,16 @@ std::string describe_card(const ModelCard& card) {
       << card.operating_point << ")\n";
   } else {
     s << "the most probable class\n";
+  }
+  if (!card.tta.empty()) {
+    s << "test-time:     mean logits over " << (1 << card.tta.size()) << " views (";
+    for (size_t i = 0; i < card.tta.size(); ++i) s << (i ? ", " : "") << card.tta[i];
+    s << ")\n";
+  }
+  if (!card.heatmap_flips.empty()) {
+    s << "heatmaps:      mean over the views of ";
+    for (size_t i = 0; i < card.heatmap_flips.size(); ++i) s << (i ? ", " : "") << card.heatmap_flips[i];
+    s << "\n";
   }
   if (card.temperature != 1.0) s << "calibration:   temperature " << card.temperature << "\n";
   if (!card.weights_sha256.empty()) s << "weights:       sha256 " << card.weights_sha256 << "\n";

@@ -59,6 +59,12 @@ void fit_clinical(std::vector<ClinicalField>& fields, const std::vector<std::vec
 std::vector<float> encode_clinical(const std::vector<ClinicalField>& fields, const std::vector<std::string>& values,
                                    int* unknown = nullptr);
 
+// Test-time augmentation: "hflip", "vflip" or "hflip,vflip" (the flips whose logits are
+// averaged with the plain image's; both flips also add the 180-degree view), "" or "none" for
+// the image alone. Returns the flips in canonical order ("hflip" before "vflip"). Throws
+// medattn::Error(kInvalidArgument) naming anything else.
+std::vector<std::string> parse_tta(const std::string& spec);
+
 struct ModelCard {
   int format_version = kCardFormatVersion;
   std::string name;
@@ -69,6 +75,11 @@ struct ModelCard {
   ArchConfig arch;
   // Clinical covariates (empty: an image-only model).
   std::vector<ClinicalField> clinical;
+  // Test-time augmentation (parse_tta): the logits are the mean over these flips' views.
+  std::vector<std::string> tta;
+  // Heatmaps are averaged over these flips of the input (parse_tta names; see
+  // explain::ExplainOptions::flips): by default the flips the model was trained with.
+  std::vector<std::string> heatmap_flips;
   // Softmax temperature fitted on validation (probabilities = softmax(logits / T)); 1 = none.
   double temperature = 1.0;
   // Binary models: class 1 when P(class 1) >= threshold; negative = the most probable class.

@@ -128,6 +128,36 @@ NetOutput AttnNetImpl::forward(const torch::Tensor& x, bool keep_attention, cons
   return out;
 }
 
+std::vector<int> tta_views(const std::vector<std::string>& tta) {
+  int bits = 0;
+  for (const auto& f : tta) bits |= f == "hflip" ? 1 : f == "vflip" ? 2 : 0;
+  std::vector<int> views;
+  for (int v = 0; v <= bits; ++v) {
+    if ((v & bits) == v) views.push_back(v);
+  }
+  return views;
+}
+
+torch::Tensor flip_view(const torch::Tensor& x, int view) {
+  std::vector<int64_t> dims;
+  if (view & 2) dims.push_back(x.dim() - 2);
+  if (view & 1) dims.push_back(x.dim() - 1);
+  return dims.empty() ? x : torch::flip(x, dims);
+}
+
+torch::Tensor view_logits(AttnNet& net, const torch::Tensor& x, const torch::Tensor& clinical,
+                          const std::vector<int>& views) {
+  torch::NoGradGuard no_grad;
+  net->eval();
+  if (views.size() <= 1) return net->forward(flip_view(x, views.empty() ? 0 : views[0]), false, clinical).logits;
+  torch::Tensor sum;
+  for (int v : views) {
+    auto logits = net->forward(flip_view(x, v), false, clinical).logits;
+    sum = sum.defined() ? sum + logits : logits;
+  }
+  return sum / static_cast<double>(views.size());
+}
+
 AttnNet build_net(const ModelCard& card) {
   return AttnNet(card.arch, card.preprocess.image_size, static_cast<int>(card.classes.size()),
                  card.preprocess.channels, card.clinical);

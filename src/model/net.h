@@ -89,6 +89,19 @@ struct AttnNetImpl : torch::nn::Module {
 };
 TORCH_MODULE(AttnNet);
 
+// Test-time augmentation views for card.tta: bit 1 flips horizontally (the last dimension),
+// bit 2 vertically (the one before); view 0 is the image itself, and both flips add view 3.
+std::vector<int> tta_views(const std::vector<std::string>& tta);
+
+// x flipped as `view` says, on its last two dimensions ([...,H,W]). Each view is its own inverse,
+// so the same call takes a map of a flipped input back to the original's orientation.
+torch::Tensor flip_view(const torch::Tensor& x, int view);
+
+// The model's logits for x: the mean over `views` of the logits of each flipped copy (one view
+// or none: a plain forward pass). Runs without gradients, in eval mode.
+torch::Tensor view_logits(AttnNet& net, const torch::Tensor& x, const torch::Tensor& clinical,
+                          const std::vector<int>& views);
+
 // Builds an untrained network for `card` (weights initialised from the current torch seed).
 AttnNet build_net(const ModelCard& card);
 

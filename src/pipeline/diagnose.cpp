@@ -21,6 +21,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/text.h"
 #include "eval/metrics.h"
 #include "explain/overlay.h"
 #include "explain/methods.h"
@@ -63,40 +64,20 @@ void check_writable_dir(const std::string& dir) {
 // The rows of a --clinical CSV, keyed by the file they describe.
 class ClinicalTable {
  public:
-  ClinicalTable(const std::string& csv, const std::vector<model::ClinicalField>& fields) : fields_(fields) {
-    const auto records = io::parse_csv(read_file(csv), csv);
-    if (records.empty()) throw file_error(ErrorKind::kInvalidArgument, "cannot read clinical data", csv, "empty file");
-    std::vector<std::string> header;
-    for (const auto& h : records[0].fields) {
-      std::string name;
-      for (char ch : h) {
-        if (!std::isspace(static_cast<unsigned char>(ch))) name += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      }
-      header.push_back(name);
-    }
-    auto column = [&](const std::string& name) {
-      auto it = std::find(header.begin(), header.end(), name);
-      return it == header.end() ? -1 : static_cast<int>(it - header.begin());
-    };
-    const int col_path = column("path");
+  ClinicalTable(const std::string& csv, const std::vector<model::ClinicalField>& fields) {
+    const io::CsvTable table = io::read_csv_table(csv, "cannot read clinical data", "empty file (expected a header with path)");
+    const int col_path = table.column("path");
     if (col_path < 0) throw file_error(ErrorKind::kInvalidArgument, "cannot read clinical data", csv, "no 'path' column");
     std::vector<int> cols;
-    for (const auto& f : fields_) {
-      cols.push_back(column(f.name));
+    for (const auto& f : fields) {
+      cols.push_back(table.column(f.name));
       if (cols.back() < 0) absent_.push_back(f.name);
     }
-    const fs::path base = fs::path(csv).parent_path();
     std::map<std::string, int> name_count;
-    for (size_t r = 1; r < records.size(); ++r) {
-      const auto& rec = records[r];
-      if (rec.fields.size() != header.size()) {
-        throw file_error(ErrorKind::kCorruption, "cannot read clinical data", csv,
-                         "line " + std::to_string(rec.line) + ": expected " + std::to_string(header.size()) + " fields");
-      }
+    for (const auto& rec : table.rows) {
       std::vector<std::string> values;
       for (int c : cols) values.push_back(c < 0 ? std::string() : rec.fields[c]);
-      const fs::path p(rec.fields[col_path]);
-      const fs::path full = p.is_absolute() || base.empty() ? p : base / p;
+      const fs::path full = table.resolve(trim(rec.fields[col_path]));
       rows_.push_back(values);
       by_path_[key(full)] = rows_.size() - 1;
       const std::string name = full.filename().string();
@@ -122,7 +103,6 @@ class ClinicalTable {
     auto k = fs::weakly_canonical(p, ec);
     return (ec ? p.lexically_normal() : k).string();
   }
-  std::vector<model::ClinicalField> fields_;
   std::vector<std::string> absent_;
   std::vector<std::vector<std::string>> rows_;
   std::map<std::string, size_t> by_path_, by_name_;
@@ -380,6 +360,8 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
   const bool heatmaps = !options.heatmap_dir.empty();
   if (heatmaps) check_writable_dir(options.heatmap_dir);
   const bool maps_needed = heatmaps || options.preview || options.thumbnail_size > 0;
+  const auto views = model::tta_views(options.tta.empty() ? card.tta : model::parse_tta(options.tta));
+  xopt.flips = options.heatmap_flips.empty() ? card.heatmap_flips : model::parse_tta(options.heatmap_flips);
 
   int target = -1;
   if (!options.target.empty()) {
@@ -468,17 +450,18 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
       }
       torch::Tensor logits, maps, shares;
       if (maps_needed) {
-        const auto ex = explain::explain(model.net, x, xopt, std::vector<int>(good.size(), target), clinical);
+        const auto ex = explain::explain(model.net, x, xopt, std::vector<int>(good.size(), target), clinical, views);
         logits = ex.logits;
         maps = ex.maps.contiguous();
         if (F > 0) shares = explain::clinical_attention(model.net, x, clinical);
       } else if (F > 0) {
-        // One pass gives both the diagnosis and the attention that reached the covariates.
+        // One pass gives both the diagnosis and the attention that reached the covariates (the
+        // other test-time views, when the model has them, take passes of their own).
         auto o = model.net->forward(x, /*keep_attention=*/true, clinical);
-        logits = o.logits;
+        logits = views.size() > 1 ? model::view_logits(model.net, x, clinical, views) : o.logits;
         shares = explain::clinical_attention(model.net, o.attentions);
       } else {
-        logits = model.net->forward(x, false, clinical).logits;
+        logits = model::view_logits(model.net, x, clinical, views);
       }
       if (F > 0) {
         shares = shares.contiguous();

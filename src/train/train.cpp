@@ -275,14 +275,16 @@ torch::Tensor augment(const torch::Tensor& x, const preprocess::PreprocessConfig
 }
 
 // Logits of every row of x, in eval mode: [N][K].
+// Logits (mean over the test-time `views`; model::tta_views) of every row of x, in batches.
 std::vector<std::vector<double>> logits_of(model::AttnNet& net, const torch::Tensor& x, int batch_size,
-                                           const torch::Tensor& c = {}) {
+                                           const torch::Tensor& c, const std::vector<int>& views) {
   torch::NoGradGuard no_grad;
   net->eval();
   std::vector<std::vector<double>> out;
   for (int64_t s = 0; s < x.size(0); s += batch_size) {
     const int64_t e = std::min<int64_t>(x.size(0), s + batch_size);
-    auto logits = net->forward(x.slice(0, s, e), false, c.defined() ? c.slice(0, s, e) : c).logits.to(torch::kFloat64).contiguous();
+    auto logits = model::view_logits(net, x.slice(0, s, e), c.defined() ? c.slice(0, s, e) : c, views)
+                      .to(torch::kFloat64).contiguous();
     for (int64_t i = 0; i < e - s; ++i) {
       auto row = logits[i];
       out.emplace_back(row.data_ptr<double>(), row.data_ptr<double>() + row.size(0));
@@ -438,6 +440,12 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   }
   model::ModelCard card = options.card;
   card.classes = train_set.classes;
+  card.tta = model::parse_tta(options.tta);
+  // A model trained to ignore these flips is explained by the mean over them.
+  card.heatmap_flips.clear();
+  if (options.augment && options.hflip) card.heatmap_flips.push_back("hflip");
+  if (options.augment && options.vflip) card.heatmap_flips.push_back("vflip");
+  const auto views = model::tta_views(card.tta);
   if (!options.clinical.empty()) {
     card.clinical = model::clinical_spec_from_argument(options.clinical);
     const auto absent = absent_columns(train_set, card.clinical);
@@ -445,17 +453,19 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
       throw file_error(ErrorKind::kInvalidArgument, "cannot train on", options.data,
                        "--clinical names column '" + absent.front() + "', which the data has not (a CSV with path,label and the covariate columns is needed)");
     }
-    // Fitted on the training rows below; a placeholder until then so the card validates.
-    for (auto& f : card.clinical) {
-      if (f.type == model::ClinicalField::Type::kCategorical) f.vocabulary = {"?"};
-    }
   }
   if (options.clinical_dropout < 0 || options.clinical_dropout >= 1) {
     throw Error(ErrorKind::kInvalidArgument, "--clinical-dropout must be in [0, 1)");
   }
   if (card.classes.size() < 2) throw file_error(ErrorKind::kInvalidArgument, "cannot train on", options.data, "needs at least 2 classes");
-  // Validate the architecture against the image size before the expensive preparation.
-  card = model::card_from_json(model::card_to_json(card), "train options");
+  // Validate the architecture against the image size before the expensive preparation (the
+  // covariates' vocabularies are fitted below, and the card is validated again with them).
+  {
+    const auto fields = card.clinical;
+    card.clinical.clear();
+    card = model::card_from_json(model::card_to_json(card), "train options");
+    card.clinical = fields;
+  }
 
   Tensors all = prepare_samples(train_set, card.preprocess, on_notice);
   Tensors tr, va;
@@ -488,6 +498,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   if (!card.clinical.empty()) {
     // Normalisation and vocabularies from the training rows only.
     model::fit_clinical(card.clinical, clinical_rows(train_set, tr, card.clinical));
+    card = model::card_from_json(model::card_to_json(card), "train options");
     encode_tensors(tr, train_set, card.clinical);
     const int unknown = encode_tensors(va, *val_source, card.clinical);
     if (unknown > 0 && on_notice) {
@@ -580,7 +591,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
       seen += xb.size(0);
       ++state.step;
     }
-    const auto metrics = eval::compute_metrics(eval::apply_temperature(logits_of(judged, va.x, 128, va.c), labels_of(va.y), 1.0));
+    const auto metrics = eval::compute_metrics(eval::apply_temperature(logits_of(judged, va.x, 128, va.c, views), labels_of(va.y), 1.0));
     EpochReport report;
     report.epoch = epoch;
     report.epochs = options.epochs;
@@ -608,7 +619,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   result.best_epoch = state.best_epoch;
   best->eval();
   // Calibration: temperature scaling fitted on the validation logits.
-  const auto val_logits = logits_of(best, va.x, 128, va.c);
+  const auto val_logits = logits_of(best, va.x, 128, va.c, views);
   const auto val_labels = labels_of(va.y);
   const auto uncalibrated = eval::apply_temperature(val_logits, val_labels, 1.0);
   card.temperature = options.calibrate ? eval::fit_temperature(val_logits, val_labels) : 1.0;
@@ -659,6 +670,8 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
   io::DatasetOptions dopt;
   dopt.classes = card.classes;
   dopt.split = options.split;
+  const auto flips = options.tta.empty() ? card.tta : model::parse_tta(options.tta);
+  const auto views = model::tta_views(flips);
   const io::Dataset data = io::load_dataset(options.data, dopt);
   for (const auto& n : data.notices) if (on_notice) on_notice(n);
   Tensors t = prepare_samples(data, card.preprocess, on_notice);
@@ -678,9 +691,10 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
   result.classes = card.classes;
   result.skipped = static_cast<int>(data.samples.size() - t.size());
   if (t.size() == 0) throw file_error(ErrorKind::kInvalidArgument, "cannot evaluate on", options.data, "no readable samples");
-  result.predictions = eval::apply_temperature(logits_of(model.net, t.x, options.batch_size, t.c), labels_of(t.y),
+  result.predictions = eval::apply_temperature(logits_of(model.net, t.x, options.batch_size, t.c, views), labels_of(t.y),
                                                card.temperature);
   result.threshold = card.threshold;
+  result.tta = flips;
   result.metrics = eval::compute_metrics(result.predictions, result.threshold);
   if (t.c.defined()) {
     const auto F = t.c.size(1);
@@ -701,7 +715,7 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
       } else {
         hidden.fill_(nan);
       }
-      const auto p = eval::apply_temperature(logits_of(model.net, t.x, options.batch_size, hidden), labels_of(t.y),
+      const auto p = eval::apply_temperature(logits_of(model.net, t.x, options.batch_size, hidden, views), labels_of(t.y),
                                              card.temperature);
       result.clinical_ablation.emplace_back(f < F ? card.clinical[f].name : "all", eval::compute_metrics(p, card.threshold));
     }
@@ -711,6 +725,7 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
   // Heatmap metrics, for the class each image is predicted as (the card's decision rule).
   explain::ExplainOptions xopt = options.explain;
   xopt.method = explain::parse_method(options.method);
+  xopt.flips = options.heatmap_flips.empty() ? card.heatmap_flips : model::parse_tta(options.heatmap_flips);
   const int S = card.preprocess.image_size;
   HeatmapMetrics& hm = result.heatmaps;
   hm.method = options.method;
@@ -730,7 +745,7 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
     auto xb = t.x.slice(0, s, e);
     const torch::Tensor cb = t.c.defined() ? t.c.slice(0, s, e) : torch::Tensor();
     const std::vector<int> targets(predicted.begin() + s, predicted.begin() + e);
-    auto ex = explain::explain(model.net, xb, xopt, targets, cb);
+    auto ex = explain::explain(model.net, xb, xopt, targets, cb, views);
     auto maps = ex.maps.contiguous();
     if (!options.no_deletion) {
       for (const auto& d : explain::deletion_insertion(model.net, xb, maps, targets, card.temperature, 16, cb)) {

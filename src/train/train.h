@@ -39,6 +39,8 @@ struct TrainOptions {
   bool resume = false;              // continue from OUT/checkpoint
   bool calibrate = true;            // fit a softmax temperature on validation
   std::string operating_point;      // binary: "balanced" or "sensitivity=X"; empty = argmax
+  std::string tta;                  // test-time flips stored in the card (model::parse_tta): validation,
+                                    // calibration and later diagnoses average the logits over them
   model::ModelCard card;            // name, image size, preprocessing, architecture
   std::string command;              // the exact command line, stored in the card
 };
@@ -77,6 +79,8 @@ struct EvaluateOptions {
   std::string data;
   std::string split;
   int batch_size = 64;
+  std::string tta;  // empty: the card's test-time augmentation; else model::parse_tta overrides it
+  std::string heatmap_flips;  // empty: the card's; else model::parse_tta ("none", "hflip,vflip")
   // Heatmap metrics (empty method: none). Maps explain the class each image is predicted as.
   std::string method;
   explain::ExplainOptions explain;
@@ -103,6 +107,7 @@ struct EvaluateResult {
   eval::Metrics metrics;
   eval::Predictions predictions;  // calibrated probabilities and labels, per readable sample
   double threshold = -1.0;        // the card's decision threshold (negative: argmax)
+  std::vector<std::string> tta;   // the test-time flips whose logits were averaged (empty: none)
   HeatmapMetrics heatmaps;        // when EvaluateOptions::method is set
   // Models with clinical covariates: the mean share of CLS attention rollout per covariate
   // (card order), and the metrics when one covariate ("age", ...) or all of them ("all") are

@@ -176,6 +176,28 @@ TEST_CASE("evaluate prints the contract's keys, heatmap metrics and a ROC plot",
   CHECK(slurp(err).find("cat") != std::string::npos);
 }
 
+TEST_CASE("--tta averages flipped views, says which, and refuses an unknown flip", "[cli][tta]") {
+  const fs::path d = fixture();
+  const std::string model = "-m '" + (d / "model").string() + "' ";
+  const std::string data = "'" + (d / "ph/images").string() + "'";
+  const Run plain = medattn("evaluate " + model + data + " --format json");
+  const Run flipped = medattn("evaluate " + model + data + " --format json --tta hflip,vflip");
+  REQUIRE(plain.code == 0);
+  REQUIRE(flipped.code == 0);
+  CHECK(nlohmann::json::parse(plain.out)["tta"] == nlohmann::json::array());
+  CHECK(nlohmann::json::parse(flipped.out)["tta"] == nlohmann::json::parse(R"(["hflip","vflip"])"));
+  const std::string img = " '" + (d / "ph/images/nodule/nodule_0000.png").string() + "'";
+  const Run one = medattn("diagnose --format json " + model + img);
+  const Run four = medattn("diagnose --format json --tta hflip,vflip " + model + img);
+  REQUIRE(one.code == 0);
+  REQUIRE(four.code == 0);
+  // The phantom model was trained without flips, so the flipped views see something else.
+  CHECK(nlohmann::json::parse(one.out)[0]["probability"] != nlohmann::json::parse(four.out)[0]["probability"]);
+  const fs::path err = d / "tta_err.txt";
+  CHECK(medattn("diagnose --tta rot90 " + model + img, err.string()).code == 2);
+  CHECK(slurp(err).find("unknown test-time augmentation 'rot90'") != std::string::npos);
+}
+
 TEST_CASE("a pipe gets the table only; --preview forces the picture", "[cli][terminal]") {
   const fs::path d = fixture();
   const std::string img = "'" + (d / "ph/images/nodule/nodule_0000.png").string() + "'";

@@ -130,6 +130,72 @@ TEST_CASE("every method points at the quadrant the logit depends on", "[explain]
   }
 }
 
+TEST_CASE("test-time flips: the views, their inverses and the averaged logits", "[explain][tta]") {
+  CHECK((model::tta_views({}) == std::vector<int>{0}));
+  CHECK((model::tta_views({"hflip"}) == std::vector<int>{0, 1}));
+  CHECK((model::tta_views({"vflip"}) == std::vector<int>{0, 2}));
+  CHECK((model::tta_views({"hflip", "vflip"}) == std::vector<int>{0, 1, 2, 3}));
+  const auto x = torch::arange(6, torch::kFloat32).view({1, 1, 2, 3});  // [[0 1 2] [3 4 5]]
+  CHECK(torch::equal(model::flip_view(x, 0), x));
+  CHECK(torch::equal(model::flip_view(x, 1)[0][0], torch::tensor({2.f, 1.f, 0.f, 5.f, 4.f, 3.f}).view({2, 3})));
+  CHECK(torch::equal(model::flip_view(x, 2)[0][0], torch::tensor({3.f, 4.f, 5.f, 0.f, 1.f, 2.f}).view({2, 3})));
+  CHECK(torch::equal(model::flip_view(x, 3)[0][0], torch::tensor({5.f, 4.f, 3.f, 2.f, 1.f, 0.f}).view({2, 3})));
+  for (int v = 0; v < 4; ++v) CHECK(torch::equal(model::flip_view(model::flip_view(x, v), v), x));
+
+  auto net = quadrant_net(0, 0);
+  torch::NoGradGuard no_grad;
+  const auto img = image_with_blobs({{2, 2}});
+  const auto plain = net->forward(img).logits;
+  const auto mirrored = net->forward(model::flip_view(img, 1)).logits;
+  CHECK(torch::allclose(model::view_logits(net, img, {}, {0}), plain));
+  CHECK(torch::allclose(model::view_logits(net, img, {}, {0, 1}), (plain + mirrored) / 2));
+  // The averaged model sees every flip of its input, so it gives a flipped image the same logits.
+  const auto all = model::tta_views({"hflip", "vflip"});
+  CHECK(torch::allclose(model::view_logits(net, img, {}, all), model::view_logits(net, model::flip_view(img, 3), {}, all), 1e-5, 1e-6));
+}
+
+TEST_CASE("with test-time flips the heatmap explains the averaged model", "[explain][tta]") {
+  // The model reads the top-left quadrant; averaged with its mirror image it also reads the
+  // top-right one. A blob there is invisible to the plain model but not to the averaged one.
+  auto net = quadrant_net(0, 0);
+  const auto x = image_with_blobs({{2, 10}});
+  explain::ExplainOptions opt;
+  opt.method = Method::kSaliency;
+  const auto plain = explain::explain(net, x, opt, {1});
+  const auto averaged = explain::explain(net, x, opt, {1}, {}, model::tta_views({"hflip"}));
+  // The top-right quadrant, away from the blur's reach across the middle.
+  const auto right = [](const torch::Tensor& map) { return map[0].narrow(0, 0, 8).narrow(1, 10, 6).max().item<float>(); };
+  INFO("top right: plain " << right(plain.maps) << ", averaged " << right(averaged.maps));
+  CHECK(right(plain.maps) < 0.05f);  // the plain model only reads its own quadrant
+  CHECK(right(averaged.maps) > 0.9f);
+  {
+    torch::NoGradGuard no_grad;
+    CHECK(torch::allclose(averaged.logits, model::view_logits(net, x, {}, {0, 1})));
+  }
+  // Explaining the flipped image gives the flipped map: the views form a group.
+  const auto flipped = explain::explain(net, model::flip_view(x, 1), opt, {1}, {}, model::tta_views({"hflip"}));
+  CHECK(torch::allclose(flipped.maps, model::flip_view(averaged.maps, 1), 1e-4, 1e-5));
+  // The bottom half is not read by any view.
+  CHECK(averaged.maps[0].narrow(0, 12, 4).max().item<float>() < 0.05f);
+}
+
+TEST_CASE("heatmap flips average the map but leave the prediction alone", "[explain][tta]") {
+  auto net = quadrant_net(0, 0);
+  const auto x = image_with_blobs({{2, 10}});
+  explain::ExplainOptions opt;
+  opt.method = Method::kSaliency;
+  opt.flips = {"hflip"};
+  const auto smoothed = explain::explain(net, x, opt, {1});
+  {
+    torch::NoGradGuard no_grad;
+    CHECK(torch::equal(smoothed.logits, net->forward(x).logits));
+  }
+  CHECK(smoothed.maps[0].narrow(0, 0, 8).narrow(1, 10, 6).max().item<float>() > 0.9f);
+  // With the prediction's own views as well, the map is the same mean over the two views.
+  const auto both = explain::explain(net, x, opt, {1}, {}, model::tta_views({"hflip"}));
+  CHECK(torch::allclose(both.maps, smoothed.maps));
+}
+
 TEST_CASE("pointing game and IoU against hand-made maps", "[explain][metrics]") {
   cv::Mat mask(4, 4, CV_8UC1, cv::Scalar(0));
   mask(cv::Rect(0, 0, 2, 2)).setTo(255);  // a 2x2 lesion in the top-left corner

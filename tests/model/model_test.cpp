@@ -154,6 +154,30 @@ TEST_CASE("model cards are validated and name what is wrong", "[model][card]") {
         "cannot load model '" + dir.string() + "': missing weights.bin");
 }
 
+TEST_CASE("test-time flips parse, round-trip through the card and are validated", "[model][card][tta]") {
+  CHECK((model::parse_tta("hflip,vflip") == std::vector<std::string>{"hflip", "vflip"}));
+  CHECK((model::parse_tta(" VFLIP , hflip") == std::vector<std::string>{"hflip", "vflip"}));
+  CHECK((model::parse_tta("vflip") == std::vector<std::string>{"vflip"}));
+  CHECK(model::parse_tta("none").empty());
+  CHECK(model::parse_tta("").empty());
+  CHECK(error_of([] { model::parse_tta("hflip,rot90"); }) ==
+        "unknown test-time augmentation 'rot90' (expected hflip, vflip or none)");
+
+  auto card = tiny_card();
+  CHECK_FALSE(model::card_to_json(card).contains("tta"));
+  card.tta = {"hflip", "vflip"};
+  auto json = model::card_to_json(card);
+  CHECK(json["tta"]["views"] == 4);
+  CHECK((model::card_from_json(json, "m").tta == std::vector<std::string>{"hflip", "vflip"}));
+  json["tta"]["flips"] = {"hflip", "hflip"};
+  CHECK(error_of([&] { model::card_from_json(json, "m"); }) == "invalid model card 'm': tta.flips lists a flip twice");
+  card.heatmap_flips = {"vflip"};
+  CHECK((model::card_from_json(model::card_to_json(card), "m").heatmap_flips == std::vector<std::string>{"vflip"}));
+  json["tta"]["flips"] = {"transpose"};
+  CHECK(error_of([&] { model::card_from_json(json, "m"); }) ==
+        "invalid model card 'm': tta.flips: unknown test-time augmentation 'transpose' (expected hflip, vflip or none)");
+}
+
 TEST_CASE("the card records the weights' SHA-256; changed weights are refused before parsing", "[model][card]") {
   auto card = tiny_card();
   auto net = model::build_net(card);

@@ -95,3 +95,33 @@ TEST_CASE("the same seed gives the same model", "[train]") {
   fs::remove_all(tmp);
   fs::remove_all(data);
 }
+
+TEST_CASE("the card keeps the test-time and heatmap flips, and evaluate applies them by default", "[train][tta]") {
+  pipeline::set_threads(1);
+  const fs::path data = phantom_set("tta", 24, 64);
+  const fs::path tmp = fs::temp_directory_path() / "medattn_train_test_tta_models";
+  fs::remove_all(tmp);
+  auto o = tiny_options(data, tmp / "m", 1);
+  o.hflip = o.vflip = true;
+  o.tta = "hflip";
+  const auto result = train::run_train(o, {}, {});
+  const auto card = model::read_card((tmp / "m").string());
+  CHECK((card.tta == std::vector<std::string>{"hflip"}));
+  CHECK((card.heatmap_flips == std::vector<std::string>{"hflip", "vflip"}));  // the training flips
+  CHECK((result.card.tta == card.tta));
+
+  train::EvaluateOptions e;
+  e.model_dir = (tmp / "m").string();
+  e.data = (data / "images").string();
+  const auto by_card = train::run_evaluate(e, {});
+  e.tta = "hflip";
+  const auto explicit_flip = train::run_evaluate(e, {});
+  e.tta = "none";
+  const auto plain = train::run_evaluate(e, {});
+  CHECK((by_card.tta == std::vector<std::string>{"hflip"}));
+  CHECK(plain.tta.empty());
+  CHECK(by_card.predictions.probabilities == explicit_flip.predictions.probabilities);
+  CHECK(by_card.predictions.probabilities != plain.predictions.probabilities);
+  fs::remove_all(tmp);
+  fs::remove_all(data);
+}
