@@ -610,6 +610,10 @@ int main(int argc, char** argv) {
   trainc->add_option("--clinical", t.options.clinical,
                      "Clinical covariates of a CSV dataset, one token each: NAME:num or NAME:cat, comma-separated, "
                      "e.g. age:num,sex:cat,localization:cat, or a schema file with one NAME:TYPE per line");
+  trainc->add_option("--fusion", t.options.fusion,
+                     "How covariates meet the image: joint (their tokens join the image's in every block) or cross "
+                     "(gated cross-attention from CLS and the image tokens to them after every block)")
+      ->check(CLI::IsMember({"joint", "cross"}))->capture_default_str();
   trainc->add_option("--clinical-dropout", t.options.clinical_dropout,
                      "Share of covariate values hidden during training, so the model copes when one is missing")
       ->check(CLI::Range(0.0, 0.95))->capture_default_str();

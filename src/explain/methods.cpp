@@ -74,12 +74,20 @@ torch::Tensor clinical_attention(model::AttnNet& net, const torch::Tensor& x, co
   if (net->clinical_count() == 0) return {};
   torch::NoGradGuard no_grad;
   net->eval();
-  return clinical_attention(net, net->forward(x, /*keep_attention=*/true, clinical).attentions);
+  return clinical_attention(net, net->forward(x, /*keep_attention=*/true, clinical));
 }
 
-torch::Tensor clinical_attention(model::AttnNet& net, const std::vector<torch::Tensor>& attentions) {
+torch::Tensor clinical_attention(model::AttnNet& net, const model::NetOutput& out) {
   if (net->clinical_count() == 0) return {};
-  auto rel = attention_rollout(attentions, RolloutOptions{});  // [B,T-1]: tokens after CLS
+  if (net->cross_fusion()) {
+    torch::Tensor sum;
+    for (const auto& w : out.cross_attentions) {
+      auto cls = w.select(2, 0).mean(1);  // [B,F]
+      sum = sum.defined() ? sum + cls : cls;
+    }
+    return sum / static_cast<double>(out.cross_attentions.size());
+  }
+  auto rel = attention_rollout(out.attentions, RolloutOptions{});  // [B,T-1]: tokens after CLS
   return rel.narrow(1, net->image_tokens(), net->clinical_count());
 }
 

@@ -29,13 +29,16 @@ Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOp
                     const std::vector<int>& targets = {}, const torch::Tensor& clinical = {},
                     const std::vector<int>& views = {});
 
-// For a model with clinical covariates: the share of the CLS token's attention rollout
-// (mean over heads, no discarding) that reaches each covariate token: [B,F], each row sums to
-// at most 1 (the rest goes to the image tokens and CLS itself). Undefined for image-only models.
+// For a model with clinical covariates, how the CLS token's attention reaches each covariate:
+// [B,F], each row sums to at most 1. Joint fusion: the share of the CLS token's attention rollout
+// (mean over heads, no discarding) at each covariate token (the rest goes to the image tokens
+// and CLS itself). Cross fusion: the CLS query's cross-attention weights, mean over heads and
+// blocks (rows sum to 1: how the attention paid to the covariates divides among them).
+// Undefined for image-only models.
 torch::Tensor clinical_attention(model::AttnNet& net, const torch::Tensor& x, const torch::Tensor& clinical);
 
-// The same from the attention weights of a forward pass already made with keep_attention.
-torch::Tensor clinical_attention(model::AttnNet& net, const std::vector<torch::Tensor>& attentions);
+// The same from a forward pass already made with keep_attention.
+torch::Tensor clinical_attention(model::AttnNet& net, const model::NetOutput& out);
 
 // A Gaussian-blurred copy of x ([B,C,S,S], sigma = S/16): the "information removed" baseline
 // of occlusion and of the deletion/insertion metrics.

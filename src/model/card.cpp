@@ -270,8 +270,12 @@ json card_to_json(const ModelCard& card) {
     }
     j["clinical"] = {{"fields", fields},
                      {"missing", "empty, unknown, na, nan, none or ? (any case); categories not in the vocabulary count as missing"},
-                     {"fusion", "one token per covariate (numeric: learned projection, categorical: embedding; plus a type "
-                                "embedding; missing: a learned embedding) joined to the image tokens in every block"}};
+                     {"mode", card.clinical_fusion},
+                     {"fusion", std::string("one token per covariate (numeric: learned projection, categorical: embedding; plus a type "
+                                "embedding; missing: a learned embedding) ") +
+                                    (card.clinical_fusion == "cross"
+                                         ? "attended to by CLS and the image tokens in a gated cross-attention layer after every block"
+                                         : "joined to the image tokens in every block")}};
   }
   j["weights"] = {{"file", kWeightsFile}};
   if (!card.weights_sha256.empty()) j["weights"]["sha256"] = card.weights_sha256;
@@ -390,6 +394,11 @@ ModelCard card_from_json(const json& j, const std::string& source) {
       card.clinical.push_back(std::move(f));
     }
     params += (vocab_total + 4.0 * static_cast<double>(card.clinical.size())) * arch.dim;
+    get(c, "mode", &card.clinical_fusion, source);
+    if (card.clinical_fusion != "joint" && card.clinical_fusion != "cross") {
+      invalid(source, "clinical.mode '" + card.clinical_fusion + "' is not supported (expected joint or cross)");
+    }
+    if (card.clinical_fusion == "cross") params += static_cast<double>(arch.depth) * 4.0 * arch.dim * arch.dim;
   }
   int in_channels = card.preprocess.channels;
   for (int c : arch.stem_channels) {

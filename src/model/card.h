@@ -75,6 +75,10 @@ struct ModelCard {
   ArchConfig arch;
   // Clinical covariates (empty: an image-only model).
   std::vector<ClinicalField> clinical;
+  // How the covariate tokens meet the image (model/net.h): "joint" (they join the image tokens
+  // in every self-attention block) or "cross" (after each block, CLS and the image tokens
+  // attend to them in a gated cross-attention layer).
+  std::string clinical_fusion = "joint";
   // Test-time augmentation (parse_tta): the logits are the mean over these flips' views.
   std::vector<std::string> tta;
   // Heatmaps are averaged over these flips of the input (parse_tta names; see

@@ -44,6 +44,33 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, torch::Tensor* weights)
   return h + fc2(torch::gelu(fc1(norm2(h))));
 }
 
+CrossAttentionImpl::CrossAttentionImpl(int dim, int heads)
+    : heads_(heads), scale_(1.0 / std::sqrt(static_cast<double>(dim / heads))) {
+  q = register_module("q", nn::Linear(dim, dim));
+  kv = register_module("kv", nn::Linear(dim, 2 * dim));
+  proj = register_module("proj", nn::Linear(dim, dim));
+}
+
+torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context, torch::Tensor* weights) {
+  const auto B = x.size(0), N = x.size(1), D = x.size(2), F = context.size(1);
+  auto qh = q(x).reshape({B, N, heads_, D / heads_}).transpose(1, 2);                      // [B,H,N,D/H]
+  auto kvh = kv(context).reshape({B, F, 2, heads_, D / heads_}).permute({2, 0, 3, 1, 4});  // [2,B,H,F,D/H]
+  auto attn = torch::softmax(torch::matmul(qh, kvh[0].transpose(-2, -1)) * scale_, -1);    // [B,H,N,F]
+  if (weights != nullptr) *weights = attn;
+  return proj(torch::matmul(attn, kvh[1]).transpose(1, 2).reshape({B, N, D}));
+}
+
+CrossBlockImpl::CrossBlockImpl(int dim, int heads) {
+  norm = register_module("norm", nn::LayerNorm(nn::LayerNormOptions({dim})));
+  norm_context = register_module("norm_context", nn::LayerNorm(nn::LayerNormOptions({dim})));
+  attn = register_module("attn", CrossAttention(dim, heads));
+  gate = register_parameter("gate", torch::zeros({1}));
+}
+
+torch::Tensor CrossBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& context, torch::Tensor* weights) {
+  return x + torch::tanh(gate) * attn->forward(norm(x), norm_context(context), weights);
+}
+
 ClinicalTokensImpl::ClinicalTokensImpl(const std::vector<ClinicalField>& fields, int dim) {
   const auto F = static_cast<int64_t>(fields.size());
   int64_t rows = 0;
@@ -82,7 +109,7 @@ torch::Tensor ClinicalTokensImpl::forward(const torch::Tensor& values) {
 }
 
 AttnNetImpl::AttnNetImpl(const ArchConfig& arch, int image_size, int num_classes, int channels,
-                         const std::vector<ClinicalField>& clinical)
+                         const std::vector<ClinicalField>& clinical, bool cross_fusion)
     : grid_(arch.grid_size(image_size)), clinical_count_(static_cast<int64_t>(clinical.size())) {
   stem = nn::Sequential();
   int in = channels;
@@ -105,6 +132,11 @@ AttnNetImpl::AttnNetImpl(const ArchConfig& arch, int image_size, int num_classes
   norm = register_module("norm", nn::LayerNorm(nn::LayerNormOptions({arch.dim})));
   head = register_module("head", nn::Linear(arch.dim, num_classes));
   if (!clinical.empty()) clinical_tokens = register_module("clinical", ClinicalTokens(clinical, arch.dim));
+  if (!clinical.empty() && cross_fusion) {
+    cross = nn::ModuleList();
+    for (int i = 0; i < arch.depth; ++i) cross->push_back(CrossBlock(arch.dim, arch.heads));
+    register_module("cross", cross);
+  }
 }
 
 NetOutput AttnNetImpl::forward(const torch::Tensor& x, bool keep_attention, const torch::Tensor& clinical) {
@@ -112,17 +144,24 @@ NetOutput AttnNetImpl::forward(const torch::Tensor& x, bool keep_attention, cons
   out.feature_map = stem->forward(x);                               // [B,C,g,g]
   auto tokens = proj(out.feature_map).flatten(2).transpose(1, 2);   // [B,g*g,D]
   auto h = torch::cat({cls_token.expand({x.size(0), -1, -1}), tokens}, 1) + pos_embed;
+  torch::Tensor context;  // the covariate tokens [B,F,D]
   if (clinical_count_ > 0) {
     auto values = clinical.defined() ? clinical.to(torch::kFloat32)
                                      : torch::full({x.size(0), clinical_count_}, std::numeric_limits<float>::quiet_NaN());
     TORCH_CHECK(values.dim() == 2 && values.size(0) == x.size(0) && values.size(1) == clinical_count_,
                 "clinical values must be [B,F]");
-    h = torch::cat({h, clinical_tokens->forward(values)}, 1);
+    context = clinical_tokens->forward(values);
+    if (!cross_fusion()) h = torch::cat({h, context}, 1);
   }
-  for (auto& module : *blocks) {
+  for (size_t l = 0; l < blocks->size(); ++l) {
     torch::Tensor w;
-    h = module->as<BlockImpl>()->forward(h, keep_attention ? &w : nullptr);
+    h = blocks[l]->as<BlockImpl>()->forward(h, keep_attention ? &w : nullptr);
     if (keep_attention) out.attentions.push_back(w);
+    if (cross_fusion()) {
+      torch::Tensor cw;
+      h = cross[l]->as<CrossBlockImpl>()->forward(h, context, keep_attention ? &cw : nullptr);
+      if (keep_attention) out.cross_attentions.push_back(cw);
+    }
   }
   out.logits = head(norm(h).select(1, 0));
   return out;
@@ -160,7 +199,7 @@ torch::Tensor view_logits(AttnNet& net, const torch::Tensor& x, const torch::Ten
 
 AttnNet build_net(const ModelCard& card) {
   return AttnNet(card.arch, card.preprocess.image_size, static_cast<int>(card.classes.size()),
-                 card.preprocess.channels, card.clinical);
+                 card.preprocess.channels, card.clinical, card.clinical_fusion == "cross");
 }
 
 namespace {

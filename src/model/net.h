@@ -39,10 +39,40 @@ struct BlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(Block);
 
+// Cross-attention of queries x to a context (the covariate tokens), returning its weights.
+struct CrossAttentionImpl : torch::nn::Module {
+  CrossAttentionImpl(int dim, int heads);
+  // x: [B,N,D], context: [B,F,D] -> [B,N,D]; *weights (when not null): [B,H,N,F], rows sum to 1.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context, torch::Tensor* weights = nullptr);
+
+  int heads_;
+  double scale_;
+  torch::nn::Linear q{nullptr};
+  torch::nn::Linear kv{nullptr};
+  torch::nn::Linear proj{nullptr};
+};
+TORCH_MODULE(CrossAttention);
+
+// x + tanh(gate) * CrossAttention(LN(x), LN(context)); the gate starts at 0, so a new layer
+// leaves the image path as it is until training opens it (Alayrac et al. 2022).
+struct CrossBlockImpl : torch::nn::Module {
+  CrossBlockImpl(int dim, int heads);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context, torch::Tensor* weights = nullptr);
+
+  torch::nn::LayerNorm norm{nullptr};
+  torch::nn::LayerNorm norm_context{nullptr};
+  CrossAttention attn{nullptr};
+  torch::Tensor gate;  // [1]
+};
+TORCH_MODULE(CrossBlock);
+
 // What one forward pass returns.
 struct NetOutput {
   torch::Tensor logits;                   // [B,K]
-  std::vector<torch::Tensor> attentions;  // per block: [B,H,T,T], T = 1 + grid*grid (CLS first)
+  // Per block: [B,H,T,T], T = 1 + grid*grid (CLS first), + F covariate tokens last with joint fusion.
+  std::vector<torch::Tensor> attentions;
+  // Cross fusion, per block: [B,H,1+grid*grid,F] (keep_attention only).
+  std::vector<torch::Tensor> cross_attentions;
   torch::Tensor feature_map;              // last CNN stage before projection: [B,C,g,g]
 };
 
@@ -67,7 +97,7 @@ TORCH_MODULE(ClinicalTokens);
 // over all tokens (joint self-attention) -> LN -> linear head on CLS.
 struct AttnNetImpl : torch::nn::Module {
   AttnNetImpl(const ArchConfig& arch, int image_size, int num_classes, int channels = 1,
-              const std::vector<ClinicalField>& clinical = {});
+              const std::vector<ClinicalField>& clinical = {}, bool cross_fusion = false);
   // x: [B,C,S,S] normalised input. Attention weights are kept only when keep_attention.
   // clinical: [B,F] encoded covariates (NaN = missing); undefined = all missing. Ignored by an
   // image-only model.
@@ -75,6 +105,7 @@ struct AttnNetImpl : torch::nn::Module {
   // Token layout: 0 = CLS, 1..grid*grid = image, then one per clinical covariate.
   int64_t image_tokens() const { return static_cast<int64_t>(grid_) * grid_; }
   int64_t clinical_count() const { return clinical_count_; }
+  bool cross_fusion() const { return !cross.is_empty(); }
 
   int grid_;
   int64_t clinical_count_ = 0;
@@ -84,6 +115,7 @@ struct AttnNetImpl : torch::nn::Module {
   torch::Tensor cls_token;  // [1,1,D]
   torch::Tensor pos_embed;  // [1,1+g*g,D]
   torch::nn::ModuleList blocks{nullptr};
+  torch::nn::ModuleList cross{nullptr};  // cross fusion: one CrossBlock after each block
   torch::nn::LayerNorm norm{nullptr};
   torch::nn::Linear head{nullptr};
 };

@@ -459,7 +459,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         // other test-time views, when the model has them, take passes of their own).
         auto o = model.net->forward(x, /*keep_attention=*/true, clinical);
         logits = views.size() > 1 ? model::view_logits(model.net, x, clinical, views) : o.logits;
-        shares = explain::clinical_attention(model.net, o.attentions);
+        shares = explain::clinical_attention(model.net, o);
       } else {
         logits = model::view_logits(model.net, x, clinical, views);
       }

@@ -454,6 +454,10 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
                        "--clinical names column '" + absent.front() + "', which the data has not (a CSV with path,label and the covariate columns is needed)");
     }
   }
+  if (options.fusion != "joint" && options.fusion != "cross") {
+    throw Error(ErrorKind::kInvalidArgument, "--fusion must be joint or cross (got '" + options.fusion + "')");
+  }
+  card.clinical_fusion = options.fusion;
   if (options.clinical_dropout < 0 || options.clinical_dropout >= 1) {
     throw Error(ErrorKind::kInvalidArgument, "--clinical-dropout must be in [0, 1)");
   }
@@ -462,9 +466,11 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   // covariates' vocabularies are fitted below, and the card is validated again with them).
   {
     const auto fields = card.clinical;
+    const auto fusion = card.clinical_fusion;
     card.clinical.clear();
     card = model::card_from_json(model::card_to_json(card), "train options");
     card.clinical = fields;
+    card.clinical_fusion = fusion;
   }
 
   Tensors all = prepare_samples(train_set, card.preprocess, on_notice);
@@ -648,7 +654,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   card.training["loss"] = {{"name", "cross-entropy, inverse-frequency class weights"}, {"label_smoothing", options.label_smoothing}};
   card.training["ema"] = options.ema;
   if (!card.clinical.empty()) {
-    card.training["clinical"] = {{"columns", options.clinical}, {"dropout", options.clinical_dropout}};
+    card.training["clinical"] = {{"columns", options.clinical}, {"dropout", options.clinical_dropout}, {"fusion", options.fusion}};
   }
   card.training["augment"] = options.augment ? nlohmann::json(describe_augment(aug)) : nlohmann::json(false);
   card.training["seed"] = options.seed;

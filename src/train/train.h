@@ -32,6 +32,7 @@ struct TrainOptions {
   bool vflip = false;               // also flip vertically (e.g. dermoscopy)
   std::string clinical;             // covariate columns of a CSV, "age:num,sex:cat" (empty: image only)
   double clinical_dropout = 0.2;    // share of covariate values hidden in each training batch
+  std::string fusion = "joint";     // how covariates meet the image: joint or cross (model::ModelCard)
   double label_smoothing = 0.0;     // cross-entropy label smoothing in [0,1)
   double ema = 0.0;                 // exponential moving average of the weights (0 = off), e.g. 0.999
   int patience = 0;                 // early stop after this many epochs without a better val AUC (0 = off)

@@ -8,6 +8,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "core/error.h"
+#include "explain/methods.h"
 #include "model/card.h"
 #include "model/net.h"
 #include "pipeline/diagnose.h"
@@ -84,6 +85,14 @@ TEST_CASE("covariate encoding round-trips through the card", "[clinical]") {
   CHECK(back.clinical[0].mean == card.clinical[0].mean);
   CHECK(back.clinical[0].std == card.clinical[0].std);
   CHECK(back.clinical[1].vocabulary == card.clinical[1].vocabulary);
+  CHECK(back.clinical_fusion == "joint");
+  auto cross = card;
+  cross.clinical_fusion = "cross";
+  CHECK(model::card_from_json(model::card_to_json(cross), "t").clinical_fusion == "cross");
+  auto bad_mode = model::card_to_json(card);
+  bad_mode["clinical"]["mode"] = "late";
+  CHECK_THROWS_WITH(model::card_from_json(bad_mode, "t"),
+                    "invalid model card 't': clinical.mode 'late' is not supported (expected joint or cross)");
 
   int unknown = 0;
   const auto v = model::encode_clinical(back.clinical, {"65", " MALE "}, &unknown);
@@ -151,6 +160,35 @@ TEST_CASE("a missing covariate takes the learned missing embedding, never a zero
   CHECK(net->forward(x, true).attentions[0].size(2) == 1 + 64 + 2);
 }
 
+TEST_CASE("cross fusion: image tokens attend to the covariates through a gate that starts closed", "[clinical]") {
+  torch::manual_seed(2);
+  auto card = clinical_card();
+  card.clinical_fusion = "cross";
+  auto net = model::build_net(card);
+  net->eval();
+  REQUIRE(net->cross_fusion());
+  torch::NoGradGuard no_grad;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const auto x = torch::randn({2, 3, 32, 32});
+  const auto c1 = torch::tensor({{-1.0f, 0.0f}, {nan, 1.0f}});
+  const auto c2 = torch::tensor({{2.0f, 1.0f}, {0.5f, nan}});
+  const auto out = net->forward(x, true, c1);
+  REQUIRE(out.attentions.size() == 1);
+  CHECK(out.attentions[0].size(2) == 1 + 64);  // the covariates are not in the self-attention
+  REQUIRE(out.cross_attentions.size() == 1);
+  CHECK(out.cross_attentions[0].sizes() == torch::IntArrayRef({2, 2, 1 + 64, 2}));
+  CHECK(torch::allclose(out.cross_attentions[0].sum(-1), torch::ones({2, 2, 65})));
+  // A closed gate: the covariates cannot change the output yet.
+  CHECK(torch::equal(out.logits, net->forward(x, false, c2).logits));
+  for (auto& p : net->named_parameters()) {
+    if (p.key().find("gate") != std::string::npos) p.value().fill_(1.0);
+  }
+  CHECK_FALSE(torch::allclose(net->forward(x, false, c1).logits, net->forward(x, false, c2).logits));
+  // The clinical attention is the CLS query's cross-attention: it sums to 1 over the covariates.
+  const auto shares = explain::clinical_attention(net, x, c1);
+  CHECK(torch::allclose(shares.sum(1), torch::ones({2}), 1e-5, 1e-6));
+}
+
 TEST_CASE("a label carried only by a covariate is learned with covariates and not without", "[clinical][train]") {
   pipeline::set_threads(1);
   const fs::path data = covariate_only_set();
@@ -159,8 +197,14 @@ TEST_CASE("a label carried only by a covariate is learned with covariates and no
 
   const auto with = train::run_train(tiny(data, models / "with", "marker:cat,noise:num"), {}, {});
   const auto without = train::run_train(tiny(data, models / "without", ""), {}, {});
-  INFO("with covariates: " << with.validation.accuracy << ", image only: " << without.validation.accuracy);
+  auto cross_options = tiny(data, models / "cross", "marker:cat,noise:num");
+  cross_options.fusion = "cross";
+  const auto cross = train::run_train(cross_options, {}, {});
+  INFO("with covariates: " << with.validation.accuracy << ", cross fusion: " << cross.validation.accuracy
+                           << ", image only: " << without.validation.accuracy);
   CHECK(with.validation.accuracy >= 0.95);
+  CHECK(cross.validation.accuracy >= 0.95);
+  CHECK(cross.card.clinical_fusion == "cross");
   CHECK(without.validation.accuracy <= 0.75);
   CHECK(with.card.clinical.size() == 2);
   CHECK((with.card.clinical[0].vocabulary == std::vector<std::string>{"blue", "red"}));
