@@ -167,7 +167,11 @@ std::vector<RandomizationStep> randomization_check(const model::ModelCard& card,
     layers.emplace_back("head", [&] { reinitialise(*copy->head); });
     layers.emplace_back("norm", [&] { reinitialise(*copy->norm); });
     for (int64_t l = static_cast<int64_t>(copy->blocks->size()) - 1; l >= 0; --l) {
-      layers.emplace_back("blocks." + std::to_string(l), [&, l] { reinitialise(*copy->blocks[l]); });
+      // A block and, with cross fusion, the cross-attention layer after it.
+      layers.emplace_back("blocks." + std::to_string(l), [&, l] {
+        reinitialise(*copy->blocks[l]);
+        if (copy->cross_fusion()) reinitialise(*copy->cross[l]);
+      });
     }
     layers.emplace_back("proj", [&] {
       reinitialise(*copy->proj);

@@ -176,7 +176,7 @@ TEST_CASE("evaluate prints the contract's keys, heatmap metrics and a ROC plot",
   CHECK(slurp(err).find("cat") != std::string::npos);
 }
 
-TEST_CASE("--tta averages flipped views, says which, and refuses an unknown flip", "[cli][tta]") {
+TEST_CASE("test-time flips on the command line: averaged views, named in the JSON, unknown flips refused", "[cli][tta]") {
   const fs::path d = fixture();
   const std::string model = "-m '" + (d / "model").string() + "' ";
   const std::string data = "'" + (d / "ph/images").string() + "'";
