@@ -43,7 +43,7 @@ struct ExplainOptions {
   int occlusion_batch = 64;    // occlusion: occluded images per forward pass
   double saliency_sigma = -1;  // saliency: Gaussian blur in input pixels; < 0: input size / 24; 0: none
   uint64_t seed = 1;           // random baseline
-  // Also average the map over these flips of the input ("hflip", "vflip"; model::parse_tta),
+  // Also average the map over these flips of the input ("hflip", "vflip"; model::parse_flips),
   // each view's map taken back to the image's orientation, as pytorch-grad-cam's aug_smooth
   // does: a model trained with flips should not be explained by one orientation's artefacts.
   std::vector<std::string> flips;

@@ -143,7 +143,7 @@ bool parse_number(const std::string& text, double* out) {
 
 }  // namespace
 
-std::vector<std::string> parse_tta(const std::string& spec) {
+std::vector<std::string> parse_flips(const std::string& spec) {
   bool h = false, v = false;
   std::stringstream in(spec);
   for (std::string item; std::getline(in, item, ',');) {
@@ -153,7 +153,7 @@ std::vector<std::string> parse_tta(const std::string& spec) {
     } else if (item == "vflip") {
       v = true;
     } else if (!(item.empty() || item == "none")) {
-      throw Error(ErrorKind::kInvalidArgument, "unknown test-time augmentation '" + item + "' (expected hflip, vflip or none)");
+      throw Error(ErrorKind::kInvalidArgument, "unknown flip '" + item + "' (expected hflip, vflip or none)");
     }
   }
   std::vector<std::string> out;
@@ -431,7 +431,7 @@ ModelCard card_from_json(const json& j, const std::string& source) {
     for (const auto& f : flips) joined += (joined.empty() ? "" : ",") + f;
     std::vector<std::string> parsed;
     try {
-      parsed = parse_tta(joined);
+      parsed = parse_flips(joined);
     } catch (const Error& e) {
       invalid(source, std::string(key) + ".flips: " + e.what());
     }

@@ -59,11 +59,11 @@ void fit_clinical(std::vector<ClinicalField>& fields, const std::vector<std::vec
 std::vector<float> encode_clinical(const std::vector<ClinicalField>& fields, const std::vector<std::string>& values,
                                    int* unknown = nullptr);
 
-// Test-time augmentation: "hflip", "vflip" or "hflip,vflip" (the flips whose logits are
-// averaged with the plain image's; both flips also add the 180-degree view), "" or "none" for
-// the image alone. Returns the flips in canonical order ("hflip" before "vflip"). Throws
+// A list of flips, for test-time augmentation and for heatmaps averaged over flipped views:
+// "hflip", "vflip" or "hflip,vflip" (both also give the 180-degree view), "" or "none" for the
+// image alone. Returns the flips in canonical order ("hflip" before "vflip"). Throws
 // medattn::Error(kInvalidArgument) naming anything else.
-std::vector<std::string> parse_tta(const std::string& spec);
+std::vector<std::string> parse_flips(const std::string& spec);
 
 struct ModelCard {
   int format_version = kCardFormatVersion;
@@ -79,9 +79,9 @@ struct ModelCard {
   // in every self-attention block) or "cross" (after each block, CLS and the image tokens
   // attend to them in a gated cross-attention layer).
   std::string clinical_fusion = "joint";
-  // Test-time augmentation (parse_tta): the logits are the mean over these flips' views.
+  // Test-time augmentation (parse_flips): the logits are the mean over these flips' views.
   std::vector<std::string> tta;
-  // Heatmaps are averaged over these flips of the input (parse_tta names; see
+  // Heatmaps are averaged over these flips of the input (parse_flips names; see
   // explain::ExplainOptions::flips): by default the flips the model was trained with.
   std::vector<std::string> heatmap_flips;
   // Softmax temperature fitted on validation (probabilities = softmax(logits / T)); 1 = none.

@@ -360,8 +360,8 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
   const bool heatmaps = !options.heatmap_dir.empty();
   if (heatmaps) check_writable_dir(options.heatmap_dir);
   const bool maps_needed = heatmaps || options.preview || options.thumbnail_size > 0;
-  const auto views = model::tta_views(options.tta.empty() ? card.tta : model::parse_tta(options.tta));
-  xopt.flips = options.heatmap_flips.empty() ? card.heatmap_flips : model::parse_tta(options.heatmap_flips);
+  const auto views = model::tta_views(options.tta.empty() ? card.tta : model::parse_flips(options.tta));
+  xopt.flips = options.heatmap_flips.empty() ? card.heatmap_flips : model::parse_flips(options.heatmap_flips);
 
   int target = -1;
   if (!options.target.empty()) {

@@ -41,10 +41,10 @@ struct DiagnoseOptions {
   // relative path is taken from the CSV's folder), else whose file name is the same when that
   // name is unique in the CSV. Inputs without a row have every covariate missing.
   std::string clinical_csv;
-  // Test-time augmentation: empty = the card's; otherwise model::parse_tta ("none", "hflip",
+  // Test-time augmentation: empty = the card's; otherwise model::parse_flips ("none", "hflip",
   // "hflip,vflip"), which overrides the card's (its temperature was fitted on the card's views).
   std::string tta;
-  // Heatmaps: average over these flips (model::parse_tta); empty = the card's heatmap flips.
+  // Heatmaps: average over these flips (model::parse_flips); empty = the card's heatmap flips.
   std::string heatmap_flips;
   bool count_total = true;           // count the inputs on a side thread, for progress and ETA
 };

@@ -440,7 +440,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   }
   model::ModelCard card = options.card;
   card.classes = train_set.classes;
-  card.tta = model::parse_tta(options.tta);
+  card.tta = model::parse_flips(options.tta);
   // A model trained to ignore these flips is explained by the mean over them.
   card.heatmap_flips.clear();
   if (options.augment && options.hflip) card.heatmap_flips.push_back("hflip");
@@ -676,7 +676,7 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
   io::DatasetOptions dopt;
   dopt.classes = card.classes;
   dopt.split = options.split;
-  const auto flips = options.tta.empty() ? card.tta : model::parse_tta(options.tta);
+  const auto flips = options.tta.empty() ? card.tta : model::parse_flips(options.tta);
   const auto views = model::tta_views(flips);
   const io::Dataset data = io::load_dataset(options.data, dopt);
   for (const auto& n : data.notices) if (on_notice) on_notice(n);
@@ -731,7 +731,7 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
   // Heatmap metrics, for the class each image is predicted as (the card's decision rule).
   explain::ExplainOptions xopt = options.explain;
   xopt.method = explain::parse_method(options.method);
-  xopt.flips = options.heatmap_flips.empty() ? card.heatmap_flips : model::parse_tta(options.heatmap_flips);
+  xopt.flips = options.heatmap_flips.empty() ? card.heatmap_flips : model::parse_flips(options.heatmap_flips);
   const int S = card.preprocess.image_size;
   HeatmapMetrics& hm = result.heatmaps;
   hm.method = options.method;

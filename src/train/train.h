@@ -40,7 +40,7 @@ struct TrainOptions {
   bool resume = false;              // continue from OUT/checkpoint
   bool calibrate = true;            // fit a softmax temperature on validation
   std::string operating_point;      // binary: "balanced" or "sensitivity=X"; empty = argmax
-  std::string tta;                  // test-time flips stored in the card (model::parse_tta): validation,
+  std::string tta;                  // test-time flips stored in the card (model::parse_flips): validation,
                                     // calibration and later diagnoses average the logits over them
   model::ModelCard card;            // name, image size, preprocessing, architecture
   std::string command;              // the exact command line, stored in the card
@@ -80,8 +80,8 @@ struct EvaluateOptions {
   std::string data;
   std::string split;
   int batch_size = 64;
-  std::string tta;  // empty: the card's test-time augmentation; else model::parse_tta overrides it
-  std::string heatmap_flips;  // empty: the card's; else model::parse_tta ("none", "hflip,vflip")
+  std::string tta;  // empty: the card's test-time augmentation; else model::parse_flips overrides it
+  std::string heatmap_flips;  // empty: the card's; else model::parse_flips ("none", "hflip,vflip")
   // Heatmap metrics (empty method: none). Maps explain the class each image is predicted as.
   std::string method;
   explain::ExplainOptions explain;

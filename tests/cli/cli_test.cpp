@@ -195,7 +195,7 @@ TEST_CASE("test-time flips on the command line: averaged views, named in the JSO
   CHECK(nlohmann::json::parse(one.out)[0]["probability"] != nlohmann::json::parse(four.out)[0]["probability"]);
   const fs::path err = d / "tta_err.txt";
   CHECK(medattn("diagnose --tta rot90 " + model + img, err.string()).code == 2);
-  CHECK(slurp(err).find("unknown test-time augmentation 'rot90'") != std::string::npos);
+  CHECK(slurp(err).find("unknown flip 'rot90'") != std::string::npos);
 }
 
 TEST_CASE("a pipe gets the table only; --preview forces the picture", "[cli][terminal]") {

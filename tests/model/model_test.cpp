@@ -155,13 +155,13 @@ TEST_CASE("model cards are validated and name what is wrong", "[model][card]") {
 }
 
 TEST_CASE("test-time flips parse, round-trip through the card and are validated", "[model][card][tta]") {
-  CHECK((model::parse_tta("hflip,vflip") == std::vector<std::string>{"hflip", "vflip"}));
-  CHECK((model::parse_tta(" VFLIP , hflip") == std::vector<std::string>{"hflip", "vflip"}));
-  CHECK((model::parse_tta("vflip") == std::vector<std::string>{"vflip"}));
-  CHECK(model::parse_tta("none").empty());
-  CHECK(model::parse_tta("").empty());
-  CHECK(error_of([] { model::parse_tta("hflip,rot90"); }) ==
-        "unknown test-time augmentation 'rot90' (expected hflip, vflip or none)");
+  CHECK((model::parse_flips("hflip,vflip") == std::vector<std::string>{"hflip", "vflip"}));
+  CHECK((model::parse_flips(" VFLIP , hflip") == std::vector<std::string>{"hflip", "vflip"}));
+  CHECK((model::parse_flips("vflip") == std::vector<std::string>{"vflip"}));
+  CHECK(model::parse_flips("none").empty());
+  CHECK(model::parse_flips("").empty());
+  CHECK(error_of([] { model::parse_flips("hflip,rot90"); }) ==
+        "unknown flip 'rot90' (expected hflip, vflip or none)");
 
   auto card = tiny_card();
   CHECK_FALSE(model::card_to_json(card).contains("tta"));
@@ -175,7 +175,7 @@ TEST_CASE("test-time flips parse, round-trip through the card and are validated"
   CHECK((model::card_from_json(model::card_to_json(card), "m").heatmap_flips == std::vector<std::string>{"vflip"}));
   json["tta"]["flips"] = {"transpose"};
   CHECK(error_of([&] { model::card_from_json(json, "m"); }) ==
-        "invalid model card 'm': tta.flips: unknown test-time augmentation 'transpose' (expected hflip, vflip or none)");
+        "invalid model card 'm': tta.flips: unknown flip 'transpose' (expected hflip, vflip or none)");
 }
 
 TEST_CASE("the card records the weights' SHA-256; changed weights are refused before parsing", "[model][card]") {
