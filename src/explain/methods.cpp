@@ -246,8 +246,7 @@ Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOp
     return out;
   }
   torch::Tensor sum;
-  for (int v = 0; v <= bits; ++v) {
-    if ((v & bits) != v) continue;
+  for (int v : model::views_of(bits)) {
     auto maps = model::flip_view(explain_one(net, model::flip_view(x, v), options, out.targets, clinical).maps, v);
     sum = sum.defined() ? sum + maps : maps;
   }

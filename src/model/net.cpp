@@ -170,6 +170,10 @@ NetOutput AttnNetImpl::forward(const torch::Tensor& x, bool keep_attention, cons
 std::vector<int> tta_views(const std::vector<std::string>& tta) {
   int bits = 0;
   for (const auto& f : tta) bits |= f == "hflip" ? 1 : f == "vflip" ? 2 : 0;
+  return views_of(bits);
+}
+
+std::vector<int> views_of(int bits) {
   std::vector<int> views;
   for (int v = 0; v <= bits; ++v) {
     if ((v & bits) == v) views.push_back(v);

@@ -125,6 +125,9 @@ TORCH_MODULE(AttnNet);
 // bit 2 vertically (the one before); view 0 is the image itself, and both flips add view 3.
 std::vector<int> tta_views(const std::vector<std::string>& tta);
 
+// The views that combine the flips in `bits` (1 horizontal, 2 vertical): every subset of them.
+std::vector<int> views_of(int bits);
+
 // x flipped as `view` says, on its last two dimensions ([...,H,W]). Each view is its own inverse,
 // so the same call takes a map of a flipped input back to the original's orientation.
 torch::Tensor flip_view(const torch::Tensor& x, int view);
