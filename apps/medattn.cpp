@@ -334,7 +334,8 @@ int run_train_command(TrainArgs& args, const std::string& command) {
   const auto result = train::run_train(
       opt,
       [](const train::EpochReport& r) {
-        spdlog::info("epoch {:>3}/{}  loss {:.4f}  val_auc {:.4f}  val_acc {:.4f}  {:.0f} img/s  {}  eta {}{}", r.epoch,
+        const std::string member = r.members > 1 ? fmt::format("member {}/{}  ", r.member, r.members) : "";
+        spdlog::info("{}epoch {:>3}/{}  loss {:.4f}  val_auc {:.4f}  val_acc {:.4f}  {:.0f} img/s  {}  eta {}{}", member, r.epoch,
                      r.epochs, r.train_loss, r.val_auc, r.val_accuracy, r.images_per_second,
                      format_seconds(r.seconds), format_seconds(r.eta_seconds), r.best ? "  *best" : "");
       },
@@ -345,8 +346,8 @@ int run_train_command(TrainArgs& args, const std::string& command) {
     spdlog::info("operating point {}: {} when its probability >= {:.4f}", result.card.operating_point,
                  result.card.classes[1], result.card.threshold);
   }
-  spdlog::info("wrote {} (best epoch {}: val_auc {:.4f}, val_acc {:.4f}; {} train / {} val images; {})", opt.out,
-               result.best_epoch, result.validation.auc, result.validation.accuracy, result.train_count,
+  spdlog::info("wrote {} ({}: val_auc {:.4f}, val_acc {:.4f}; {} train / {} val images; {})", opt.out,
+               opt.members > 1 ? fmt::format("ensemble of {} networks", opt.members) : fmt::format("best epoch {}", result.best_epoch), result.validation.auc, result.validation.accuracy, result.train_count,
                result.val_count, format_seconds(result.seconds));
   return kExitOk;
 }
@@ -628,6 +629,10 @@ int main(int argc, char** argv) {
   trainc->add_option("--group-regex", t.options.group_regex,
                      "Patient id from the file name (first capture group) so validation is split by patient, e.g. 'person(\\d+)_'");
   trainc->add_flag("--resume", t.options.resume, "Continue from MODEL/checkpoint (same optimizer and random state)");
+  trainc->add_option("--members", t.options.members,
+                     "Train an ensemble of N networks, one after the other (seeds SEED, SEED+1, ...), on the same split; "
+                     "the model's logits are the mean of theirs")
+      ->check(CLI::Range(1, 16))->capture_default_str();
   trainc->add_flag("!--no-calibrate", t.options.calibrate, "Do not fit a softmax temperature on validation");
   trainc->add_option("--operating-point", t.options.operating_point,
                      "Binary models: choose the decision threshold on validation: balanced or sensitivity=X");

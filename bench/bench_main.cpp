@@ -48,9 +48,9 @@ int main(int argc, char** argv) {
         auto run = [&](const torch::Tensor& xb) {
           if (plain) {
             torch::NoGradGuard no_grad;
-            model.net->forward(xb);
+            model::view_logits(model.nets, xb, {}, {});
           } else {
-            explain::explain(model.net, xb, opt);
+            explain::explain(model.nets, xb, opt);
           }
         };
         run(x.slice(0, 0, batch));  // warm-up

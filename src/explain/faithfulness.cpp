@@ -111,8 +111,13 @@ double spearman(const std::vector<float>& a, const std::vector<float>& b) {
 std::vector<DeletionInsertion> deletion_insertion(model::AttnNet& net, const torch::Tensor& x,
                                                   const torch::Tensor& maps, const std::vector<int>& targets,
                                                   double temperature, int steps, const torch::Tensor& clinical) {
+  return deletion_insertion(std::vector<model::AttnNet>{net}, x, maps, targets, temperature, steps, clinical);
+}
+
+std::vector<DeletionInsertion> deletion_insertion(const std::vector<model::AttnNet>& nets, const torch::Tensor& x,
+                                                  const torch::Tensor& maps, const std::vector<int>& targets,
+                                                  double temperature, int steps, const torch::Tensor& clinical) {
   torch::NoGradGuard no_grad;
-  net->eval();
   const auto B = x.size(0);
   const auto C = x.size(1);
   const auto S = x.size(2);
@@ -141,7 +146,7 @@ std::vector<DeletionInsertion> deletion_insertion(model::AttnNet& net, const tor
     }
     torch::Tensor cb;
     if (clinical.defined()) cb = clinical[b].unsqueeze(0).expand({batch.size(0), -1});
-    auto probs = torch::softmax(net->forward(batch.view({-1, C, S, S}), false, cb).logits.to(torch::kFloat64) / temperature, 1)
+    auto probs = torch::softmax(model::view_logits(nets, batch.view({-1, C, S, S}), cb, {}).to(torch::kFloat64) / temperature, 1)
                      .select(1, targets[b]);
     std::vector<double> del(steps + 1), ins(steps + 1);
     for (int i = 0; i <= steps; ++i) {

@@ -40,6 +40,12 @@ std::vector<DeletionInsertion> deletion_insertion(model::AttnNet& net, const tor
                                                   double temperature, int steps = 16,
                                                   const torch::Tensor& clinical = {});
 
+// The same for an ensemble: the probability is that of the members' mean logits.
+std::vector<DeletionInsertion> deletion_insertion(const std::vector<model::AttnNet>& nets, const torch::Tensor& x,
+                                                  const torch::Tensor& maps, const std::vector<int>& targets,
+                                                  double temperature, int steps = 16,
+                                                  const torch::Tensor& clinical = {});
+
 // Cascading randomisation from the top layer down: after re-initialising each layer in turn
 // (keeping those above randomised), recomputes the maps for the same targets and reports
 // their rank correlation with the original maps, averaged over `draws` independent random

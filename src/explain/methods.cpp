@@ -77,6 +77,16 @@ torch::Tensor clinical_attention(model::AttnNet& net, const torch::Tensor& x, co
   return clinical_attention(net, net->forward(x, /*keep_attention=*/true, clinical));
 }
 
+torch::Tensor clinical_attention(const std::vector<model::AttnNet>& nets, const torch::Tensor& x, const torch::Tensor& clinical) {
+  torch::Tensor sum;
+  for (auto net : nets) {
+    auto shares = clinical_attention(net, x, clinical);
+    if (!shares.defined()) return {};
+    sum = sum.defined() ? sum + shares : shares;
+  }
+  return nets.size() == 1 ? sum : sum / static_cast<double>(nets.size());
+}
+
 torch::Tensor clinical_attention(model::AttnNet& net, const model::NetOutput& out) {
   if (net->clinical_count() == 0) return {};
   if (net->cross_fusion()) {
@@ -248,6 +258,27 @@ Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOp
   torch::Tensor sum;
   for (int v : model::views_of(bits)) {
     auto maps = model::flip_view(explain_one(net, model::flip_view(x, v), options, out.targets, clinical).maps, v);
+    sum = sum.defined() ? sum + maps : maps;
+  }
+  out.maps = normalise(sum);
+  return out;
+}
+
+Explanation explain(const std::vector<model::AttnNet>& nets, const torch::Tensor& x, const ExplainOptions& options,
+                    const std::vector<int>& targets, const torch::Tensor& clinical, const std::vector<int>& views) {
+  TORCH_CHECK(!nets.empty(), "explain: no network");
+  auto first = nets[0];
+  if (nets.size() == 1) return explain(first, x, options, targets, clinical, views);
+  Explanation out;
+  out.logits = model::view_logits(nets, x, clinical, views);
+  out.targets = resolve_targets(out.logits, targets);
+  if (options.method == Method::kRandom || options.method == Method::kCentre) {
+    out.maps = explain_one(first, x, options, out.targets, clinical).maps;
+    return out;
+  }
+  torch::Tensor sum;
+  for (auto net : nets) {
+    auto maps = explain(net, x, options, out.targets, clinical, views).maps;
     sum = sum.defined() ? sum + maps : maps;
   }
   out.maps = normalise(sum);

@@ -29,6 +29,13 @@ Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOp
                     const std::vector<int>& targets = {}, const torch::Tensor& clinical = {},
                     const std::vector<int>& views = {});
 
+// An ensemble (model::LoadedModel::nets): the logits are the mean of the members' logits (each
+// over `views`), the targets are resolved from that mean, and the map is the mean of the
+// members' maps for those targets (the random and centre baselines are computed once).
+Explanation explain(const std::vector<model::AttnNet>& nets, const torch::Tensor& x, const ExplainOptions& options,
+                    const std::vector<int>& targets = {}, const torch::Tensor& clinical = {},
+                    const std::vector<int>& views = {});
+
 // For a model with clinical covariates, how the CLS token's attention reaches each covariate:
 // [B,F], each row sums to at most 1. Joint fusion: the share of the CLS token's attention rollout
 // (mean over heads, no discarding) at each covariate token (the rest goes to the image tokens
@@ -36,6 +43,9 @@ Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOp
 // blocks (rows sum to 1: how the attention paid to the covariates divides among them).
 // Undefined for image-only models.
 torch::Tensor clinical_attention(model::AttnNet& net, const torch::Tensor& x, const torch::Tensor& clinical);
+
+// An ensemble's: the mean over its members.
+torch::Tensor clinical_attention(const std::vector<model::AttnNet>& nets, const torch::Tensor& x, const torch::Tensor& clinical);
 
 // The same from a forward pass already made with keep_attention.
 torch::Tensor clinical_attention(model::AttnNet& net, const model::NetOutput& out);

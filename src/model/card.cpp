@@ -279,6 +279,13 @@ json card_to_json(const ModelCard& card) {
   }
   j["weights"] = {{"file", kWeightsFile}};
   if (!card.weights_sha256.empty()) j["weights"]["sha256"] = card.weights_sha256;
+  if (!card.members.empty()) {
+    json members = json::array();
+    for (const auto& m : card.members) members.push_back({{"file", m.file}, {"sha256", m.sha256}});
+    j["weights"]["members"] = members;
+    j["weights"]["rule"] = "an ensemble of " + std::to_string(card.network_count()) +
+                           " networks: the logits are the mean of their logits (" + kWeightsFile + " is the first)";
+  }
   if (!card.tta.empty()) {
     j["tta"] = {{"flips", card.tta}, {"views", 1 << card.tta.size()},
                 {"rule", "the logits are the mean over the plain and flipped views"}};
@@ -418,6 +425,23 @@ ModelCard card_from_json(const json& j, const std::string& source) {
                        card.weights_sha256.find_first_not_of("0123456789abcdef") == std::string::npos;
       if (!hex) invalid(source, "weights.sha256 must be 64 lower-case hex digits");
     }
+    if (w.contains("members")) {
+      if (!w["members"].is_array()) invalid(source, "weights.members must be an array");
+      std::set<std::string> files{kWeightsFile};
+      for (const auto& m : w["members"]) {
+        if (!m.is_object()) invalid(source, "weights.members must hold objects with file and sha256");
+        ModelCard::Member member;
+        get(m, "file", &member.file, source, true);
+        get(m, "sha256", &member.sha256, source, true);
+        const bool plain = !member.file.empty() && member.file != "." && member.file != ".." &&
+                           member.file.find_first_of("/\\") == std::string::npos;
+        if (!plain) invalid(source, "weights.members: '" + member.file + "' is not a file name beside the card");
+        if (!files.insert(member.file).second) invalid(source, "weights.members lists '" + member.file + "' twice");
+        const bool hex = member.sha256.size() == 64 && member.sha256.find_first_not_of("0123456789abcdef") == std::string::npos;
+        if (!hex) invalid(source, "weights.members: the sha256 of '" + member.file + "' must be 64 lower-case hex digits");
+        card.members.push_back(member);
+      }
+    }
   }
   if (j.contains("calibration")) {
     get(object_at(j, "calibration", source), "temperature", &card.temperature, source);
@@ -524,6 +548,11 @@ std::string describe_card(const ModelCard& card) {
   }
   if (card.temperature != 1.0) s << "calibration:   temperature " << card.temperature << "\n";
   if (!card.weights_sha256.empty()) s << "weights:       sha256 " << card.weights_sha256 << "\n";
+  if (!card.members.empty()) {
+    s << "ensemble:      mean logits of " << card.network_count() << " networks (" << kWeightsFile;
+    for (const auto& m : card.members) s << ", " << m.file;
+    s << ")\n";
+  }
   if (card.training.contains("data")) s << "trained on:    " << card.training["data"].dump() << "\n";
   if (card.training.contains("command")) s << "command:       " << card.training["command"].get<std::string>() << "\n";
   if (!card.validation.empty()) s << "validation:    " << card.validation.dump() << "\n";
@@ -534,10 +563,17 @@ std::string model_id(const std::string& name, const std::string& weights_sha256)
   return name + "@" + weights_sha256.substr(0, 12);
 }
 
+std::string weights_identity(const ModelCard& card, const std::string& weights_sha256) {
+  if (card.members.empty()) return weights_sha256;
+  std::string digests = weights_sha256 + "\n";
+  for (const auto& m : card.members) digests += m.sha256 + "\n";
+  return sha256_hex(digests);
+}
+
 std::string model_id(const std::string& dir) {
   const ModelCard card = read_card(dir);
   try {
-    return model_id(card.name, sha256_file((std::filesystem::path(dir) / kWeightsFile).string()));
+    return model_id(card.name, weights_identity(card, sha256_file((std::filesystem::path(dir) / kWeightsFile).string())));
   } catch (const Error& e) {
     throw file_error(ErrorKind::kModel, "cannot load model", dir, std::string("cannot read ") + kWeightsFile);
   }

@@ -92,6 +92,16 @@ struct ModelCard {
   // SHA-256 (hex) of weights.bin; load_model refuses weights that do not match. Empty: not
   // recorded (cards written before it existed), and then not checked.
   std::string weights_sha256;
+  // An ensemble's further members (weights.bin is the first): weight files beside model.json,
+  // each with its SHA-256 (required). The model's logits are the mean of the members' logits,
+  // before the temperature. Empty: a single network.
+  struct Member {
+    std::string file;    // a plain file name, e.g. "member-2.bin"
+    std::string sha256;  // 64 lower-case hex digits
+  };
+  std::vector<Member> members;
+  // Networks in the model: 1 + members.size().
+  int network_count() const { return 1 + static_cast<int>(members.size()); }
   nlohmann::json training = nlohmann::json::object();    // data, command, epochs, time, ...
   nlohmann::json validation = nlohmann::json::object();  // metrics on the validation split
 };
@@ -111,6 +121,11 @@ void write_card(const std::string& dir, const ModelCard& card);
 
 // Which model wrote a record: "name@" + the first 12 hex digits of the weights' SHA-256.
 std::string model_id(const std::string& name, const std::string& weights_sha256);
+
+// What a model id hashes: the SHA-256 of weights.bin for a single network; for an ensemble the
+// SHA-256 of the members' digests (weights.bin's first, then card.members' in order, one per
+// line), so that an ensemble never shares an id with its first member.
+std::string weights_identity(const ModelCard& card, const std::string& weights_sha256);
 
 // The id of the model in DIR (hashes DIR/weights.bin). Throws medattn::Error(kModel) when the
 // card or the weights cannot be read.

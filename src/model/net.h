@@ -137,6 +137,10 @@ torch::Tensor flip_view(const torch::Tensor& x, int view);
 torch::Tensor view_logits(AttnNet& net, const torch::Tensor& x, const torch::Tensor& clinical,
                           const std::vector<int>& views);
 
+// The same for an ensemble: the mean over `nets` of each one's view_logits.
+torch::Tensor view_logits(const std::vector<AttnNet>& nets, const torch::Tensor& x, const torch::Tensor& clinical,
+                          const std::vector<int>& views);
+
 // Builds an untrained network for `card` (weights initialised from the current torch seed).
 AttnNet build_net(const ModelCard& card);
 
@@ -156,19 +160,22 @@ void copy_weights(torch::nn::Module& dst, torch::nn::Module& src);
 
 struct LoadedModel {
   ModelCard card;
-  AttnNet net{nullptr};        // in eval() mode
-  std::string weights_sha256;  // of the weights file as loaded
-  // "name@" + the first 12 hex digits of the weights' SHA-256: which model wrote a record.
-  std::string id() const { return model_id(card.name, weights_sha256); }
+  AttnNet net{nullptr};        // the first (or only) network, in eval() mode
+  std::vector<AttnNet> nets;   // every network of the model (an ensemble's members), nets[0] == net
+  std::string weights_sha256;  // of weights.bin as loaded
+  // "name@" + the first 12 hex digits of the weights' SHA-256 (weights_identity for an
+  // ensemble): which model wrote a record.
+  std::string id() const { return model_id(card.name, weights_identity(card, weights_sha256)); }
 };
 
-// Loads a model directory (model.json + weights.bin). Throws medattn::Error(kModel): missing
-// files, an invalid card, weights whose SHA-256 differs from the card's, a truncated file,
-// missing or misshapen tensors.
+// Loads a model directory (model.json + weights.bin, and an ensemble's member files). Throws
+// medattn::Error(kModel): missing files, an invalid card, weights whose SHA-256 differs from the
+// card's, a truncated file, missing or misshapen tensors.
 LoadedModel load_model(const std::string& dir);
 
-// Writes DIR/weights.bin and DIR/model.json atomically, creating DIR; the card records the
-// weights' SHA-256.
+// Writes DIR/weights.bin (nets[0]) and, for an ensemble, DIR/member-K.bin for nets[K-1], then
+// DIR/model.json atomically, creating DIR; the card records every file's SHA-256.
+void save_model(const std::string& dir, const ModelCard& card, const std::vector<AttnNet>& nets);
 void save_model(const std::string& dir, const ModelCard& card, AttnNet& net);
 
 }  // namespace medattn::model

@@ -450,10 +450,13 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
       }
       torch::Tensor logits, maps, shares;
       if (maps_needed) {
-        const auto ex = explain::explain(model.net, x, xopt, std::vector<int>(good.size(), target), clinical, views);
+        const auto ex = explain::explain(model.nets, x, xopt, std::vector<int>(good.size(), target), clinical, views);
         logits = ex.logits;
         maps = ex.maps.contiguous();
-        if (F > 0) shares = explain::clinical_attention(model.net, x, clinical);
+        if (F > 0) shares = explain::clinical_attention(model.nets, x, clinical);
+      } else if (F > 0 && model.nets.size() > 1) {
+        logits = model::view_logits(model.nets, x, clinical, views);
+        shares = explain::clinical_attention(model.nets, x, clinical);
       } else if (F > 0) {
         // One pass gives both the diagnosis and the attention that reached the covariates (the
         // other test-time views, when the model has them, take passes of their own).
@@ -461,7 +464,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         logits = views.size() > 1 ? model::view_logits(model.net, x, clinical, views) : o.logits;
         shares = explain::clinical_attention(model.net, o);
       } else {
-        logits = model::view_logits(model.net, x, clinical, views);
+        logits = model::view_logits(model.nets, x, clinical, views);
       }
       if (F > 0) {
         shares = shares.contiguous();

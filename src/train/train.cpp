@@ -274,16 +274,15 @@ torch::Tensor augment(const torch::Tensor& x, const preprocess::PreprocessConfig
   return (img.clamp(0, 1) - config.mean) / config.std;
 }
 
-// Logits of every row of x, in eval mode: [N][K].
-// Logits (mean over the test-time `views`; model::tta_views) of every row of x, in batches.
-std::vector<std::vector<double>> logits_of(model::AttnNet& net, const torch::Tensor& x, int batch_size,
+// Logits (mean over the networks and the test-time `views`; model::tta_views) of every row of
+// x, in batches: [N][K].
+std::vector<std::vector<double>> logits_of(const std::vector<model::AttnNet>& nets, const torch::Tensor& x, int batch_size,
                                            const torch::Tensor& c, const std::vector<int>& views) {
   torch::NoGradGuard no_grad;
-  net->eval();
   std::vector<std::vector<double>> out;
   for (int64_t s = 0; s < x.size(0); s += batch_size) {
     const int64_t e = std::min<int64_t>(x.size(0), s + batch_size);
-    auto logits = model::view_logits(net, x.slice(0, s, e), c.defined() ? c.slice(0, s, e) : c, views)
+    auto logits = model::view_logits(nets, x.slice(0, s, e), c.defined() ? c.slice(0, s, e) : c, views)
                       .to(torch::kFloat64).contiguous();
     for (int64_t i = 0; i < e - s; ++i) {
       auto row = logits[i];
@@ -313,6 +312,7 @@ struct Checkpoint {
   double best_auc = -1, best_acc = -1;
   int best_epoch = 0;
   int epochs_since_best = 0;
+  int member = 0;  // the ensemble member being trained (0 = the first)
 };
 
 std::string checkpoint_dir(const std::string& out) { return (fs::path(out) / "checkpoint").string(); }
@@ -339,7 +339,7 @@ void save_checkpoint(const std::string& out, const Checkpoint& c, model::AttnNet
   }
   torch::save(rng_state, (tmp / "rng.pt").string());
   nlohmann::json j = {{"epoch", c.epoch}, {"step", c.step}, {"best_auc", c.best_auc}, {"best_acc", c.best_acc},
-                      {"best_epoch", c.best_epoch}, {"epochs_since_best", c.epochs_since_best},
+                      {"best_epoch", c.best_epoch}, {"epochs_since_best", c.epochs_since_best}, {"member", c.member},
                       {"architecture", model::card_to_json(card)["architecture"]},
                       {"input", model::card_to_json(card)["input"]}, {"classes", card.classes}};
   write_file_atomic((tmp / "state.json").string(), j.dump(2));
@@ -349,6 +349,19 @@ void save_checkpoint(const std::string& out, const Checkpoint& c, model::AttnNet
   fs::rename(tmp, dir, ec);
   if (ec) throw file_error(ErrorKind::kIOError, "cannot write checkpoint", dir.string(), ec.message());
   fs::remove_all(old, ec);
+}
+
+// The ensemble member whose checkpoint OUT holds; -1 when there is none.
+int checkpoint_member(const std::string& out) {
+  fs::path dir = checkpoint_dir(out);
+  std::error_code ec;
+  if (!fs::exists(dir / "state.json", ec) && fs::exists(dir.string() + ".old/state.json", ec)) dir = dir.string() + ".old";
+  if (!fs::exists(dir / "state.json", ec)) return -1;
+  try {
+    return nlohmann::json::parse(read_file((dir / "state.json").string())).value("member", 0);
+  } catch (const std::exception&) {
+    return -1;
+  }
 }
 
 Checkpoint load_checkpoint(const std::string& out, model::AttnNet& net, model::AttnNet& best, model::AttnNet* ema,
@@ -388,6 +401,7 @@ Checkpoint load_checkpoint(const std::string& out, model::AttnNet& net, model::A
   c.best_acc = j.at("best_acc");
   c.best_epoch = j.at("best_epoch");
   c.epochs_since_best = j.at("epochs_since_best");
+  c.member = j.value("member", 0);
   return c;
 }
 
@@ -518,6 +532,47 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   auto counts = torch::bincount(tr.y, {}, K).to(torch::kFloat32).clamp_min(1);
   auto class_weights = (counts.sum() / counts) / K;
 
+  TrainResult result;
+  result.train_count = static_cast<int>(tr.size());
+  result.val_count = static_cast<int>(va.size());
+  const int64_t n = tr.size();
+  const int64_t steps_per_epoch = n / options.batch_size + ((n % options.batch_size) >= 2 ? 1 : 0);
+  const int64_t total_steps = steps_per_epoch * options.epochs;
+  const int64_t warmup_steps = steps_per_epoch * std::min(options.warmup_epochs, options.epochs);
+  AugmentOptions aug;
+  aug.hflip = options.hflip;
+  aug.vflip = options.vflip;
+  aug.colour = card.preprocess.channels > 1;
+
+  // Ensemble members are trained one after the other on the same split, member m from seed
+  // `seed + m`; each finished member waits in OUT/checkpoint-members until the model is written,
+  // so that --resume continues with the member that was interrupted.
+  const fs::path staged_dir = fs::path(options.out) / "checkpoint-members";
+  std::vector<model::AttnNet> nets;
+  nlohmann::json member_notes = nlohmann::json::array();
+  int resume_member = -1;  // the member whose checkpoint --resume continues (-1: none)
+  if (options.resume) {
+    for (int m = 0; m < options.members; ++m) {
+      const auto weights = staged_dir / ("member-" + std::to_string(m + 1) + ".bin");
+      const auto notes = staged_dir / ("member-" + std::to_string(m + 1) + ".json");
+      std::error_code ec;
+      if (!fs::exists(weights, ec) || !fs::exists(notes, ec)) break;
+      auto net = model::build_net(card);
+      model::load_weights(*net, weights.string());
+      nets.push_back(net);
+      member_notes.push_back(nlohmann::json::parse(read_file(notes.string())));
+    }
+    resume_member = checkpoint_member(options.out);
+    if (resume_member != static_cast<int>(nets.size())) resume_member = -1;  // a finished member's leftover
+    if (nets.empty() && resume_member < 0) {
+      throw file_error(ErrorKind::kInvalidArgument, "cannot resume", options.out, "no checkpoint (train without --resume first)");
+    }
+    if (!nets.empty() && on_notice) on_notice(std::to_string(nets.size()) + " of " + std::to_string(options.members) + " ensemble members already trained");
+  }
+  Checkpoint state;
+  for (int member = static_cast<int>(nets.size()); member < options.members; ++member) {
+  // Member 0 draws from the seed set above, as a single model always has.
+  if (member > 0) torch::manual_seed(options.seed + static_cast<uint64_t>(member));
   model::AttnNet net = model::build_net(card);
   model::AttnNet best = model::build_net(card);
   model::AttnNet ema{nullptr};
@@ -528,104 +583,111 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   // The network that is validated, kept and shipped: the EMA of the weights when enabled.
   model::AttnNet& judged = options.ema > 0 ? ema : net;
   torch::optim::AdamW optimizer(net->parameters(), torch::optim::AdamWOptions(options.lr).weight_decay(options.weight_decay));
-  const int64_t n = tr.size();
-  const int64_t steps_per_epoch = n / options.batch_size + ((n % options.batch_size) >= 2 ? 1 : 0);
-  const int64_t total_steps = steps_per_epoch * options.epochs;
-  const int64_t warmup_steps = steps_per_epoch * std::min(options.warmup_epochs, options.epochs);
-
-  TrainResult result;
-  result.train_count = static_cast<int>(tr.size());
-  result.val_count = static_cast<int>(va.size());
-  Checkpoint state;
-  if (options.resume) {
+  state = Checkpoint();
+  state.member = member;
+  if (resume_member == member) {
     state = load_checkpoint(options.out, net, best, options.ema > 0 ? &ema : nullptr, optimizer, card);
-    if (on_notice) on_notice("resuming after epoch " + std::to_string(state.epoch) + " (best so far: epoch " + std::to_string(state.best_epoch) + ")");
-  }
-  AugmentOptions aug;
-  aug.hflip = options.hflip;
-  aug.vflip = options.vflip;
-  aug.colour = card.preprocess.channels > 1;
-  for (int epoch = state.epoch + 1; epoch <= options.epochs; ++epoch) {
-    if (options.patience > 0 && state.epochs_since_best >= options.patience) {
-      if (on_notice) on_notice("early stop: validation AUC has not improved for " + std::to_string(options.patience) + " epochs");
-      break;
+    if (on_notice) {
+      on_notice("resuming after epoch " + std::to_string(state.epoch) + (options.members > 1 ? " of member " + std::to_string(member + 1) : "") +
+                " (best so far: epoch " + std::to_string(state.best_epoch) + ")");
     }
-    const auto te = Clock::now();
-    net->train();
-    auto perm = torch::randperm(n, torch::kInt64);
-    // The next batch is drawn and augmented on a second thread while this one trains.
-    auto make_batch = [&](int64_t s) {
-      const int64_t e = std::min(n, s + options.batch_size);
-      auto idx = perm.slice(0, s, e);
-      auto xb = tr.x.index_select(0, idx);
-      if (options.augment) xb = augment(xb, card.preprocess, aug);
-      torch::Tensor cb;
-      if (tr.c.defined()) {
-        // Covariate dropout: some values are hidden, so that the model learns to do without
-        // any of them at diagnosis time.
-        cb = tr.c.index_select(0, idx);
-        if (options.clinical_dropout > 0) {
-          cb = torch::where(torch::rand(cb.sizes()) < options.clinical_dropout,
-                            torch::full_like(cb, std::numeric_limits<float>::quiet_NaN()), cb);
+  }
+    for (int epoch = state.epoch + 1; epoch <= options.epochs; ++epoch) {
+      if (options.patience > 0 && state.epochs_since_best >= options.patience) {
+        if (on_notice) on_notice("early stop: validation AUC has not improved for " + std::to_string(options.patience) + " epochs");
+        break;
+      }
+      const auto te = Clock::now();
+      net->train();
+      auto perm = torch::randperm(n, torch::kInt64);
+      // The next batch is drawn and augmented on a second thread while this one trains.
+      auto make_batch = [&](int64_t s) {
+        const int64_t e = std::min(n, s + options.batch_size);
+        auto idx = perm.slice(0, s, e);
+        auto xb = tr.x.index_select(0, idx);
+        if (options.augment) xb = augment(xb, card.preprocess, aug);
+        torch::Tensor cb;
+        if (tr.c.defined()) {
+          // Covariate dropout: some values are hidden, so that the model learns to do without
+          // any of them at diagnosis time.
+          cb = tr.c.index_select(0, idx);
+          if (options.clinical_dropout > 0) {
+            cb = torch::where(torch::rand(cb.sizes()) < options.clinical_dropout,
+                              torch::full_like(cb, std::numeric_limits<float>::quiet_NaN()), cb);
+          }
         }
+        return Batch{xb, tr.y.index_select(0, idx), cb};
+      };
+      double loss_sum = 0;
+      int64_t seen = 0;
+      std::future<Batch> next = std::async(std::launch::async, make_batch, 0);
+      for (int64_t s = 0; s < n; s += options.batch_size) {
+        auto [xb, yb, cb] = next.get();
+        if (s + options.batch_size < n) next = std::async(std::launch::async, make_batch, s + options.batch_size);
+        if (xb.size(0) < 2) continue;  // BatchNorm needs two samples
+        const int64_t step = state.step;
+        const double lr = step < warmup_steps
+            ? options.lr * static_cast<double>(step + 1) / warmup_steps
+            : options.lr * 0.5 * (1 + std::cos(M_PI * static_cast<double>(step - warmup_steps) /
+                                               std::max<int64_t>(1, total_steps - warmup_steps)));
+        for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+        optimizer.zero_grad();
+        auto loss = F::cross_entropy(net->forward(xb, false, cb).logits, yb,
+                                     F::CrossEntropyFuncOptions().weight(class_weights).label_smoothing(options.label_smoothing));
+        loss.backward();
+        optimizer.step();
+        if (options.ema > 0) {
+          // Warm-up of the average: early steps use a smaller decay.
+          update_ema(ema, net, std::min(options.ema, (1.0 + step) / (10.0 + step)));
+        }
+        loss_sum += loss.item<double>() * static_cast<double>(xb.size(0));
+        seen += xb.size(0);
+        ++state.step;
       }
-      return Batch{xb, tr.y.index_select(0, idx), cb};
-    };
-    double loss_sum = 0;
-    int64_t seen = 0;
-    std::future<Batch> next = std::async(std::launch::async, make_batch, 0);
-    for (int64_t s = 0; s < n; s += options.batch_size) {
-      auto [xb, yb, cb] = next.get();
-      if (s + options.batch_size < n) next = std::async(std::launch::async, make_batch, s + options.batch_size);
-      if (xb.size(0) < 2) continue;  // BatchNorm needs two samples
-      const int64_t step = state.step;
-      const double lr = step < warmup_steps
-          ? options.lr * static_cast<double>(step + 1) / warmup_steps
-          : options.lr * 0.5 * (1 + std::cos(M_PI * static_cast<double>(step - warmup_steps) /
-                                             std::max<int64_t>(1, total_steps - warmup_steps)));
-      for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-      optimizer.zero_grad();
-      auto loss = F::cross_entropy(net->forward(xb, false, cb).logits, yb,
-                                   F::CrossEntropyFuncOptions().weight(class_weights).label_smoothing(options.label_smoothing));
-      loss.backward();
-      optimizer.step();
-      if (options.ema > 0) {
-        // Warm-up of the average: early steps use a smaller decay.
-        update_ema(ema, net, std::min(options.ema, (1.0 + step) / (10.0 + step)));
+      const auto metrics = eval::compute_metrics(eval::apply_temperature(logits_of({judged}, va.x, 128, va.c, views), labels_of(va.y), 1.0));
+      EpochReport report;
+      report.epoch = epoch;
+      report.epochs = options.epochs;
+      report.train_loss = loss_sum / static_cast<double>(std::max<int64_t>(1, seen));
+      report.val_accuracy = metrics.accuracy;
+      report.val_auc = metrics.auc;
+      report.seconds = seconds_since(te);
+      report.images_per_second = static_cast<double>(seen) / std::max(1e-9, report.seconds);
+      report.member = member + 1;
+      report.members = options.members;
+      report.eta_seconds = report.seconds * ((options.epochs - epoch) + static_cast<double>(options.epochs) * (options.members - member - 1));
+      const double auc = std::isnan(metrics.auc) ? 0.0 : metrics.auc;
+      state.epoch = epoch;
+      if (auc > state.best_auc || (auc == state.best_auc && metrics.accuracy > state.best_acc)) {
+        state.best_auc = auc;
+        state.best_acc = metrics.accuracy;
+        state.best_epoch = epoch;
+        state.epochs_since_best = 0;
+        model::copy_weights(*best, *judged);
+        report.best = true;
+      } else {
+        ++state.epochs_since_best;
       }
-      loss_sum += loss.item<double>() * static_cast<double>(xb.size(0));
-      seen += xb.size(0);
-      ++state.step;
+      save_checkpoint(options.out, state, net, best, options.ema > 0 ? &ema : nullptr, optimizer, card);
+      if (on_epoch) on_epoch(report);
     }
-    const auto metrics = eval::compute_metrics(eval::apply_temperature(logits_of(judged, va.x, 128, va.c, views), labels_of(va.y), 1.0));
-    EpochReport report;
-    report.epoch = epoch;
-    report.epochs = options.epochs;
-    report.train_loss = loss_sum / static_cast<double>(std::max<int64_t>(1, seen));
-    report.val_accuracy = metrics.accuracy;
-    report.val_auc = metrics.auc;
-    report.seconds = seconds_since(te);
-    report.images_per_second = static_cast<double>(seen) / std::max(1e-9, report.seconds);
-    report.eta_seconds = report.seconds * (options.epochs - epoch);
-    const double auc = std::isnan(metrics.auc) ? 0.0 : metrics.auc;
-    state.epoch = epoch;
-    if (auc > state.best_auc || (auc == state.best_auc && metrics.accuracy > state.best_acc)) {
-      state.best_auc = auc;
-      state.best_acc = metrics.accuracy;
-      state.best_epoch = epoch;
-      state.epochs_since_best = 0;
-      model::copy_weights(*best, *judged);
-      report.best = true;
-    } else {
-      ++state.epochs_since_best;
-    }
-    save_checkpoint(options.out, state, net, best, options.ema > 0 ? &ema : nullptr, optimizer, card);
-    if (on_epoch) on_epoch(report);
-  }
-  result.best_epoch = state.best_epoch;
   best->eval();
-  // Calibration: temperature scaling fitted on the validation logits.
-  const auto val_logits = logits_of(best, va.x, 128, va.c, views);
+  nets.push_back(best);
+  nlohmann::json note = {{"seed", options.seed + static_cast<uint64_t>(member)}, {"best_epoch", state.best_epoch}, {"epochs_run", state.epoch},
+                         {"val_auc", std::round(state.best_auc * 1e6) / 1e6}, {"val_accuracy", std::round(state.best_acc * 1e6) / 1e6}};
+  member_notes.push_back(note);
+  if (options.members > 1) {
+    // Kept until the model is written; the checkpoint then belongs to the next member.
+    std::error_code ec;
+    fs::create_directories(staged_dir, ec);
+    model::save_weights(*best, (staged_dir / ("member-" + std::to_string(member + 1) + ".bin")).string());
+    write_file_atomic((staged_dir / ("member-" + std::to_string(member + 1) + ".json")).string(), note.dump(2));
+    fs::remove_all(checkpoint_dir(options.out), ec);
+  }
+  }
+  result.best_epoch = member_notes[0].at("best_epoch");
+  // Calibration: temperature scaling fitted on the validation logits (of the ensemble's mean).
+  const auto val_logits = logits_of(nets, va.x, 128, va.c, views);
   const auto val_labels = labels_of(va.y);
   const auto uncalibrated = eval::apply_temperature(val_logits, val_labels, 1.0);
   card.temperature = options.calibrate ? eval::fit_temperature(val_logits, val_labels) : 1.0;
@@ -646,7 +708,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
                            {"exact_duplicates", duplicates}, {"val_copies_of_train", overlap}};
   card.training["command"] = options.command;
   card.training["epochs"] = options.epochs;
-  card.training["epochs_run"] = state.epoch;
+  card.training["epochs_run"] = member_notes[0].at("epochs_run");
   card.training["best_epoch"] = result.best_epoch;
   card.training["batch_size"] = options.batch_size;
   card.training["optimizer"] = {{"name", "AdamW"}, {"lr", options.lr}, {"weight_decay", options.weight_decay},
@@ -658,14 +720,19 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   }
   card.training["augment"] = options.augment ? nlohmann::json(describe_augment(aug)) : nlohmann::json(false);
   card.training["seed"] = options.seed;
+  if (options.members > 1) {
+    // Each member's own figures (uncalibrated, on the same validation split) beside the ensemble's.
+    card.training["ensemble"] = {{"members", options.members}, {"seeds", "seed + member index (from 0)"}, {"member_validation", member_notes}};
+  }
   card.training["seconds"] = std::round(result.seconds);
   card.training["threads"] = at::get_num_threads();
   card.validation = eval::metrics_to_json(result.validation, card.classes);
   card.validation["ece_before_calibration"] = std::round(result.ece_before * 1e6) / 1e6;
-  model::save_model(options.out, card, best);
-  // The run is complete: its checkpoint has served its purpose and must not ship with the model.
+  model::save_model(options.out, card, nets);
+  // The run is complete: its checkpoints have served their purpose and must not ship with the model.
   std::error_code ec;
   fs::remove_all(checkpoint_dir(options.out), ec);
+  fs::remove_all(staged_dir, ec);
   result.card = card;
   return result;
 }
@@ -697,7 +764,7 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
   result.classes = card.classes;
   result.skipped = static_cast<int>(data.samples.size() - t.size());
   if (t.size() == 0) throw file_error(ErrorKind::kInvalidArgument, "cannot evaluate on", options.data, "no readable samples");
-  result.predictions = eval::apply_temperature(logits_of(model.net, t.x, options.batch_size, t.c, views), labels_of(t.y),
+  result.predictions = eval::apply_temperature(logits_of(model.nets, t.x, options.batch_size, t.c, views), labels_of(t.y),
                                                card.temperature);
   result.threshold = card.threshold;
   result.tta = flips;
@@ -707,7 +774,7 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
     std::vector<double> shares(F, 0.0);
     for (int64_t s = 0; s < t.size(); s += options.batch_size) {
       const int64_t e = std::min(t.size(), s + options.batch_size);
-      const auto a = explain::clinical_attention(model.net, t.x.slice(0, s, e), t.c.slice(0, s, e)).sum(0);
+      const auto a = explain::clinical_attention(model.nets, t.x.slice(0, s, e), t.c.slice(0, s, e)).sum(0);
       for (int64_t f = 0; f < F; ++f) shares[f] += a[f].item<double>();
     }
     for (int64_t f = 0; f < F; ++f) {
@@ -721,7 +788,7 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
       } else {
         hidden.fill_(nan);
       }
-      const auto p = eval::apply_temperature(logits_of(model.net, t.x, options.batch_size, hidden, views), labels_of(t.y),
+      const auto p = eval::apply_temperature(logits_of(model.nets, t.x, options.batch_size, hidden, views), labels_of(t.y),
                                              card.temperature);
       result.clinical_ablation.emplace_back(f < F ? card.clinical[f].name : "all", eval::compute_metrics(p, card.threshold));
     }
@@ -751,10 +818,10 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
     auto xb = t.x.slice(0, s, e);
     const torch::Tensor cb = t.c.defined() ? t.c.slice(0, s, e) : torch::Tensor();
     const std::vector<int> targets(predicted.begin() + s, predicted.begin() + e);
-    auto ex = explain::explain(model.net, xb, xopt, targets, cb, views);
+    auto ex = explain::explain(model.nets, xb, xopt, targets, cb, views);
     auto maps = ex.maps.contiguous();
     if (!options.no_deletion) {
-      for (const auto& d : explain::deletion_insertion(model.net, xb, maps, targets, card.temperature, 16, cb)) {
+      for (const auto& d : explain::deletion_insertion(model.nets, xb, maps, targets, card.temperature, 16, cb)) {
         del_sum += d.deletion_auc;
         ins_sum += d.insertion_auc;
       }
@@ -797,6 +864,9 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
     hm.heatmap_iou = iou_sum / hm.masked;
   }
   if (options.randomization_check) {
+    if (model.nets.size() > 1 && on_notice) {
+      on_notice("the randomization check re-initialises and explains the first of the ensemble's " + std::to_string(model.nets.size()) + " networks only");
+    }
     const int64_t n = std::min<int64_t>(t.size(), options.randomization_images);
     const torch::Tensor cn = t.c.defined() ? t.c.slice(0, 0, n) : torch::Tensor();
     hm.randomization = explain::randomization_check(card, model.net, t.x.slice(0, 0, n), xopt, 1, 3, cn);

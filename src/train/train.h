@@ -38,6 +38,8 @@ struct TrainOptions {
   int patience = 0;                 // early stop after this many epochs without a better val AUC (0 = off)
   std::string group_regex;          // patient id from the file name (first capture group), for grouped splits
   bool resume = false;              // continue from OUT/checkpoint
+  int members = 1;                  // ensemble: networks trained one after the other (seeds seed,
+                                    // seed+1, ...) whose mean logits are the model's
   bool calibrate = true;            // fit a softmax temperature on validation
   std::string operating_point;      // binary: "balanced" or "sensitivity=X"; empty = argmax
   std::string tta;                  // test-time flips stored in the card (model::parse_flips): validation,
@@ -48,6 +50,7 @@ struct TrainOptions {
 
 struct EpochReport {
   int epoch = 0, epochs = 0;
+  int member = 1, members = 1;  // which ensemble member is training
   double train_loss = 0;
   double val_accuracy = 0, val_auc = 0;
   double seconds = 0, images_per_second = 0, eta_seconds = 0;

@@ -196,6 +196,41 @@ TEST_CASE("heatmap flips average the map but leave the prediction alone", "[expl
   CHECK(torch::allclose(both.maps, smoothed.maps));
 }
 
+TEST_CASE("an ensemble is explained by the mean of its members' maps, for the class of their mean logits", "[explain][ensemble]") {
+  // One member reads the top-left quadrant, the other the bottom-right one: the ensemble reads both.
+  const std::vector<model::AttnNet> nets{quadrant_net(0, 0), quadrant_net(1, 1)};
+  const auto x = image_with_blobs({{2, 2}, {10, 10}});
+  explain::ExplainOptions opt;
+  opt.method = Method::kSaliency;
+  const auto ex = explain::explain(nets, x, opt, {1});
+  auto first = nets[0], second = nets[1];
+  const auto a = explain::explain(first, x, opt, {1}), b = explain::explain(second, x, opt, {1});
+  {
+    torch::NoGradGuard no_grad;
+    CHECK(torch::allclose(ex.logits, (first->forward(x).logits + second->forward(x).logits) / 2));
+  }
+  const auto sum = a.maps + b.maps;
+  const auto expected = (sum - sum.min()) / (sum.max() - sum.min());
+  CHECK(torch::allclose(ex.maps, expected, 1e-5, 1e-6));
+  const auto peak = [&](int qy, int qx) { return ex.maps[0].narrow(0, qy * 8, 8).narrow(1, qx * 8, 8).max().item<float>(); };
+  CHECK(peak(0, 0) > 0.5f);
+  CHECK(peak(1, 1) > 0.5f);
+  // The other two quadrants, away from the blur's reach across the middle, are read by neither.
+  CHECK(ex.maps[0].narrow(0, 0, 6).narrow(1, 10, 6).max().item<float>() < 0.05f);
+  CHECK(ex.maps[0].narrow(0, 10, 6).narrow(1, 0, 6).max().item<float>() < 0.05f);
+  // With no target given, the class is the ensemble's prediction.
+  CHECK(explain::explain(nets, x, opt).targets == std::vector<int>{static_cast<int>(ex.logits.argmax(1).item<int64_t>())});
+  // A one-network ensemble is that network.
+  const auto single = explain::explain(std::vector<model::AttnNet>{first}, x, opt, {1});
+  CHECK(torch::equal(single.maps, a.maps));
+  // Deletion/insertion of an ensemble of two copies measures the copy.
+  const auto maps = a.maps.contiguous();
+  const auto one = explain::deletion_insertion(first, x, maps, {1}, 1.0);
+  const auto two = explain::deletion_insertion(std::vector<model::AttnNet>{first, first}, x, maps, {1}, 1.0);
+  CHECK(two[0].deletion_auc == Approx(one[0].deletion_auc).epsilon(1e-6));
+  CHECK(two[0].insertion_auc == Approx(one[0].insertion_auc).epsilon(1e-6));
+}
+
 TEST_CASE("pointing game and IoU against hand-made maps", "[explain][metrics]") {
   cv::Mat mask(4, 4, CV_8UC1, cv::Scalar(0));
   mask(cv::Rect(0, 0, 2, 2)).setTo(255);  // a 2x2 lesion in the top-left corner

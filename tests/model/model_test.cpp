@@ -222,3 +222,63 @@ TEST_CASE("a card asking for an absurd network is refused before anything is all
   CHECK(error_of([&] { model::card_from_json(bad_hash, src); }) ==
         "invalid model card 'm/model.json': weights.sha256 must be 64 lower-case hex digits");
 }
+
+TEST_CASE("an ensemble saves one file per network, loads back, averages their logits and has an id of its own", "[model][card][ensemble]") {
+  auto card = tiny_card();
+  torch::manual_seed(1);
+  auto a = model::build_net(card);
+  auto b = model::build_net(card);
+  auto c = model::build_net(card);
+  for (auto* net : {&a, &b, &c}) (*net)->eval();
+  const auto dir = temp_dir("ensemble");
+  // A larger ensemble written earlier leaves member-4.bin: writing a smaller one removes it.
+  model::save_model(dir.string(), card, std::vector<model::AttnNet>{a, b, c, c});
+  CHECK(fs::exists(dir / "member-4.bin"));
+  model::save_model(dir.string(), card, std::vector<model::AttnNet>{a, b, c});
+  CHECK_FALSE(fs::exists(dir / "member-4.bin"));
+  const auto written = model::read_card(dir.string());
+  REQUIRE(written.members.size() == 2);
+  CHECK(written.network_count() == 3);
+  CHECK(written.members[0].file == "member-2.bin");
+  CHECK(written.members[1].file == "member-3.bin");
+  CHECK(written.members[1].sha256 == sha256_file((dir / "member-3.bin").string()));
+  CHECK(model::card_to_json(written)["weights"]["members"][0]["file"] == "member-2.bin");
+
+  const auto loaded = model::load_model(dir.string());
+  REQUIRE(loaded.nets.size() == 3);
+  const auto x = torch::randn({2, 1, 32, 32});
+  torch::NoGradGuard no_grad;
+  auto la = a->forward(x).logits, lb = b->forward(x).logits, lc = c->forward(x).logits;
+  CHECK(torch::allclose(model::view_logits(loaded.nets, x, {}, {}), (la + lb + lc) / 3.0, 1e-5, 1e-6));
+  auto second = loaded.nets[1];
+  CHECK(torch::allclose(model::view_logits(second, x, {}, {}), lb, 1e-5, 1e-6));
+  // Not the id of its first network alone: records of the two must not be confused.
+  const std::string digests = written.weights_sha256 + "\n" + written.members[0].sha256 + "\n" + written.members[1].sha256 + "\n";
+  CHECK(loaded.id() == "tiny@" + sha256_hex(digests).substr(0, 12));
+  CHECK(model::model_id(dir.string()) == loaded.id());
+  CHECK(loaded.id() != "tiny@" + written.weights_sha256.substr(0, 12));
+  CHECK(model::describe_card(written).find("ensemble:      mean logits of 3 networks (weights.bin, member-2.bin, member-3.bin)") != std::string::npos);
+
+  // A changed or missing member is refused, naming it.
+  const std::string path = (dir / "member-3.bin").string();
+  std::string bytes = read_file(path);
+  bytes[bytes.size() - 1] ^= 1;
+  write_file_atomic(path, bytes);
+  CHECK(error_of([&] { model::load_model(dir.string()); }) ==
+        "cannot load model '" + dir.string() + "': member-3.bin does not match the card's SHA-256 (got " + sha256_hex(bytes).substr(0, 16) +
+            "..., expected " + written.members[1].sha256.substr(0, 16) + "...): corrupt or replaced");
+  fs::remove(path);
+  CHECK(error_of([&] { model::load_model(dir.string()); }) == "cannot load model '" + dir.string() + "': missing ensemble member member-3.bin");
+
+  // Member files are plain names beside the card, each listed once.
+  auto j = model::card_to_json(written);
+  j["weights"]["members"][0]["file"] = "../elsewhere.bin";
+  CHECK(error_of([&] { model::card_from_json(j, "m.json"); }) ==
+        "invalid model card 'm.json': weights.members: '../elsewhere.bin' is not a file name beside the card");
+  j["weights"]["members"][0]["file"] = "weights.bin";
+  CHECK(error_of([&] { model::card_from_json(j, "m.json"); }) == "invalid model card 'm.json': weights.members lists 'weights.bin' twice");
+  j["weights"]["members"][0]["file"] = "member-2.bin";
+  j["weights"]["members"][0]["sha256"] = "abc";
+  CHECK(error_of([&] { model::card_from_json(j, "m.json"); }) ==
+        "invalid model card 'm.json': weights.members: the sha256 of 'member-2.bin' must be 64 lower-case hex digits");
+}

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include <nlohmann/json.hpp>
+#include "model/card.h"
 #include "phantom/phantom.h"
 #include "pipeline/diagnose.h"
 #include "support/tiny_model.h"
@@ -92,6 +93,83 @@ TEST_CASE("the same seed gives the same model", "[train]") {
   c.seed = 2;
   train::run_train(c, {}, {});
   CHECK(read_file((tmp / "a" / "weights.bin").string()) != read_file((tmp / "c" / "weights.bin").string()));
+  fs::remove_all(tmp);
+  fs::remove_all(data);
+}
+
+TEST_CASE("an ensemble trains its members one after the other, resumes inside a member, and ships them all", "[train][ensemble]") {
+  pipeline::set_threads(1);
+  const fs::path data = phantom_set("ensemble", 30, 64);
+  const fs::path tmp = fs::temp_directory_path() / "medattn_train_test_ensemble_models";
+  fs::remove_all(tmp);
+  auto single = tiny_options(data, tmp / "single", 2);
+  train::run_train(single, {}, {});
+  auto full = tiny_options(data, tmp / "full", 2);
+  full.members = 2;
+  std::vector<std::pair<int, int>> seen;  // (member, epoch)
+  const auto result = train::run_train(full, [&](const train::EpochReport& r) {
+    CHECK(r.members == 2);
+    seen.emplace_back(r.member, r.epoch);
+  }, {});
+  CHECK((seen == std::vector<std::pair<int, int>>{{1, 1}, {1, 2}, {2, 1}, {2, 2}}));
+  // The first member is the model the same command trains alone; the second differs (seed + 1).
+  CHECK(read_file((tmp / "single" / "weights.bin").string()) == read_file((tmp / "full" / "weights.bin").string()));
+  CHECK(read_file((tmp / "full" / "weights.bin").string()) != read_file((tmp / "full" / "member-2.bin").string()));
+  const auto card = model::read_card((tmp / "full").string());
+  REQUIRE(card.members.size() == 1);
+  const auto& notes = card.training["ensemble"]["member_validation"];
+  REQUIRE(notes.size() == 2);
+  CHECK(notes[0]["seed"] == 1);
+  CHECK(notes[1]["seed"] == 2);
+  CHECK(card.training["ensemble"]["members"] == 2);
+  CHECK_FALSE(fs::exists(tmp / "full" / "checkpoint-members"));
+  CHECK_FALSE(fs::exists(tmp / "full" / "checkpoint"));
+  // The card's validation figures are the ensemble's: evaluate on the same split agrees.
+  CHECK(result.validation.accuracy == Approx(card.validation["accuracy"].get<double>()).margin(1e-6));
+
+  // diagnose and evaluate use both networks: the ensemble's diagnoses are not its first member's.
+  train::EvaluateOptions e;
+  e.data = (data / "images").string();
+  e.model_dir = (tmp / "full").string();
+  const auto by_ensemble = train::run_evaluate(e, {});
+  e.model_dir = (tmp / "single").string();
+  const auto by_first = train::run_evaluate(e, {});
+  CHECK(by_ensemble.predictions.probabilities != by_first.predictions.probabilities);
+  auto diagnose_probabilities = [&](const fs::path& model) {
+    pipeline::DiagnoseOptions d;
+    d.model_dir = model.string();
+    d.inputs = {e.data};
+    d.heatmap_dir = (tmp / ("maps-" + model.filename().string())).string();
+    fs::create_directories(d.heatmap_dir);
+    std::vector<std::vector<std::pair<std::string, double>>> probabilities;
+    std::string id;
+    pipeline::run_diagnose(d, [&](const std::vector<std::string>&, const std::string& model_id) { id = model_id; },
+                           [&](const report::DiagnosisRecord& r) {
+                             REQUIRE(r.ok);
+                             probabilities.push_back(r.probabilities);
+                           }, {});
+    CHECK(id == model::model_id(model.string()));
+    return probabilities;
+  };
+  CHECK(diagnose_probabilities(tmp / "full") != diagnose_probabilities(tmp / "single"));
+
+  // Interrupted in the second member's first epoch, then resumed: the same two networks.
+  auto part = tiny_options(data, tmp / "part", 2);
+  part.members = 2;
+  struct Crash {};
+  CHECK_THROWS_AS(train::run_train(part, [](const train::EpochReport& r) { if (r.member == 2 && r.epoch == 1) throw Crash{}; }, {}), Crash);
+  CHECK(fs::exists(tmp / "part" / "checkpoint-members" / "member-1.bin"));
+  CHECK_FALSE(fs::exists(tmp / "part" / "weights.bin"));
+  part.resume = true;
+  std::vector<std::pair<int, int>> resumed;
+  std::vector<std::string> notices;
+  train::run_train(part, [&](const train::EpochReport& r) { resumed.emplace_back(r.member, r.epoch); },
+                   [&](const std::string& n) { notices.push_back(n); });
+  CHECK((resumed == std::vector<std::pair<int, int>>{{2, 2}}));
+  CHECK(std::find(notices.begin(), notices.end(), "1 of 2 ensemble members already trained") != notices.end());
+  CHECK(read_file((tmp / "full" / "weights.bin").string()) == read_file((tmp / "part" / "weights.bin").string()));
+  CHECK(read_file((tmp / "full" / "member-2.bin").string()) == read_file((tmp / "part" / "member-2.bin").string()));
+  CHECK_FALSE(fs::exists(tmp / "part" / "checkpoint-members"));
   fs::remove_all(tmp);
   fs::remove_all(data);
 }
