@@ -233,7 +233,7 @@ json card_to_json(const ModelCard& card) {
   const auto& a = card.arch;
   json j;
   j["format"] = "medattn-model";
-  j["format_version"] = card.format_version;
+  j["format_version"] = card.members.empty() ? kCardFormatVersion : kEnsembleCardFormatVersion;
   j["name"] = card.name;
   j["version"] = card.version;
   j["description"] = card.description;
@@ -310,9 +310,9 @@ ModelCard card_from_json(const json& j, const std::string& source) {
   if (!j.is_object()) invalid(source, "not a JSON object");
   ModelCard card;
   get(j, "format_version", &card.format_version, source, /*required=*/true);
-  if (card.format_version != kCardFormatVersion) {
-    invalid(source, "format_version " + std::to_string(card.format_version) +
-                        " is not supported (expected " + std::to_string(kCardFormatVersion) + ")");
+  if (card.format_version != kCardFormatVersion && card.format_version != kEnsembleCardFormatVersion) {
+    invalid(source, "format_version " + std::to_string(card.format_version) + " is not supported (expected " +
+                        std::to_string(kCardFormatVersion) + ", or " + std::to_string(kEnsembleCardFormatVersion) + " for an ensemble)");
   }
   get(j, "name", &card.name, source);
   get(j, "version", &card.version, source);
@@ -440,6 +440,10 @@ ModelCard card_from_json(const json& j, const std::string& source) {
         const bool hex = member.sha256.size() == 64 && member.sha256.find_first_not_of("0123456789abcdef") == std::string::npos;
         if (!hex) invalid(source, "weights.members: the sha256 of '" + member.file + "' must be 64 lower-case hex digits");
         card.members.push_back(member);
+      }
+      if (!card.members.empty() && card.format_version < kEnsembleCardFormatVersion) {
+        invalid(source, "weights.members needs format_version " + std::to_string(kEnsembleCardFormatVersion) +
+                            " (a version 1 reader would use the first network alone)");
       }
     }
   }

@@ -11,6 +11,9 @@
 namespace medattn::model {
 
 inline constexpr int kCardFormatVersion = 1;
+// Cards of ensembles (ModelCard::members) are written as version 2, so that a reader from before
+// ensembles refuses them instead of diagnosing with the first network alone.
+inline constexpr int kEnsembleCardFormatVersion = 2;
 inline constexpr const char* kCardFile = "model.json";
 inline constexpr const char* kWeightsFile = "weights.bin";
 
@@ -66,7 +69,7 @@ std::vector<float> encode_clinical(const std::vector<ClinicalField>& fields, con
 std::vector<std::string> parse_flips(const std::string& spec);
 
 struct ModelCard {
-  int format_version = kCardFormatVersion;
+  int format_version = kCardFormatVersion;  // as read; card_to_json writes 1, or 2 for an ensemble
   std::string name;
   std::string version = "1.0.0";
   std::string description;
@@ -109,8 +112,8 @@ struct ModelCard {
 nlohmann::json card_to_json(const ModelCard& card);
 
 // Parses and validates a card. Throws medattn::Error(kModel) naming `source` (the file) and
-// the offending key, e.g. "invalid model card 'm/model.json': format_version 2 is not
-// supported (expected 1)".
+// the offending key, e.g. "invalid model card 'm/model.json': format_version 3 is not
+// supported (expected 1, or 2 for an ensemble)".
 ModelCard card_from_json(const nlohmann::json& json, const std::string& source);
 
 // Reads DIR/model.json. Throws medattn::Error(kModel) on a missing or invalid card.

@@ -127,10 +127,10 @@ TEST_CASE("model cards are validated and name what is wrong", "[model][card]") {
   const std::string src = "m/model.json";
   CHECK(model::card_from_json(json, src).preprocess.image_size == 32);
 
-  auto v2 = json;
-  v2["format_version"] = 2;
-  CHECK(error_of([&] { model::card_from_json(v2, src); }) ==
-        "invalid model card 'm/model.json': format_version 2 is not supported (expected 1)");
+  auto v3 = json;
+  v3["format_version"] = 3;
+  CHECK(error_of([&] { model::card_from_json(v3, src); }) ==
+        "invalid model card 'm/model.json': format_version 3 is not supported (expected 1, or 2 for an ensemble)");
   auto no_classes = json;
   no_classes.erase("classes");
   CHECK(error_of([&] { model::card_from_json(no_classes, src); }) ==
@@ -243,6 +243,9 @@ TEST_CASE("an ensemble saves one file per network, loads back, averages their lo
   CHECK(written.members[1].file == "member-3.bin");
   CHECK(written.members[1].sha256 == sha256_file((dir / "member-3.bin").string()));
   CHECK(model::card_to_json(written)["weights"]["members"][0]["file"] == "member-2.bin");
+  // Version 2, so that a reader from before ensembles refuses the card rather than use one network.
+  CHECK(model::card_to_json(written)["format_version"] == 2);
+  CHECK(model::card_to_json(tiny_card())["format_version"] == 1);
 
   const auto loaded = model::load_model(dir.string());
   REQUIRE(loaded.nets.size() == 3);
@@ -270,8 +273,12 @@ TEST_CASE("an ensemble saves one file per network, loads back, averages their lo
   fs::remove(path);
   CHECK(error_of([&] { model::load_model(dir.string()); }) == "cannot load model '" + dir.string() + "': missing ensemble member member-3.bin");
 
-  // Member files are plain names beside the card, each listed once.
+  // Member files are plain names beside the card, each listed once, in a version 2 card.
   auto j = model::card_to_json(written);
+  auto v1 = j;
+  v1["format_version"] = 1;
+  CHECK(error_of([&] { model::card_from_json(v1, "m.json"); }) ==
+        "invalid model card 'm.json': weights.members needs format_version 2 (a version 1 reader would use the first network alone)");
   j["weights"]["members"][0]["file"] = "../elsewhere.bin";
   CHECK(error_of([&] { model::card_from_json(j, "m.json"); }) ==
         "invalid model card 'm.json': weights.members: '../elsewhere.bin' is not a file name beside the card");
