@@ -237,48 +237,60 @@ Explanation explain_one(model::AttnNet& net, const torch::Tensor& x, const Expla
 
 }  // namespace
 
-Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOptions& options,
-                    const std::vector<int>& targets, const torch::Tensor& clinical, const std::vector<int>& views) {
-  // The maps are averaged over the prediction's views and the requested flips, closed under
-  // composition (hflip and vflip give all four views).
+namespace {
+
+// The views the maps are averaged over, as flip bits: the prediction's views and the requested
+// flips, closed under composition (hflip and vflip give all four views).
+int map_view_bits(const ExplainOptions& options, const std::vector<int>& views) {
   int bits = 0;
   for (int v : views) bits |= v;
   for (int v : model::tta_views(options.flips)) bits |= v;
-  const bool plain_prediction = views.empty() || (views.size() == 1 && views[0] == 0);
-  if (bits == 0 && plain_prediction) return explain_one(net, x, options, targets, clinical);
-  // The class to explain comes from the prediction (the mean over its views); each view's map is
-  // taken back to the image's orientation and the maps are averaged.
-  Explanation out;
-  out.logits = model::view_logits(net, x, clinical, views);
-  out.targets = resolve_targets(out.logits, targets);
-  if (options.method == Method::kRandom || options.method == Method::kCentre) {
-    out.maps = explain_one(net, x, options, out.targets, clinical).maps;  // baselines do not depend on the view
-    return out;
-  }
+  return bits;
+}
+
+// One network's maps for `targets`: each view's map taken back to the image's orientation, and
+// the maps averaged (one view: the method's map as it is).
+torch::Tensor view_maps(model::AttnNet& net, const torch::Tensor& x, const ExplainOptions& options,
+                        const std::vector<int>& targets, const torch::Tensor& clinical, int bits) {
+  if (bits == 0) return explain_one(net, x, options, targets, clinical).maps;
   torch::Tensor sum;
   for (int v : model::views_of(bits)) {
-    auto maps = model::flip_view(explain_one(net, model::flip_view(x, v), options, out.targets, clinical).maps, v);
+    auto maps = model::flip_view(explain_one(net, model::flip_view(x, v), options, targets, clinical).maps, v);
     sum = sum.defined() ? sum + maps : maps;
   }
-  out.maps = normalise(sum);
-  return out;
+  return normalise(sum);
+}
+
+}  // namespace
+
+Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOptions& options,
+                    const std::vector<int>& targets, const torch::Tensor& clinical, const std::vector<int>& views) {
+  return explain(std::vector<model::AttnNet>{net}, x, options, targets, clinical, views);
 }
 
 Explanation explain(const std::vector<model::AttnNet>& nets, const torch::Tensor& x, const ExplainOptions& options,
                     const std::vector<int>& targets, const torch::Tensor& clinical, const std::vector<int>& views) {
   TORCH_CHECK(!nets.empty(), "explain: no network");
   auto first = nets[0];
-  if (nets.size() == 1) return explain(first, x, options, targets, clinical, views);
+  const int bits = map_view_bits(options, views);
+  const bool plain_prediction = views.empty() || (views.size() == 1 && views[0] == 0);
+  if (nets.size() == 1 && bits == 0 && plain_prediction) return explain_one(first, x, options, targets, clinical);
+  // The class to explain comes from the prediction (the mean over the networks and views); each
+  // network's map is averaged over the views, and the networks' maps are averaged.
   Explanation out;
   out.logits = model::view_logits(nets, x, clinical, views);
   out.targets = resolve_targets(out.logits, targets);
   if (options.method == Method::kRandom || options.method == Method::kCentre) {
-    out.maps = explain_one(first, x, options, out.targets, clinical).maps;
+    out.maps = explain_one(first, x, options, out.targets, clinical).maps;  // baselines do not depend on the model
+    return out;
+  }
+  if (nets.size() == 1) {
+    out.maps = view_maps(first, x, options, out.targets, clinical, bits);
     return out;
   }
   torch::Tensor sum;
   for (auto net : nets) {
-    auto maps = explain(net, x, options, out.targets, clinical, views).maps;
+    auto maps = view_maps(net, x, options, out.targets, clinical, bits);
     sum = sum.defined() ? sum + maps : maps;
   }
   out.maps = normalise(sum);

@@ -454,15 +454,21 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         logits = ex.logits;
         maps = ex.maps.contiguous();
         if (F > 0) shares = explain::clinical_attention(model.nets, x, clinical);
-      } else if (F > 0 && model.nets.size() > 1) {
-        logits = model::view_logits(model.nets, x, clinical, views);
-        shares = explain::clinical_attention(model.nets, x, clinical);
       } else if (F > 0) {
-        // One pass gives both the diagnosis and the attention that reached the covariates (the
-        // other test-time views, when the model has them, take passes of their own).
-        auto o = model.net->forward(x, /*keep_attention=*/true, clinical);
-        logits = views.size() > 1 ? model::view_logits(model.net, x, clinical, views) : o.logits;
-        shares = explain::clinical_attention(model.net, o);
+        // Per network, one pass gives both the diagnosis and the attention that reached the
+        // covariates (the other test-time views, when the model has them, take passes of their
+        // own); an ensemble averages both over its networks.
+        for (auto net : model.nets) {
+          auto o = net->forward(x, /*keep_attention=*/true, clinical);
+          auto l = views.size() > 1 ? model::view_logits(net, x, clinical, views) : o.logits;
+          auto a = explain::clinical_attention(net, o);
+          logits = logits.defined() ? logits + l : l;
+          shares = shares.defined() ? shares + a : a;
+        }
+        if (model.nets.size() > 1) {
+          logits = logits / static_cast<double>(model.nets.size());
+          shares = shares / static_cast<double>(model.nets.size());
+        }
       } else {
         logits = model::view_logits(model.nets, x, clinical, views);
       }

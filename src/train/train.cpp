@@ -571,27 +571,27 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   }
   Checkpoint state;
   for (int member = static_cast<int>(nets.size()); member < options.members; ++member) {
-  // Member 0 draws from the seed set above, as a single model always has.
-  if (member > 0) torch::manual_seed(options.seed + static_cast<uint64_t>(member));
-  model::AttnNet net = model::build_net(card);
-  model::AttnNet best = model::build_net(card);
-  model::AttnNet ema{nullptr};
-  if (options.ema > 0) {
-    ema = model::build_net(card);
-    model::copy_weights(*ema, *net);
-  }
-  // The network that is validated, kept and shipped: the EMA of the weights when enabled.
-  model::AttnNet& judged = options.ema > 0 ? ema : net;
-  torch::optim::AdamW optimizer(net->parameters(), torch::optim::AdamWOptions(options.lr).weight_decay(options.weight_decay));
-  state = Checkpoint();
-  state.member = member;
-  if (resume_member == member) {
-    state = load_checkpoint(options.out, net, best, options.ema > 0 ? &ema : nullptr, optimizer, card);
-    if (on_notice) {
-      on_notice("resuming after epoch " + std::to_string(state.epoch) + (options.members > 1 ? " of member " + std::to_string(member + 1) : "") +
-                " (best so far: epoch " + std::to_string(state.best_epoch) + ")");
+    // Member 0 draws from the seed set above, as a single model always has.
+    if (member > 0) torch::manual_seed(options.seed + static_cast<uint64_t>(member));
+    model::AttnNet net = model::build_net(card);
+    model::AttnNet best = model::build_net(card);
+    model::AttnNet ema{nullptr};
+    if (options.ema > 0) {
+      ema = model::build_net(card);
+      model::copy_weights(*ema, *net);
     }
-  }
+    // The network that is validated, kept and shipped: the EMA of the weights when enabled.
+    model::AttnNet& judged = options.ema > 0 ? ema : net;
+    torch::optim::AdamW optimizer(net->parameters(), torch::optim::AdamWOptions(options.lr).weight_decay(options.weight_decay));
+    state = Checkpoint();
+    state.member = member;
+    if (resume_member == member) {
+      state = load_checkpoint(options.out, net, best, options.ema > 0 ? &ema : nullptr, optimizer, card);
+      if (on_notice) {
+        on_notice("resuming after epoch " + std::to_string(state.epoch) + (options.members > 1 ? " of member " + std::to_string(member + 1) : "") +
+                  " (best so far: epoch " + std::to_string(state.best_epoch) + ")");
+      }
+    }
     for (int epoch = state.epoch + 1; epoch <= options.epochs; ++epoch) {
       if (options.patience > 0 && state.epochs_since_best >= options.patience) {
         if (on_notice) on_notice("early stop: validation AUC has not improved for " + std::to_string(options.patience) + " epochs");
@@ -671,19 +671,19 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
       save_checkpoint(options.out, state, net, best, options.ema > 0 ? &ema : nullptr, optimizer, card);
       if (on_epoch) on_epoch(report);
     }
-  best->eval();
-  nets.push_back(best);
-  nlohmann::json note = {{"seed", options.seed + static_cast<uint64_t>(member)}, {"best_epoch", state.best_epoch}, {"epochs_run", state.epoch},
-                         {"val_auc", std::round(state.best_auc * 1e6) / 1e6}, {"val_accuracy", std::round(state.best_acc * 1e6) / 1e6}};
-  member_notes.push_back(note);
-  if (options.members > 1) {
-    // Kept until the model is written; the checkpoint then belongs to the next member.
-    std::error_code ec;
-    fs::create_directories(staged_dir, ec);
-    model::save_weights(*best, (staged_dir / ("member-" + std::to_string(member + 1) + ".bin")).string());
-    write_file_atomic((staged_dir / ("member-" + std::to_string(member + 1) + ".json")).string(), note.dump(2));
-    fs::remove_all(checkpoint_dir(options.out), ec);
-  }
+    best->eval();
+    nets.push_back(best);
+    nlohmann::json note = {{"seed", options.seed + static_cast<uint64_t>(member)}, {"best_epoch", state.best_epoch}, {"epochs_run", state.epoch},
+                           {"val_auc", std::round(state.best_auc * 1e6) / 1e6}, {"val_accuracy", std::round(state.best_acc * 1e6) / 1e6}};
+    member_notes.push_back(note);
+    if (options.members > 1) {
+      // Kept until the model is written; the checkpoint then belongs to the next member.
+      std::error_code ec;
+      fs::create_directories(staged_dir, ec);
+      model::save_weights(*best, (staged_dir / ("member-" + std::to_string(member + 1) + ".bin")).string());
+      write_file_atomic((staged_dir / ("member-" + std::to_string(member + 1) + ".json")).string(), note.dump(2));
+      fs::remove_all(checkpoint_dir(options.out), ec);
+    }
   }
   result.best_epoch = member_notes[0].at("best_epoch");
   // Calibration: temperature scaling fitted on the validation logits (of the ensemble's mean).
