@@ -620,6 +620,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 0.95))->capture_default_str();
   trainc->add_option("--label-smoothing", t.options.label_smoothing, "Cross-entropy label smoothing")
       ->check(CLI::Range(0.0, 0.5))->capture_default_str();
+  trainc->add_option("--balance", t.options.balance,
+                     "Class imbalance: weights (inverse-frequency loss weights), logit-adjust (train on logits + log class "
+                     "prior, predict with the plain logits: aims at balanced accuracy) or none")
+      ->check(CLI::IsMember({"weights", "logit-adjust", "none"}))->capture_default_str();
   trainc->add_option("--ema", t.options.ema, "Keep an exponential moving average of the weights with this decay (0 = off)")
       ->check(CLI::Range(0.0, 0.99999))->capture_default_str();
   trainc->add_option("--warmup-epochs", t.options.warmup_epochs, "Epochs of linear learning-rate warm-up")

@@ -29,6 +29,7 @@
 #include "preprocess/preprocess.h"
 #include "explain/faithfulness.h"
 #include "explain/methods.h"
+#include "train/loss.h"
 
 namespace medattn::train {
 namespace {
@@ -429,6 +430,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   if (options.val_fraction <= 0 || options.val_fraction >= 1) throw Error(ErrorKind::kInvalidArgument, "--val-fraction must be in (0, 1)");
   if (options.ema < 0 || options.ema >= 1) throw Error(ErrorKind::kInvalidArgument, "--ema must be in [0, 1)");
   if (options.label_smoothing < 0 || options.label_smoothing >= 1) throw Error(ErrorKind::kInvalidArgument, "--label-smoothing must be in [0, 1)");
+  const Balance balance = parse_balance(options.balance);
   std::optional<std::regex> group_regex;
   if (!options.group_regex.empty()) {
     try {
@@ -528,9 +530,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   if (tr.size() == 0 || va.size() == 0) throw file_error(ErrorKind::kInvalidArgument, "cannot train on", options.data, "the training or validation split is empty");
 
   const int K = static_cast<int>(card.classes.size());
-  // Inverse-frequency class weights, normalised to mean 1.
-  auto counts = torch::bincount(tr.y, {}, K).to(torch::kFloat32).clamp_min(1);
-  auto class_weights = (counts.sum() / counts) / K;
+  const auto class_counts = torch::bincount(tr.y, {}, K).to(torch::kFloat32);
 
   TrainResult result;
   result.train_count = static_cast<int>(tr.size());
@@ -632,8 +632,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
                                                std::max<int64_t>(1, total_steps - warmup_steps)));
         for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
         optimizer.zero_grad();
-        auto loss = F::cross_entropy(net->forward(xb, false, cb).logits, yb,
-                                     F::CrossEntropyFuncOptions().weight(class_weights).label_smoothing(options.label_smoothing));
+        auto loss = training_loss(net->forward(xb, false, cb).logits, yb, class_counts, balance, options.label_smoothing);
         loss.backward();
         optimizer.step();
         if (options.ema > 0) {
@@ -713,7 +712,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   card.training["batch_size"] = options.batch_size;
   card.training["optimizer"] = {{"name", "AdamW"}, {"lr", options.lr}, {"weight_decay", options.weight_decay},
                                 {"schedule", "linear warm-up " + std::to_string(options.warmup_epochs) + " epoch(s), cosine decay"}};
-  card.training["loss"] = {{"name", "cross-entropy, inverse-frequency class weights"}, {"label_smoothing", options.label_smoothing}};
+  card.training["loss"] = {{"name", describe_loss(balance)}, {"balance", balance_name(balance)}, {"label_smoothing", options.label_smoothing}};
   card.training["ema"] = options.ema;
   if (!card.clinical.empty()) {
     card.training["clinical"] = {{"columns", options.clinical}, {"dropout", options.clinical_dropout}, {"fusion", options.fusion}};

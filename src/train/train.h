@@ -34,6 +34,7 @@ struct TrainOptions {
   double clinical_dropout = 0.2;    // share of covariate values hidden in each training batch
   std::string fusion = "joint";     // how covariates meet the image: joint or cross (model::ModelCard)
   double label_smoothing = 0.0;     // cross-entropy label smoothing in [0,1)
+  std::string balance = "weights";  // class imbalance in the loss: weights, logit-adjust, none (train/loss.h)
   double ema = 0.0;                 // exponential moving average of the weights (0 = off), e.g. 0.999
   int patience = 0;                 // early stop after this many epochs without a better val AUC (0 = off)
   std::string group_regex;          // patient id from the file name (first capture group), for grouped splits
@@ -69,7 +70,7 @@ struct TrainResult {
 using EpochCallback = std::function<void(const EpochReport&)>;
 using NoticeCallback = std::function<void(const std::string&)>;
 
-// Trains with AdamW (warm-up, cosine decay) on class-weighted cross-entropy, keeps the epoch
+// Trains with AdamW (warm-up, cosine decay) on cross-entropy balanced as options.balance says, keeps the epoch
 // with the best validation AUC (accuracy breaks ties), fits a temperature and optionally a
 // decision threshold on validation, and writes the model to options.out. A checkpoint is
 // written atomically to OUT/checkpoint after every epoch; options.resume continues from it
