@@ -1,6 +1,10 @@
 // Every input the fuzzers found a crash with, replayed through the same entry point as its
 // fuzz target: each must now end in a medattn::Error or succeed, and (under SANITIZE=1) do so
 // without a sanitizer report. Files: tests/fuzz_regressions/<target>/*.
+// LibTorch (through glog) defines its own CHECK; its headers come before Catch's so that
+// Catch's CHECK is the one in force.
+#include "model/net.h"
+
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <filesystem>
@@ -11,7 +15,6 @@
 #include "io/dataset.h"
 #include "io/image.h"
 #include "io/npz.h"
-#include "model/net.h"
 #include "support/temp_dir.h"
 
 namespace fs = std::filesystem;

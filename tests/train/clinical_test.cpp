@@ -1,5 +1,11 @@
 // Clinical covariates as tokens: their encoding in the card, the missing embedding, and a
 // model that learns what only a covariate tells.
+#include <algorithm>
+// LibTorch (through glog) defines its own CHECK; its headers come before Catch's so that
+// Catch's CHECK is the one in force.
+#include "explain/methods.h"
+#include "model/net.h"
+
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
@@ -8,9 +14,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "core/error.h"
-#include "explain/methods.h"
 #include "model/card.h"
-#include "model/net.h"
 #include "pipeline/diagnose.h"
 #include "support/tiny_model.h"
 #include "train/train.h"
@@ -247,6 +251,31 @@ TEST_CASE("a label carried only by a covariate is learned with covariates and no
   }, {});
   CHECK(records == 40);
   CHECK(marker > noise);
+
+  // With test-time flips, the pass that measures the covariates' attention is also the
+  // identity view: the probabilities equal those of the heatmap path, which averages the
+  // views through explain::explain.
+  d.tta = "hflip";
+  std::vector<std::vector<std::pair<std::string, double>>> plain, explained;
+  pipeline::run_diagnose(d, {}, [&](const report::DiagnosisRecord& r) { plain.push_back(r.probabilities); }, {});
+  d.preview = true;
+  pipeline::run_diagnose(d, {}, [&](const report::DiagnosisRecord& r) { explained.push_back(r.probabilities); }, {});
+  d.preview = false;
+  d.tta.clear();
+  std::vector<std::vector<std::pair<std::string, double>>> untransformed;
+  pipeline::run_diagnose(d, {}, [&](const report::DiagnosisRecord& r) { untransformed.push_back(r.probabilities); }, {});
+  REQUIRE(plain.size() == 40);
+  REQUIRE(explained.size() == 40);
+  REQUIRE(untransformed.size() == 40);
+  double flips_change = 0;
+  for (size_t i = 0; i < plain.size(); ++i) {
+    for (size_t k = 0; k < 2; ++k) {
+      // Relative: this model is sure of itself, and its small probabilities carry the difference.
+      CHECK(plain[i][k].second == Approx(explained[i][k].second).epsilon(1e-3));
+      flips_change = std::max(flips_change, std::abs(plain[i][k].second - untransformed[i][k].second));
+    }
+  }
+  CHECK(flips_change > 1e-4);  // the flipped views were used
 
   // Without --clinical every covariate is missing, the run says so, and the records list them.
   d.clinical_csv.clear();
