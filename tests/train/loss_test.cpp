@@ -80,7 +80,7 @@ TEST_CASE("a class absent from training counts as one image, so the loss stays f
   }
 }
 
-TEST_CASE("--balance names its rule in the card and refuses an unknown one", "[train][loss]") {
+TEST_CASE("train --balance names its rule in the card and refuses an unknown one", "[train][loss]") {
   CHECK(train::parse_balance("logit-adjust") == Balance::kLogitAdjust);
   CHECK(train::balance_name(train::parse_balance("none")) == "none");
   CHECK_THROWS_WITH(train::parse_balance("focal"), "--balance 'focal' is not one of weights, logit-adjust, none");
