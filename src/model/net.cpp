@@ -189,13 +189,16 @@ torch::Tensor flip_view(const torch::Tensor& x, int view) {
 }
 
 torch::Tensor view_logits(AttnNet& net, const torch::Tensor& x, const torch::Tensor& clinical,
-                          const std::vector<int>& views) {
+                          const std::vector<int>& views, const torch::Tensor& identity_logits) {
   torch::NoGradGuard no_grad;
   net->eval();
-  if (views.size() <= 1) return net->forward(flip_view(x, views.empty() ? 0 : views[0]), false, clinical).logits;
+  auto pass = [&](int v) {
+    return v == 0 && identity_logits.defined() ? identity_logits : net->forward(flip_view(x, v), false, clinical).logits;
+  };
+  if (views.size() <= 1) return pass(views.empty() ? 0 : views[0]);
   torch::Tensor sum;
   for (int v : views) {
-    auto logits = net->forward(flip_view(x, v), false, clinical).logits;
+    auto logits = pass(v);
     sum = sum.defined() ? sum + logits : logits;
   }
   return sum / static_cast<double>(views.size());

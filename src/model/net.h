@@ -133,9 +133,11 @@ std::vector<int> views_of(int bits);
 torch::Tensor flip_view(const torch::Tensor& x, int view);
 
 // The model's logits for x: the mean over `views` of the logits of each flipped copy (one view
-// or none: a plain forward pass). Runs without gradients, in eval mode.
+// or none: a plain forward pass). Runs without gradients, in eval mode. A caller that already
+// ran the plain pass passes its logits as `identity_logits`, and the identity view (views[0]
+// when present) is not run again.
 torch::Tensor view_logits(AttnNet& net, const torch::Tensor& x, const torch::Tensor& clinical,
-                          const std::vector<int>& views);
+                          const std::vector<int>& views, const torch::Tensor& identity_logits = {});
 
 // The same for an ensemble: the mean over `nets` of each one's view_logits.
 torch::Tensor view_logits(const std::vector<AttnNet>& nets, const torch::Tensor& x, const torch::Tensor& clinical,

@@ -456,14 +456,12 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         if (F > 0) shares = explain::clinical_attention(model.nets, x, clinical);
       } else if (F > 0) {
         // Per network, one pass gives both the diagnosis and the attention that reached the
-        // covariates; it is also the identity view (views[0]) of the test-time views, and the
-        // flipped views take one pass each. An ensemble averages both over its networks.
+        // covariates; it is also the identity view of the test-time views, whose flipped views
+        // take one pass each. An ensemble averages both over its networks.
         for (auto net : model.nets) {
           net->eval();
           auto o = net->forward(x, /*keep_attention=*/true, clinical);
-          auto l = o.logits;
-          for (size_t v = 1; v < views.size(); ++v) l = l + net->forward(model::flip_view(x, views[v]), false, clinical).logits;
-          if (views.size() > 1) l = l / static_cast<double>(views.size());
+          auto l = model::view_logits(net, x, clinical, views, o.logits);
           auto a = explain::clinical_attention(net, o);
           logits = logits.defined() ? logits + l : l;
           shares = shares.defined() ? shares + a : a;
