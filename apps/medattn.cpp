@@ -620,6 +620,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 0.95))->capture_default_str();
   trainc->add_option("--label-smoothing", t.options.label_smoothing, "Cross-entropy label smoothing")
       ->check(CLI::Range(0.0, 0.5))->capture_default_str();
+  trainc->add_option("--mixup", t.options.mixup,
+                     "Blend pairs of training images (and their labels) with weight ~ Beta(A, A); 0 = off, 0.2-0.4 typical")
+      ->check(CLI::Range(0.0, 10.0))->capture_default_str();
   trainc->add_option("--balance", t.options.balance,
                      "Class imbalance: weights (inverse-frequency loss weights), logit-adjust (train on logits + log class "
                      "prior, predict with the plain logits: aims at balanced accuracy) or none")

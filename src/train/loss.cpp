@@ -1,5 +1,6 @@
 #include "train/loss.h"
 
+#include <ATen/ATen.h>
 #include <torch/nn/functional/loss.h>
 
 #include "core/error.h"
@@ -47,6 +48,24 @@ at::Tensor training_loss(const at::Tensor& logits, const at::Tensor& labels, con
       return F::cross_entropy(logits, labels, options);
   }
   return F::cross_entropy(logits, labels, options);
+}
+
+Mixed mixup(const at::Tensor& x, double alpha) {
+  if (!(alpha > 0)) throw Error(ErrorKind::kInvalidArgument, "mixup alpha must be positive");
+  // Beta(a, a) as G1 / (G1 + G2) with G1, G2 ~ Gamma(a, 1).
+  const auto g = at::_standard_gamma(at::full({2}, alpha, at::kDouble));
+  const double g1 = g[0].item<double>(), g2 = g[1].item<double>();
+  Mixed mix;
+  mix.lambda = g1 + g2 > 0 ? g1 / (g1 + g2) : 0.5;
+  mix.partner = at::randperm(x.size(0), at::kLong);
+  mix.x = x * mix.lambda + x.index_select(0, mix.partner) * (1.0 - mix.lambda);
+  return mix;
+}
+
+at::Tensor mixup_loss(const at::Tensor& logits, const at::Tensor& labels, const Mixed& mix, const at::Tensor& class_counts,
+                      Balance balance, double label_smoothing) {
+  return training_loss(logits, labels, class_counts, balance, label_smoothing) * mix.lambda +
+         training_loss(logits, labels.index_select(0, mix.partner), class_counts, balance, label_smoothing) * (1.0 - mix.lambda);
 }
 
 }  // namespace medattn::train

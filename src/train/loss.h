@@ -26,4 +26,18 @@ std::string describe_loss(Balance balance);
 at::Tensor training_loss(const at::Tensor& logits, const at::Tensor& labels, const at::Tensor& class_counts,
                          Balance balance, double label_smoothing);
 
+// Mixup (Zhang et al., ICLR 2018): each image of a batch is blended with another image of the
+// same batch, x' = lambda * x + (1 - lambda) * x[partner], lambda ~ Beta(alpha, alpha), one
+// lambda per batch. Draws from LibTorch's default generator (repeatable under its seed).
+struct Mixed {
+  at::Tensor x;        // the blended images
+  at::Tensor partner;  // [B] int64: index of the image each one was blended with
+  double lambda = 1.0; // weight of the original image
+};
+Mixed mixup(const at::Tensor& x, double alpha);
+
+// training_loss of blended images: lambda * loss(labels) + (1 - lambda) * loss(labels[partner]).
+at::Tensor mixup_loss(const at::Tensor& logits, const at::Tensor& labels, const Mixed& mix, const at::Tensor& class_counts,
+                      Balance balance, double label_smoothing);
+
 }  // namespace medattn::train

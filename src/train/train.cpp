@@ -418,6 +418,7 @@ void update_ema(model::AttnNet& ema, model::AttnNet& net, double decay) {
 // One training batch: augmented inputs, labels, covariates (undefined without).
 struct Batch {
   torch::Tensor x, y, c;
+  std::optional<Mixed> mix;  // set when the images were blended (--mixup)
 };
 
 }  // namespace
@@ -431,6 +432,11 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   if (options.ema < 0 || options.ema >= 1) throw Error(ErrorKind::kInvalidArgument, "--ema must be in [0, 1)");
   if (options.label_smoothing < 0 || options.label_smoothing >= 1) throw Error(ErrorKind::kInvalidArgument, "--label-smoothing must be in [0, 1)");
   const Balance balance = parse_balance(options.balance);
+  if (options.mixup < 0) throw Error(ErrorKind::kInvalidArgument, "--mixup must be 0 (off) or a positive Beta alpha");
+  if (options.mixup > 0 && !options.clinical.empty()) {
+    // A blended image has no single patient whose covariates it could carry.
+    throw Error(ErrorKind::kInvalidArgument, "--mixup cannot be combined with --clinical");
+  }
   std::optional<std::regex> group_regex;
   if (!options.group_regex.empty()) {
     try {
@@ -616,13 +622,19 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
                               torch::full_like(cb, std::numeric_limits<float>::quiet_NaN()), cb);
           }
         }
-        return Batch{xb, tr.y.index_select(0, idx), cb};
+        std::optional<Mixed> mix;
+        if (options.mixup > 0) {
+          // Drawn here, on the batch thread, so that the random stream stays in one order.
+          mix = mixup(xb, options.mixup);
+          xb = mix->x;
+        }
+        return Batch{xb, tr.y.index_select(0, idx), cb, mix};
       };
       double loss_sum = 0;
       int64_t seen = 0;
       std::future<Batch> next = std::async(std::launch::async, make_batch, 0);
       for (int64_t s = 0; s < n; s += options.batch_size) {
-        auto [xb, yb, cb] = next.get();
+        auto [xb, yb, cb, mix] = next.get();
         if (s + options.batch_size < n) next = std::async(std::launch::async, make_batch, s + options.batch_size);
         if (xb.size(0) < 2) continue;  // BatchNorm needs two samples
         const int64_t step = state.step;
@@ -632,7 +644,9 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
                                                std::max<int64_t>(1, total_steps - warmup_steps)));
         for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
         optimizer.zero_grad();
-        auto loss = training_loss(net->forward(xb, false, cb).logits, yb, class_counts, balance, options.label_smoothing);
+        const auto logits = net->forward(xb, false, cb).logits;
+        auto loss = mix ? mixup_loss(logits, yb, *mix, class_counts, balance, options.label_smoothing)
+                        : training_loss(logits, yb, class_counts, balance, options.label_smoothing);
         loss.backward();
         optimizer.step();
         if (options.ema > 0) {
@@ -712,7 +726,8 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   card.training["batch_size"] = options.batch_size;
   card.training["optimizer"] = {{"name", "AdamW"}, {"lr", options.lr}, {"weight_decay", options.weight_decay},
                                 {"schedule", "linear warm-up " + std::to_string(options.warmup_epochs) + " epoch(s), cosine decay"}};
-  card.training["loss"] = {{"name", describe_loss(balance)}, {"balance", balance_name(balance)}, {"label_smoothing", options.label_smoothing}};
+  card.training["loss"] = {{"name", describe_loss(balance)}, {"balance", balance_name(balance)}, {"label_smoothing", options.label_smoothing},
+                           {"mixup", options.mixup}};
   card.training["ema"] = options.ema;
   if (!card.clinical.empty()) {
     card.training["clinical"] = {{"columns", options.clinical}, {"dropout", options.clinical_dropout}, {"fusion", options.fusion}};

@@ -109,3 +109,87 @@ TEST_CASE("train --balance names its rule in the card and refuses an unknown one
   CHECK_THROWS_WITH(train::run_train(o, {}, {}), "--balance 'focal' is not one of weights, logit-adjust, none");
   fs::remove_all(dir);
 }
+
+TEST_CASE("the mixup loss weighs the two labels of a blended image by lambda", "[train][loss][mixup]") {
+  // Partners 2, 0, 1 give second labels 1, 0, 1. Plain cross-entropy of those:
+  // row 0 log(1 + e^2), row 1 log(1 + e), row 2 log 2.
+  const double e = std::exp(1.0);
+  const double first = (std::log(1 + 1 / (e * e)) + std::log(1 + 1 / e) + std::log(2.0)) / 3;
+  const double second = (std::log(1 + e * e) + std::log(1 + e) + std::log(2.0)) / 3;
+  train::Mixed mix;
+  mix.lambda = 0.3;
+  mix.partner = torch::tensor({2, 0, 1}, torch::kLong);
+  CHECK(train::mixup_loss(kLogits, kLabels, mix, kCounts, Balance::kNone, 0).item<double>() ==
+        Approx(0.3 * first + 0.7 * second).epsilon(1e-6));
+  // lambda 1 is the plain loss, under every balance rule.
+  mix.lambda = 1.0;
+  for (auto balance : {Balance::kWeights, Balance::kLogitAdjust, Balance::kNone}) {
+    CHECK(train::mixup_loss(kLogits, kLabels, mix, kCounts, balance, 0.1).item<double>() ==
+          Approx(loss_of(balance, 0.1)).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("mixup blends each image with a partner, lambda ~ Beta(alpha, alpha), repeatably", "[train][loss][mixup]") {
+  torch::manual_seed(3);
+  const auto x = torch::arange(8, torch::kFloat).reshape({8, 1, 1, 1});
+  const auto mix = train::mixup(x, 0.4);
+  CHECK(mix.lambda > 0.0);
+  CHECK(mix.lambda < 1.0);
+  // The partners are a permutation of the batch, and the images are blended with them.
+  CHECK(std::get<0>(mix.partner.sort()).equal(torch::arange(8, torch::kLong)));
+  CHECK(torch::allclose(mix.x, x * mix.lambda + x.index_select(0, mix.partner) * (1 - mix.lambda)));
+  torch::manual_seed(3);
+  const auto again = train::mixup(x, 0.4);
+  CHECK(again.lambda == mix.lambda);
+  CHECK(again.partner.equal(mix.partner));
+
+  // Beta(a, a) has mean 1/2 and variance 1 / (4 (2a + 1)): 0.1786 at a = 0.2, 1/12 at a = 1.
+  for (double alpha : {0.2, 1.0}) {
+    torch::manual_seed(11);
+    double sum = 0, sum2 = 0;
+    const int n = 4000;
+    for (int i = 0; i < n; ++i) {
+      const double l = train::mixup(x, alpha).lambda;
+      sum += l;
+      sum2 += l * l;
+    }
+    const double mean = sum / n, var = sum2 / n - mean * mean;
+    CHECK(mean == Approx(0.5).margin(0.02));
+    CHECK(var == Approx(1 / (4 * (2 * alpha + 1))).epsilon(0.06));
+  }
+  CHECK_THROWS_WITH(train::mixup(x, 0.0), "mixup alpha must be positive");
+}
+
+TEST_CASE("train --mixup is recorded in the card, repeats under its seed and is refused with covariates", "[train][loss][mixup]") {
+  pipeline::set_threads(1);
+  const fs::path dir = fs::temp_directory_path() / "medattn_mixup_test";
+  fs::remove_all(dir);
+  phantom::PhantomOptions ph;
+  ph.count = 24;
+  ph.size = 64;
+  ph.seed = 5;
+  phantom::write_phantoms((dir / "data").string(), ph);
+  train::TrainOptions o;
+  o.data = (dir / "data" / "images").string();
+  o.out = (dir / "model").string();
+  o.classes = {"normal", "nodule", "consolidation"};
+  o.epochs = 1;
+  o.batch_size = 8;
+  o.mixup = 0.4;
+  testing::make_tiny(o.card);
+  auto train_loss = [&] {
+    double loss = -1;
+    const auto result = train::run_train(o, [&](const train::EpochReport& r) { loss = r.train_loss; }, {});
+    CHECK(result.card.training.at("loss").at("mixup") == 0.4);
+    return loss;
+  };
+  const double first = train_loss();
+  CHECK(std::isfinite(first));
+  CHECK(train_loss() == first);
+  o.mixup = -1;
+  CHECK_THROWS_WITH(train::run_train(o, {}, {}), "--mixup must be 0 (off) or a positive Beta alpha");
+  o.mixup = 0.4;
+  o.clinical = "age:num";
+  CHECK_THROWS_WITH(train::run_train(o, {}, {}), "--mixup cannot be combined with --clinical");
+  fs::remove_all(dir);
+}
