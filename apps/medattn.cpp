@@ -361,6 +361,8 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
   auto round4 = [](double v) { return std::round(v * 1e4) / 1e4; };
   j["auc_ci95"] = {round4(ci.auc.low), round4(ci.auc.high)};
   j["accuracy_ci95"] = {round4(ci.accuracy.low), round4(ci.accuracy.high)};
+  const auto chance = eval::ece_if_calibrated(r.predictions);
+  j["ece_if_calibrated"] = {{"mean", round4(chance.mean)}, {"p95", round4(chance.p95)}};
   j["decision"] = r.threshold >= 0 ? "threshold " + std::to_string(r.threshold) + " on " + r.classes[1] : "argmax";
   j["tta"] = r.tta;
   if (r.skipped > 0) j["skipped"] = r.skipped;
@@ -454,8 +456,10 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
     std::printf("n            %d\n", m.n);
     std::printf("accuracy     %.4f  (95%% CI %.4f-%.4f)\n", m.accuracy, ci.accuracy.low, ci.accuracy.high);
     std::printf("auc          %.4f  (95%% CI %.4f-%.4f)\n", m.auc, ci.auc.low, ci.auc.high);
-    std::printf("balanced acc %.4f\nsensitivity  %.4f\nspecificity  %.4f\nf1           %.4f\nmacro f1     %.4f\nece          %.4f\n",
-                m.balanced_accuracy, m.sensitivity, m.specificity, m.f1, m.macro_f1, m.ece);
+    std::printf("balanced acc %.4f\nsensitivity  %.4f\nspecificity  %.4f\nf1           %.4f\nmacro f1     %.4f\n",
+                m.balanced_accuracy, m.sensitivity, m.specificity, m.f1, m.macro_f1);
+    std::printf("ece          %.4f  (a perfectly calibrated model would show %.4f on these %d images, up to %.4f in 95%% of draws)\n",
+                m.ece, chance.mean, m.n, chance.p95);
     if (!r.clinical_attention.empty()) {
       std::printf("\n%-16s %9s   %s\n", "covariate", "attention", "balanced acc / macro f1 / auc when it is hidden");
       for (size_t f = 0; f < r.clinical_ablation.size(); ++f) {

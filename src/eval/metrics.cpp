@@ -51,24 +51,61 @@ int decide(const std::vector<double>& probabilities, double threshold) {
   return argmax(probabilities);
 }
 
-double expected_calibration_error(const Predictions& p, int bins) {
+namespace {
+
+// ECE of top-class confidences and whether each top class was right, in `bins` equal-width bins.
+double ece_of(const std::vector<double>& confidence, const std::vector<bool>& right, int bins) {
   std::vector<double> conf_sum(bins, 0.0), correct(bins, 0.0), count(bins, 0.0);
-  for (size_t i = 0; i < p.labels.size(); ++i) {
-    const int k = argmax(p.probabilities[i]);
-    const double conf = p.probabilities[i][k];
+  for (size_t i = 0; i < confidence.size(); ++i) {
     // Bin b holds confidences in (b/bins, (b+1)/bins]; 0 goes to the first bin.
-    int b = static_cast<int>(std::ceil(conf * bins)) - 1;
-    b = std::clamp(b, 0, bins - 1);
-    conf_sum[b] += conf;
-    correct[b] += (k == p.labels[i]) ? 1.0 : 0.0;
+    const int b = std::clamp(static_cast<int>(std::ceil(confidence[i] * bins)) - 1, 0, bins - 1);
+    conf_sum[b] += confidence[i];
+    correct[b] += right[i] ? 1.0 : 0.0;
     count[b] += 1.0;
   }
-  const double n = static_cast<double>(p.labels.size());
+  const double n = static_cast<double>(confidence.size());
   double ece = 0;
   for (int b = 0; b < bins; ++b) {
     if (count[b] > 0) ece += count[b] / n * std::abs(correct[b] / count[b] - conf_sum[b] / count[b]);
   }
   return ece;
+}
+
+}  // namespace
+
+double expected_calibration_error(const Predictions& p, int bins) {
+  std::vector<double> confidence(p.labels.size());
+  std::vector<bool> right(p.labels.size());
+  for (size_t i = 0; i < p.labels.size(); ++i) {
+    const int k = argmax(p.probabilities[i]);
+    confidence[i] = p.probabilities[i][k];
+    right[i] = k == p.labels[i];
+  }
+  return ece_of(confidence, right, bins);
+}
+
+CalibratedEce ece_if_calibrated(const Predictions& p, int draws, uint64_t seed, int bins) {
+  CalibratedEce out;
+  const size_t n = p.labels.size();
+  if (n == 0 || draws < 1) return out;
+  out.draws = draws;
+  std::vector<double> confidence(n);
+  for (size_t i = 0; i < n; ++i) confidence[i] = *std::max_element(p.probabilities[i].begin(), p.probabilities[i].end());
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::vector<double> eces(static_cast<size_t>(draws));
+  std::vector<bool> right(n);
+  for (auto& e : eces) {
+    // A calibrated model's top class is right with exactly its confidence.
+    for (size_t i = 0; i < n; ++i) right[i] = unit(rng) < confidence[i];
+    e = ece_of(confidence, right, bins);
+  }
+  out.mean = std::accumulate(eces.begin(), eces.end(), 0.0) / draws;
+  std::sort(eces.begin(), eces.end());
+  const double pos = 0.95 * static_cast<double>(draws - 1);
+  const size_t lo = static_cast<size_t>(std::floor(pos)), hi = std::min(eces.size() - 1, lo + 1);
+  out.p95 = eces[lo] + (eces[hi] - eces[lo]) * (pos - static_cast<double>(lo));
+  return out;
 }
 
 Metrics compute_metrics(const Predictions& p, double threshold) {

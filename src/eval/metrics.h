@@ -24,6 +24,17 @@ double binary_auc(const std::vector<double>& scores, const std::vector<bool>& po
 // Expected calibration error with `bins` equal-width confidence bins (top-class confidence).
 double expected_calibration_error(const Predictions& p, int bins = 15);
 
+// What ECE a perfectly calibrated model would show on these samples, by chance alone: the
+// top-class confidences are kept and each sample's top class is drawn right with exactly that
+// probability, `draws` times (fixed seed). An observed ECE below `p95` cannot be told from
+// perfect calibration on this many samples; ECE is biased upward on small sets.
+struct CalibratedEce {
+  double mean = 0;  // mean ECE over the draws
+  double p95 = 0;   // 95th percentile (linear interpolation)
+  int draws = 0;
+};
+CalibratedEce ece_if_calibrated(const Predictions& p, int draws = 1000, uint64_t seed = 1, int bins = 15);
+
 struct Metrics {
   int n = 0;
   double accuracy = 0;

@@ -742,6 +742,8 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   card.training["threads"] = at::get_num_threads();
   card.validation = eval::metrics_to_json(result.validation, card.classes);
   card.validation["ece_before_calibration"] = std::round(result.ece_before * 1e6) / 1e6;
+  const auto chance = eval::ece_if_calibrated(calibrated);
+  card.validation["ece_if_calibrated"] = {{"mean", std::round(chance.mean * 1e6) / 1e6}, {"p95", std::round(chance.p95 * 1e6) / 1e6}};
   model::save_model(options.out, card, nets);
   // The run is complete: its checkpoints have served their purpose and must not ship with the model.
   std::error_code ec;

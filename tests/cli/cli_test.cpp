@@ -164,6 +164,10 @@ TEST_CASE("evaluate prints the contract's keys, heatmap metrics and a ROC plot",
     CHECK(j.contains(key));
   }
   CHECK(j["n"] == 24);
+  // Chance ECE of a calibrated model: a mean and a 95th percentile above it.
+  REQUIRE(j.contains("ece_if_calibrated"));
+  CHECK(j["ece_if_calibrated"]["p95"].get<double>() >= j["ece_if_calibrated"]["mean"].get<double>());
+  CHECK(j["ece_if_calibrated"]["mean"].get<double>() >= 0.0);
   CHECK(j["masked_images"] == 16);  // 8 nodules + 8 consolidations; normal masks are empty
   CHECK(j["classes"] == nlohmann::json::parse(R"(["normal","nodule","consolidation"])"));
   const cv::Mat plot = cv::imread(roc.string());

@@ -47,6 +47,32 @@ TEST_CASE("expected calibration error over 15 bins", "[eval][metrics]") {
   CHECK(expected_calibration_error(perfect) == 0.0);
 }
 
+TEST_CASE("the ECE a calibrated model shows by chance, against the binomial law", "[eval][metrics]") {
+  // Four samples at confidence 0.5 share one bin, so ECE = |k/4 - 1/2| with k ~ Binomial(4, 1/2):
+  // 1/2 with probability 2/16, 1/4 with 8/16, 0 with 6/16. Mean 3/16; 95th percentile 1/2.
+  Predictions p;
+  p.probabilities.assign(4, {0.5, 0.5});
+  p.labels = {0, 1, 0, 1};
+  const auto chance = ece_if_calibrated(p, 20000, 7);
+  CHECK(chance.draws == 20000);
+  CHECK(chance.mean == Approx(3.0 / 16).margin(0.005));
+  CHECK(chance.p95 == 0.5);
+  // Certain predictions are always right under calibration: no chance ECE at all.
+  Predictions sure;
+  sure.probabilities = {{1.0, 0.0}, {0.0, 1.0}, {0.0, 1.0}};
+  sure.labels = {1, 1, 0};  // the labels themselves do not enter
+  const auto none = ece_if_calibrated(sure);
+  CHECK(none.mean == 0.0);
+  CHECK(none.p95 == 0.0);
+  // Fixed seed: the same figures again; more samples, less chance ECE.
+  CHECK(ece_if_calibrated(p, 500, 3).mean == ece_if_calibrated(p, 500, 3).mean);
+  Predictions many;
+  many.probabilities.assign(400, {0.5, 0.5});
+  many.labels.assign(400, 0);
+  CHECK(ece_if_calibrated(many, 2000, 7).mean < 0.03);  // E|k/400 - 1/2| = 0.0199
+  CHECK(ece_if_calibrated(Predictions{}).draws == 0);
+}
+
 TEST_CASE("multi-class metrics are macro means", "[eval][metrics]") {
   Predictions p;
   p.probabilities = {{0.8, 0.1, 0.1}, {0.1, 0.8, 0.1}, {0.1, 0.1, 0.8}, {0.6, 0.3, 0.1}};
