@@ -347,7 +347,7 @@ int run_train_command(TrainArgs& args, const std::string& command) {
                  result.card.classes[1], result.card.threshold);
   }
   spdlog::info("wrote {} ({}: val_auc {:.4f}, val_acc {:.4f}; {} train / {} val images; {})", opt.out,
-               opt.members > 1 ? fmt::format("ensemble of {} networks", opt.members) : fmt::format("best epoch {}", result.best_epoch), result.validation.auc, result.validation.accuracy, result.train_count,
+               opt.members > 1 ? fmt::format("ensemble of {} networks", opt.members) : fmt::format("kept epoch {}", result.best_epoch), result.validation.auc, result.validation.accuracy, result.train_count,
                result.val_count, format_seconds(result.seconds));
   return kExitOk;
 }
@@ -635,6 +635,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 0.99999))->capture_default_str();
   trainc->add_option("--warmup-epochs", t.options.warmup_epochs, "Epochs of linear learning-rate warm-up")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
+  trainc->add_option("--select", t.options.select,
+                     "Which epoch is kept: best-auc (best validation AUC) or last (the end of the schedule; validation "
+                     "then only measures, it does not choose)")
+      ->check(CLI::IsMember({"best-auc", "last"}))->capture_default_str();
   trainc->add_option("--patience", t.options.patience, "Stop after N epochs without a better validation AUC (0 = never)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   trainc->add_option("--group-regex", t.options.group_regex,

@@ -432,6 +432,13 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   if (options.ema < 0 || options.ema >= 1) throw Error(ErrorKind::kInvalidArgument, "--ema must be in [0, 1)");
   if (options.label_smoothing < 0 || options.label_smoothing >= 1) throw Error(ErrorKind::kInvalidArgument, "--label-smoothing must be in [0, 1)");
   const Balance balance = parse_balance(options.balance);
+  if (options.select != "best-auc" && options.select != "last") {
+    throw Error(ErrorKind::kInvalidArgument, "--select '" + options.select + "' is not one of best-auc, last");
+  }
+  const bool keep_last = options.select == "last";
+  if (keep_last && options.patience > 0) {
+    throw Error(ErrorKind::kInvalidArgument, "--patience stops on the best validation AUC, so it needs --select best-auc");
+  }
   if (options.mixup < 0) throw Error(ErrorKind::kInvalidArgument, "--mixup must be 0 (off) or a positive Beta alpha");
   if (options.mixup > 0 && !options.clinical.empty()) {
     // A blended image has no single patient whose covariates it could carry.
@@ -671,7 +678,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
       report.eta_seconds = report.seconds * ((options.epochs - epoch) + static_cast<double>(options.epochs) * (options.members - member - 1));
       const double auc = std::isnan(metrics.auc) ? 0.0 : metrics.auc;
       state.epoch = epoch;
-      if (auc > state.best_auc || (auc == state.best_auc && metrics.accuracy > state.best_acc)) {
+      if (keep_last || auc > state.best_auc || (auc == state.best_auc && metrics.accuracy > state.best_acc)) {
         state.best_auc = auc;
         state.best_acc = metrics.accuracy;
         state.best_epoch = epoch;
@@ -723,6 +730,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   card.training["epochs"] = options.epochs;
   card.training["epochs_run"] = member_notes[0].at("epochs_run");
   card.training["best_epoch"] = result.best_epoch;
+  card.training["selection"] = keep_last ? "last epoch" : "best validation AUC (accuracy breaks ties)";
   card.training["batch_size"] = options.batch_size;
   card.training["optimizer"] = {{"name", "AdamW"}, {"lr", options.lr}, {"weight_decay", options.weight_decay},
                                 {"schedule", "linear warm-up " + std::to_string(options.warmup_epochs) + " epoch(s), cosine decay"}};

@@ -37,6 +37,7 @@ struct TrainOptions {
   double mixup = 0.0;               // mixup Beta(alpha, alpha) blending of training images (0 = off; train/loss.h)
   std::string balance = "weights";  // class imbalance in the loss: weights, logit-adjust, none (train/loss.h)
   double ema = 0.0;                 // exponential moving average of the weights (0 = off), e.g. 0.999
+  std::string select = "best-auc";  // the epoch kept: "best-auc" (best validation AUC) or "last"
   int patience = 0;                 // early stop after this many epochs without a better val AUC (0 = off)
   std::string group_regex;          // patient id from the file name (first capture group), for grouped splits
   bool resume = false;              // continue from OUT/checkpoint
@@ -72,7 +73,7 @@ using EpochCallback = std::function<void(const EpochReport&)>;
 using NoticeCallback = std::function<void(const std::string&)>;
 
 // Trains with AdamW (warm-up, cosine decay) on cross-entropy balanced as options.balance says, keeps the epoch
-// with the best validation AUC (accuracy breaks ties), fits a temperature and optionally a
+// with the best validation AUC (accuracy breaks ties; options.select "last": the last epoch), fits a temperature and optionally a
 // decision threshold on validation, and writes the model to options.out. A checkpoint is
 // written atomically to OUT/checkpoint after every epoch; options.resume continues from it
 // with the same optimizer and random state. Throws medattn::Error on unusable data or

@@ -97,6 +97,34 @@ TEST_CASE("the same seed gives the same model", "[train]") {
   fs::remove_all(data);
 }
 
+TEST_CASE("train --select last keeps the end of the schedule, whatever validation says", "[train]") {
+  pipeline::set_threads(1);
+  const fs::path data = phantom_set("select", 24, 64);
+  const fs::path tmp = fs::temp_directory_path() / "medattn_train_test_select_models";
+  fs::remove_all(tmp);
+  auto o = tiny_options(data, tmp / "last", 3);
+  o.select = "last";
+  std::vector<bool> kept;
+  std::string last_net;
+  const auto result = train::run_train(o, [&](const train::EpochReport& r) {
+    kept.push_back(r.best);
+    // The checkpoint is written before the report: it holds this epoch's network.
+    if (r.epoch == 3) last_net = read_file((tmp / "last" / "checkpoint" / "net.bin").string());
+  }, {});
+  CHECK(kept == std::vector<bool>{true, true, true});
+  CHECK(result.best_epoch == 3);
+  CHECK(result.card.training.at("selection") == "last epoch");
+  CHECK(read_file((tmp / "last" / "weights.bin").string()) == last_net);
+  // Early stopping watches the best AUC, so it cannot go with --select last; unknown rules are named.
+  o.patience = 2;
+  CHECK_THROWS_WITH(train::run_train(o, {}, {}), "--patience stops on the best validation AUC, so it needs --select best-auc");
+  o.patience = 0;
+  o.select = "best-loss";
+  CHECK_THROWS_WITH(train::run_train(o, {}, {}), "--select 'best-loss' is not one of best-auc, last");
+  fs::remove_all(tmp);
+  fs::remove_all(data);
+}
+
 TEST_CASE("an ensemble trains its members one after the other, resumes inside a member, and ships them all", "[train][ensemble]") {
   pipeline::set_threads(1);
   const fs::path data = phantom_set("ensemble", 30, 64);
