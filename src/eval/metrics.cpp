@@ -53,6 +53,14 @@ int decide(const std::vector<double>& probabilities, double threshold) {
 
 namespace {
 
+// The q-quantile of sorted, non-empty `v`, interpolating linearly between neighbours.
+double percentile_of_sorted(const std::vector<double>& v, double q) {
+  const double pos = q * static_cast<double>(v.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(pos));
+  const size_t hi = std::min(v.size() - 1, lo + 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+}
+
 // ECE of top-class confidences and whether each top class was right, in `bins` equal-width bins.
 double ece_of(const std::vector<double>& confidence, const std::vector<bool>& right, int bins) {
   std::vector<double> conf_sum(bins, 0.0), correct(bins, 0.0), count(bins, 0.0);
@@ -102,9 +110,7 @@ CalibratedEce ece_if_calibrated(const Predictions& p, int draws, uint64_t seed, 
   }
   out.mean = std::accumulate(eces.begin(), eces.end(), 0.0) / draws;
   std::sort(eces.begin(), eces.end());
-  const double pos = 0.95 * static_cast<double>(draws - 1);
-  const size_t lo = static_cast<size_t>(std::floor(pos)), hi = std::min(eces.size() - 1, lo + 1);
-  out.p95 = eces[lo] + (eces[hi] - eces[lo]) * (pos - static_cast<double>(lo));
+  out.p95 = percentile_of_sorted(eces, 0.95);
   return out;
 }
 
@@ -171,13 +177,7 @@ Interval percentile_interval(std::vector<double> v) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   if (v.empty()) return {nan, nan};
   std::sort(v.begin(), v.end());
-  auto at = [&](double q) {
-    const double pos = q * static_cast<double>(v.size() - 1);
-    const size_t lo = static_cast<size_t>(std::floor(pos));
-    const size_t hi = std::min(v.size() - 1, lo + 1);
-    return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
-  };
-  return {at(0.025), at(0.975)};
+  return {percentile_of_sorted(v, 0.025), percentile_of_sorted(v, 0.975)};
 }
 
 }  // namespace
