@@ -29,6 +29,25 @@ double loss_of(Balance balance, double smoothing = 0) {
   return train::training_loss(kLogits, kLabels, kCounts, balance, smoothing).item<double>();
 }
 
+// Options for one epoch of a tiny network on 24 phantoms written to DIR/data (DIR is emptied first).
+train::TrainOptions one_epoch_on_phantoms(const fs::path& dir) {
+  pipeline::set_threads(1);
+  fs::remove_all(dir);
+  phantom::PhantomOptions ph;
+  ph.count = 24;
+  ph.size = 64;
+  ph.seed = 5;
+  phantom::write_phantoms((dir / "data").string(), ph);
+  train::TrainOptions o;
+  o.data = (dir / "data" / "images").string();
+  o.out = (dir / "model").string();
+  o.classes = {"normal", "nodule", "consolidation"};
+  o.epochs = 1;
+  o.batch_size = 8;
+  testing::make_tiny(o.card);
+  return o;
+}
+
 }  // namespace
 
 TEST_CASE("plain cross-entropy is the mean negative log softmax", "[train][loss]") {
@@ -85,22 +104,9 @@ TEST_CASE("train --balance names its rule in the card and refuses an unknown one
   CHECK(train::balance_name(train::parse_balance("none")) == "none");
   CHECK_THROWS_WITH(train::parse_balance("focal"), "--balance 'focal' is not one of weights, logit-adjust, none");
 
-  pipeline::set_threads(1);
   const fs::path dir = fs::temp_directory_path() / "medattn_loss_test";
-  fs::remove_all(dir);
-  phantom::PhantomOptions ph;
-  ph.count = 24;
-  ph.size = 64;
-  ph.seed = 5;
-  phantom::write_phantoms((dir / "data").string(), ph);
-  train::TrainOptions o;
-  o.data = (dir / "data" / "images").string();
-  o.out = (dir / "model").string();
-  o.classes = {"normal", "nodule", "consolidation"};
-  o.epochs = 1;
-  o.batch_size = 8;
+  auto o = one_epoch_on_phantoms(dir);
   o.balance = "logit-adjust";
-  testing::make_tiny(o.card);
   const auto result = train::run_train(o, {}, {});
   const auto& loss = result.card.training.at("loss");
   CHECK(loss.at("balance") == "logit-adjust");
@@ -161,22 +167,9 @@ TEST_CASE("mixup blends each image with a partner, lambda ~ Beta(alpha, alpha), 
 }
 
 TEST_CASE("train --mixup is recorded in the card, repeats under its seed and is refused with covariates", "[train][loss][mixup]") {
-  pipeline::set_threads(1);
   const fs::path dir = fs::temp_directory_path() / "medattn_mixup_test";
-  fs::remove_all(dir);
-  phantom::PhantomOptions ph;
-  ph.count = 24;
-  ph.size = 64;
-  ph.seed = 5;
-  phantom::write_phantoms((dir / "data").string(), ph);
-  train::TrainOptions o;
-  o.data = (dir / "data" / "images").string();
-  o.out = (dir / "model").string();
-  o.classes = {"normal", "nodule", "consolidation"};
-  o.epochs = 1;
-  o.batch_size = 8;
+  auto o = one_epoch_on_phantoms(dir);
   o.mixup = 0.4;
-  testing::make_tiny(o.card);
   auto train_loss = [&] {
     double loss = -1;
     const auto result = train::run_train(o, [&](const train::EpochReport& r) { loss = r.train_loss; }, {});
