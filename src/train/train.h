@@ -72,9 +72,10 @@ struct TrainResult {
 using EpochCallback = std::function<void(const EpochReport&)>;
 using NoticeCallback = std::function<void(const std::string&)>;
 
-// Trains with AdamW (warm-up, cosine decay) on cross-entropy balanced as options.balance says, keeps the epoch
-// with the best validation AUC (accuracy breaks ties; options.select "last": the last epoch), fits a temperature and optionally a
-// decision threshold on validation, and writes the model to options.out. A checkpoint is
+// Trains with AdamW (warm-up, cosine decay) on cross-entropy balanced as options.balance says,
+// keeps the epoch with the best validation AUC (accuracy breaks ties; with options.select
+// "last", the last epoch), fits a temperature and optionally a decision threshold on
+// validation, and writes the model to options.out. A checkpoint is
 // written atomically to OUT/checkpoint after every epoch; options.resume continues from it
 // with the same optimizer and random state. Throws medattn::Error on unusable data or
 // options.
