@@ -19,6 +19,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/text.h"
 #include "eval/metrics.h"
 #include "explain/overlay.h"
 #include "io/image.h"
@@ -31,6 +32,7 @@
 #include "report/record.h"
 #include "report/roc_plot.h"
 #include "report/terminal.h"
+#include "train/fit_ood.h"
 #include "train/train.h"
 
 namespace fs = std::filesystem;
@@ -219,7 +221,8 @@ int run_diagnose_command(DiagnoseArgs& args) {
   std::unique_ptr<report::RecordWriter> writer;
   std::unique_ptr<report::HtmlReport> html;
   ProgressPrinter progress(args.quiet);
-  std::map<std::string, int> per_diagnosis, per_reason;
+  std::string intended_use;  // for the closing summary
+  std::map<std::string, int> per_diagnosis, per_reason, per_abstention;
   const auto summary = pipeline::run_diagnose(
       opt,
       [&](const std::vector<std::string>& classes, const std::string& id) {
@@ -233,9 +236,17 @@ int run_diagnose_command(DiagnoseArgs& args) {
           info.method = opt.method;
           html = std::make_unique<report::HtmlReport>(args.report, info);
         }
+        const auto card = model::read_card(opt.model_dir);
+        const auto& use = card.intended_use;
+        intended_use = use.description + (use.modalities.empty() ? "" : " (DICOM " + model::join_list(use.modalities) + ")") +
+                       (card.ood.enabled() ? "; OOD gate above " + fmt::format("{:.2f}", card.ood.threshold) : "; no OOD gate");
       },
       [&](const report::DiagnosisRecord& r) {
-        if (r.ok) {
+        if (r.ok && !r.abstained.empty()) {
+          // Counted by check ("out of scope: DICOM Modality", "out of distribution"), not by value.
+          const auto cut = r.abstained.find_first_of("'(0123456789");
+          ++per_abstention[trim(r.abstained.substr(0, cut))];
+        } else if (r.ok) {
           ++per_diagnosis[r.diagnosis];
         } else {
           ++per_reason[report::error_reason(r.error)];
@@ -268,15 +279,17 @@ int run_diagnose_command(DiagnoseArgs& args) {
     spdlog::info("wrote report {}", args.report);
   }
   // The closing summary: counts per diagnosis, failures by reason, time and rate.
-  const int ok = summary.total - summary.failed;
-  spdlog::info("diagnosed {} of {} image(s), {} failed, {} skipped, in {} ({:.1f} images/s)", ok, summary.total,
-               summary.failed, summary.skipped, format_seconds(summary.seconds),
+  const int ok = summary.total - summary.failed - summary.abstained;
+  spdlog::info("diagnosed {} of {} image(s), {} abstained, {} failed, {} skipped, in {} ({:.1f} images/s)", ok, summary.total,
+               summary.abstained, summary.failed, summary.skipped, format_seconds(summary.seconds),
                summary.total / std::max(1e-9, summary.seconds));
   struct rusage usage {};
   ::getrusage(RUSAGE_SELF, &usage);
   spdlog::info("  peak memory {:.0f} MB", usage.ru_maxrss / 1024.0);  // ru_maxrss is in KB on Linux
   for (const auto& [name, n] : per_diagnosis) spdlog::info("  {}: {}", name, n);
+  for (const auto& [reason, n] : per_abstention) spdlog::info("  abstained, {}: {}", reason, n);
   for (const auto& [reason, n] : per_reason) spdlog::info("  failed, {}: {}", reason, n);
+  if (!intended_use.empty()) spdlog::info("  model intended use: {}", intended_use);
   if (summary.resumed > 0) spdlog::info("  {} input(s) already recorded in {} were not repeated", summary.resumed, args.output);
   if (!opt.shard.all()) spdlog::info("  shard {}: {} input(s) left to the other shards", args.shard, summary.other_shards);
   if (summary.total == 0 && summary.resumed == 0 && summary.other_shards == 0) {
@@ -300,6 +313,7 @@ int run_merge_command(const std::vector<std::string>& files, const std::string& 
 struct TrainArgs {
   train::TrainOptions options;
   std::string classes;
+  std::string modalities;
   std::string stem = "16,32,64";
   int image_size = 96;
   int threads = 0;
@@ -319,6 +333,7 @@ int run_train_command(TrainArgs& args, const std::string& command) {
   auto& opt = args.options;
   const int threads = pipeline::set_threads(args.threads);
   opt.classes = split_list(args.classes);
+  opt.card.intended_use.modalities = model::parse_upper_list(args.modalities);
   opt.card.preprocess.image_size = args.image_size;
   opt.card.arch.stem_channels.clear();
   for (const auto& c : split_list(args.stem)) {
@@ -397,6 +412,29 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
                        {"balanced_accuracy", entry(cmp.balanced_accuracy)}, {"macro_f1", entry(cmp.macro_f1)},
                        {"auc", entry(cmp.auc)}, {"accuracy", entry(cmp.accuracy)}};
   }
+  if (r.gate.enabled) {
+    const auto& g = r.gate;
+    j["abstained_scope"] = g.scope_abstained;
+    j["abstained_ood"] = g.gate_abstained;
+    j["coverage"] = round4(g.coverage);
+    j["selective_accuracy"] = round4(g.selective_accuracy);
+    j["selective_auc"] = round4(g.selective_auc);
+    j["aurc"] = round4(g.aurc);
+    if (!g.ood.empty()) {
+      auto set = [&](const train::OodSetMetrics& s) {
+        return nlohmann::json{{"data", s.data}, {"n", s.n}, {"ood_auroc", round4(s.auroc)}, {"ood_fpr95", round4(s.fpr95)},
+                              {"ood_auroc_energy", round4(s.auroc_energy)}, {"ood_fpr95_energy", round4(s.fpr95_energy)},
+                              {"abstention", round4(s.abstention)}};
+      };
+      j["ood_auroc"] = round4(g.pooled.auroc);
+      j["ood_fpr95"] = round4(g.pooled.fpr95);
+      j["ood_auroc_energy"] = round4(g.pooled.auroc_energy);
+      j["ood_fpr95_energy"] = round4(g.pooled.fpr95_energy);
+      j["ood_abstention"] = round4(g.pooled.abstention);
+      j["ood_sets"] = nlohmann::json::array();
+      for (const auto& s : g.ood) j["ood_sets"].push_back(set(s));
+    }
+  }
   const auto& hm = r.heatmaps;
   if (!hm.method.empty()) {
     j["method"] = hm.method;
@@ -470,6 +508,23 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
           std::printf("%-16s %9s", "(all hidden)", "");
         }
         std::printf("   %.4f / %.4f / %.4f\n", mm.balanced_accuracy, mm.macro_f1, mm.auc);
+      }
+    }
+    if (r.gate.enabled) {
+      const auto& g = r.gate;
+      std::printf("\nabstention   coverage %.4f (%d out of scope, %d above the OOD threshold, of %d)\n", g.coverage,
+                  g.scope_abstained, g.gate_abstained, g.n);
+      std::printf("selective    accuracy %.4f, auc %.4f on the covered images; aurc %.4f\n", g.selective_accuracy,
+                  g.selective_auc, g.aurc);
+      if (!g.ood.empty()) {
+        std::printf("%-40s %6s %10s %10s %12s %12s %10s\n", "ood set", "n", "auroc", "fpr95", "auroc(energy)",
+                    "fpr95(energy)", "abstained");
+        auto row = [](const train::OodSetMetrics& s) {
+          std::printf("%-40.40s %6d %10.4f %10.4f %12.4f %12.4f %10.4f\n", s.data.c_str(), s.n, s.auroc, s.fpr95, s.auroc_energy,
+                      s.fpr95_energy, s.abstention);
+        };
+        for (const auto& s : g.ood) row(s);
+        row(g.pooled);
       }
     }
     if (!compare_model.empty()) {
@@ -571,6 +626,11 @@ int main(int argc, char** argv) {
   diagnose->add_option("--shard", d.shard, "Process only shard K of N (0 <= K < N), split by a stable hash of each input's relative path");
   diagnose->add_option("--report", d.report, "Also write a self-contained HTML report (sortable table, heatmap thumbnails)");
   diagnose->add_flag("-q,--quiet", d.quiet, "No progress display");
+  diagnose->add_flag("--ignore-scope", d.options.ignore_scope,
+                     "Diagnose images that fail the card's scope checks (DICOM modality/body part, near-constant, too small, "
+                     "colour for a grey model); the record gets a warning instead");
+  diagnose->add_flag("--no-abstain", d.options.no_abstain,
+                     "Never abstain: keep the diagnosis when a scope check or the OOD gate says no, and flag it in the record's warning");
   diagnose->footer("Examples:\n  medattn diagnose --format json --heatmaps out/ scans/ chest.dcm knee.png\n"
                    "  medattn diagnose archive/ -o results.jsonl --resume --report report.html\n"
                    "  find archive -name '*.dcm' | medattn diagnose - -o results.csv\n"
@@ -655,6 +715,16 @@ int main(int argc, char** argv) {
                      "Test-time flips stored in the card: hflip, vflip or hflip,vflip; validation, calibration and diagnoses "
                      "average the logits over the flipped views (default: none)");
   trainc->add_option("--name", t.name, "Model name for the card (default: the --out folder name)");
+  trainc->add_option("--modalities", t.modalities, "Intended use: DICOM Modality codes the model takes, e.g. CR,DX (others abstain)");
+  trainc->add_option("--body-part", t.options.card.intended_use.body_part,
+                     "Intended use: DICOM BodyPartExamined values the model takes, e.g. CHEST (others abstain)");
+  trainc->add_option("--view", t.options.card.intended_use.view, "Intended use: the view, e.g. 'frontal chest radiograph'");
+  trainc->add_option("--population", t.options.card.intended_use.population, "Intended use: who the training images came from");
+  trainc->add_option("--intended-use", t.options.card.intended_use.description, "Intended use: what the model does, one sentence");
+  trainc->add_option("--limitations", t.options.card.intended_use.limitations, "Intended use: what it was not shown or does badly");
+  trainc->add_option("--ood-percentile", t.options.ood_percentile,
+                     "OOD gate threshold: this percentile of the validation images' Mahalanobis scores (0 = no gate)")
+      ->check(CLI::Range(0.0, 100.0))->capture_default_str();
   trainc->add_option("--threads", t.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   trainc->footer("Example:\n  medattn phantom --out ph --count 600 && medattn train ph/images --out models/mine --epochs 12");
 
@@ -685,6 +755,12 @@ int main(int argc, char** argv) {
                        "Average each heatmap over these flips of the input: none, hflip, vflip or hflip,vflip "
                        "(default: the flips the model was trained with)");
   evaluate->add_flag("--no-deletion", e.no_deletion, "Skip the deletion/insertion curves");
+  evaluate->add_option("--ood", e.ood_data,
+                       "Out-of-distribution sets (image files, folders, npz or CSV): report ood_auroc and ood_fpr95 of the gate's "
+                       "score (and of the logits' energy) against DATA, and the share diagnose would abstain on")
+      ->expected(1, -1);
+  evaluate->add_option("--ood-limit", e.ood_limit, "At most this many images per --ood set, spread evenly over it")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   evaluate->add_option("--occlusion-patch", e.explain.occlusion_patch, "Occlusion: patch side in model-input pixels")
       ->check(CLI::PositiveNumber)->capture_default_str();
   evaluate->add_option("--occlusion-stride", e.explain.occlusion_stride, "Occlusion: step between patches")
@@ -693,6 +769,30 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1000.0));
   evaluate->add_option("--threads", eval_threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   evaluate->footer("Example:\n  medattn evaluate -m models/phantom phantoms/images --format json");
+
+  // fit-ood
+  train::FitOodOptions fo;
+  int fo_threads = 0;
+  auto* fitood = app.add_subcommand("fit-ood", "Fit a model's out-of-distribution gate on its training data, without retraining");
+  fitood->add_option("-m,--model", fo.model_dir, "Model directory (its card and ood.bin are written)")->required();
+  fitood->add_option("data", fo.data, "The training DATA the model was trained on")->required();
+  fitood->add_option("--split", fo.split, "As train: npz arrays or CSV rows of the training split (e.g. train)");
+  fitood->add_option("--val", fo.val_data, "Separate validation DATA (the threshold is set on it)");
+  fitood->add_option("--val-split", fo.val_split, "Validation split of DATA (or of --val), e.g. val");
+  fitood->add_option("--val-fraction", fo.val_fraction, "As train: stratified share of DATA carved for validation")
+      ->check(CLI::Range(0.01, 0.9))->capture_default_str();
+  fitood->add_option("--seed", fo.seed, "As train: the seed of the carved split")->capture_default_str();
+  fitood->add_option("--group-regex", fo.group_regex, "As train: patient id from the file name, for a grouped split");
+  fitood->add_option("--percentile", fo.percentile, "Threshold: this percentile of the validation scores")
+      ->check(CLI::Range(1.0, 100.0))->capture_default_str();
+  fitood->add_option("--shrinkage", fo.shrinkage, "Shrinkage of the shared covariance towards a scaled identity")
+      ->check(CLI::Range(0.0, 0.99))->capture_default_str();
+  fitood->add_option("--feature", fo.feature, "What the gate scores: layers (CLS, mean token, CNN stages) or cls (the head's input)")
+      ->check(CLI::IsMember({"layers", "cls"}))->capture_default_str();
+  fitood->add_option("--threads", fo_threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  fitood->footer("Example (the split of the card's training command):\n"
+                 "  medattn fit-ood -m models/pneumoniamnist ../shared/data/pneumoniamnist/pneumoniamnist_trainval.npz "
+                 "--split train --val-split val");
 
   // info
   std::string info_model;
@@ -737,6 +837,16 @@ int main(int argc, char** argv) {
     if (*evaluate) {
       pipeline::set_threads(eval_threads);
       return run_evaluate_command(e, eval_format, eval_roc, eval_compare);
+    }
+    if (*fitood) {
+      pipeline::set_threads(fo_threads);
+      fo.command = command_line(argc, argv);
+      const auto r = train::run_fit_ood(fo, [](const std::string& n) { spdlog::info("{}", n); });
+      spdlog::info("fitted the OOD gate of {} on {} training image(s): threshold {:.4f} ({}th percentile of {} validation "
+                   "image(s); validation coverage {:.4f}); wrote {} (sha256 {})",
+                   fo.model_dir, r.train_count, r.gate.threshold, r.gate.percentile, r.val_count, r.val_coverage, r.gate.file,
+                   r.gate.sha256);
+      return kExitOk;
     }
     if (*info) {
       const auto card = model::read_card(info_model);

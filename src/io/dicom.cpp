@@ -263,6 +263,8 @@ Image read_dicom(const std::string& path, const ReadOptions& options) {
   image.invert = photometric == "MONOCHROME1";
   OFString modality;
   if (dataset->findAndGetOFString(DCM_Modality, modality).good()) image.modality = modality.c_str();
+  OFString body_part;
+  if (dataset->findAndGetOFString(DCM_BodyPartExamined, body_part).good()) image.body_part = body_part.c_str();
 
   if (samples == 1) {
     // Modality rescale in double, stored as float: fractional slopes are kept.

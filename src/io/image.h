@@ -65,6 +65,7 @@ struct Image {
   FileFormat format = FileFormat::kUnknown;
   int bits_stored = 8;  // 8, 12, 16, 32 (float NIfTI) ...
   std::string modality; // DICOM Modality (CT, MR, ...) when known, else empty
+  std::string body_part; // DICOM BodyPartExamined (CHEST, HEAD, ...) when present, else empty
 };
 
 // Reads `path` as an image of whatever supported format its content shows.

@@ -301,6 +301,8 @@ json card_to_json(const ModelCard& card) {
   } else {
     j["decision"] = {{"rule", "argmax"}};
   }
+  if (!card.intended_use.empty()) j["intended_use"] = intended_use_to_json(card.intended_use);
+  if (card.ood.enabled()) j["ood"] = ood_to_json(card.ood);
   j["training"] = card.training;
   j["validation"] = card.validation;
   return j;
@@ -482,6 +484,8 @@ ModelCard card_from_json(const json& j, const std::string& source) {
       invalid(source, "decision.rule '" + rule + "' is not supported (expected argmax or threshold)");
     }
   }
+  if (j.contains("intended_use")) card.intended_use = intended_use_from_json(j["intended_use"], source);
+  if (j.contains("ood")) card.ood = ood_from_json(j["ood"], source);
   if (j.contains("training")) card.training = j["training"];
   if (j.contains("validation")) card.validation = j["validation"];
   return card;
@@ -557,6 +561,7 @@ std::string describe_card(const ModelCard& card) {
     for (const auto& m : card.members) s << ", " << m.file;
     s << ")\n";
   }
+  s << describe_scope(card.intended_use, card.ood);
   if (card.training.contains("data")) s << "trained on:    " << card.training["data"].dump() << "\n";
   if (card.training.contains("command")) s << "command:       " << card.training["command"].get<std::string>() << "\n";
   if (!card.validation.empty()) s << "validation:    " << card.validation.dump() << "\n";

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "model/card_scope.h"
 #include "preprocess/preprocess.h"
 
 namespace medattn::model {
@@ -105,6 +106,11 @@ struct ModelCard {
   std::vector<Member> members;
   // Networks in the model: 1 + members.size().
   int network_count() const { return 1 + static_cast<int>(members.size()); }
+  // What the model is for (card section "intended_use"; model/card_scope.h): diagnose's scope
+  // checks read it. Empty on cards written before it existed: then nothing is out of scope.
+  IntendedUse intended_use;
+  // The out-of-distribution gate (card section "ood"; model/ood.h). Not enabled: no gate.
+  OodGate ood;
   nlohmann::json training = nlohmann::json::object();    // data, command, epochs, time, ...
   nlohmann::json validation = nlohmann::json::object();  // metrics on the validation split
 };

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 #include <set>
@@ -28,6 +29,9 @@
 #include "io/csv.h"
 #include "io/inputs.h"
 #include "model/net.h"
+#include "model/ood.h"
+#include "model/ood_features.h"
+#include "pipeline/scope.h"
 #include "preprocess/preprocess.h"
 #include "report/terminal.h"
 
@@ -44,6 +48,7 @@ struct Job {
   io::InputItem item;
   std::string stem;    // heatmap path without suffix (images, when heatmaps are written)
   std::string notice;  // kNotice
+  std::string scope;   // the scope check's reason (pipeline/scope.h); empty: in scope
   bool ready = false;  // decoded (images); other kinds are ready when queued
   report::DiagnosisRecord record;
   cv::Mat input;    // prepared model input, CV_32FC(channels) S x S
@@ -127,7 +132,8 @@ class HeatmapNamer {
 };
 
 // Reads and prepares one image; failures become the record's error.
-void decode(Job& job, const DiagnoseOptions& options, const preprocess::PreprocessConfig& config, bool keep_display) {
+void decode(Job& job, const DiagnoseOptions& options, const model::ModelCard& card, bool keep_display) {
+  const auto& config = card.preprocess;
   auto& r = job.record;
   const std::string& path = job.item.path;
   try {
@@ -136,6 +142,7 @@ void decode(Job& job, const DiagnoseOptions& options, const preprocess::Preproce
     r.height = image.pixels.rows;
     r.format = io::format_name(image.format);
     const cv::Mat display = io::to_display(image);
+    job.scope = scope_check(image, display, card);
     job.input = preprocess::prepare_display(display, config, &job.letterbox);
     if (keep_display) job.display = display;
   } catch (const Error& e) {
@@ -153,9 +160,8 @@ void decode(Job& job, const DiagnoseOptions& options, const preprocess::Preproce
 // Jobs leave in input order; at most `capacity` are in flight, which keeps memory flat.
 class Feeder {
  public:
-  Feeder(const DiagnoseOptions& options, const preprocess::PreprocessConfig& config, bool keep_display,
-         bool heatmaps)
-      : options_(options), config_(config), keep_display_(keep_display), heatmaps_(heatmaps),
+  Feeder(const DiagnoseOptions& options, const model::ModelCard& card, bool keep_display, bool heatmaps)
+      : options_(options), card_(card), keep_display_(keep_display), heatmaps_(heatmaps),
         namer_(options.heatmap_dir),
         capacity_(static_cast<size_t>(std::max(4 * options.batch_size, options.batch_size + 4 * options.workers))) {
     producer_ = std::thread([this] { produce(); });
@@ -285,7 +291,7 @@ class Feeder {
         job = work_.front();
         work_.pop_front();
       }
-      decode(*job, options_, config_, keep_display_);
+      decode(*job, options_, card_, keep_display_);
       std::lock_guard<std::mutex> lk(m_);
       job->ready = true;
       ready_.notify_all();
@@ -315,7 +321,7 @@ class Feeder {
   }
 
   const DiagnoseOptions& options_;
-  const preprocess::PreprocessConfig config_;
+  const model::ModelCard& card_;
   const bool keep_display_, heatmaps_;
   HeatmapNamer namer_;
   const size_t capacity_;
@@ -405,16 +411,22 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
   summary.model_id = model.id();
   if (on_start) on_start(card.classes, summary.model_id);
 
-  Feeder feeder(options, card.preprocess, maps_needed, heatmaps);
+  // The OOD gate, checked like the weights (its SHA-256 against the card's).
+  std::optional<model::GaussianStats> gate;
+  if (card.ood.enabled()) gate = model::load_gate(options.model_dir, card, model::gate_feature_dim(card, card.ood.feature));
+
+  Feeder feeder(options, card, maps_needed, heatmaps);
   auto emit = [&](report::DiagnosisRecord& r) {
     ++summary.total;
     if (!r.ok) ++summary.failed;
+    if (r.ok && !r.abstained.empty()) ++summary.abstained;
     r.model = summary.model_id;
     if (on_record) on_record(r);
     if (on_progress) {
       Progress p;
       p.done = summary.total;
       p.failed = summary.failed;
+      p.abstained = summary.abstained;
       p.total = feeder.total();
       p.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
       on_progress(p);
@@ -449,7 +461,26 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         }
       }
       torch::Tensor logits, maps, shares;
-      if (maps_needed) {
+      std::vector<double> scores;
+      const bool plain = !maps_needed && F == 0 && views.size() <= 1;
+      if (gate && plain) {
+        // One pass gives both: the head reads the gate's feature.
+        // Each network's part of the feature starts with its CLS feature (model/ood_features.h).
+        const int64_t D = card.arch.dim;
+        const int64_t part = model::gate_feature_dim(card, card.ood.feature) / card.network_count();
+        const auto features = model::gate_features(model.nets, x, clinical, card.ood.feature);
+        for (size_t n = 0; n < model.nets.size(); ++n) {
+          const auto l = model.nets[n]->head(features.slice(1, static_cast<int64_t>(n) * part, static_cast<int64_t>(n) * part + D));
+          logits = logits.defined() ? logits + l : l;
+        }
+        if (model.nets.size() > 1) logits = logits / static_cast<double>(model.nets.size());
+        scores = model::gate_scores(*gate, features);
+      } else if (gate) {
+        scores = model::gate_scores(*gate, model::gate_features(model.nets, x, clinical, card.ood.feature));
+      }
+      if (logits.defined()) {
+        // the gate's pass above gave them
+      } else if (maps_needed) {
         const auto ex = explain::explain(model.nets, x, xopt, std::vector<int>(good.size(), target), clinical, views);
         logits = ex.logits;
         maps = ex.maps.contiguous();
@@ -492,6 +523,31 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         r.diagnosis = card.classes[best];
         r.probability = p[best];
         r.ok = true;
+        // Abstention: the scope checks first, then the gate.
+        std::string reason;
+        if (!good[b]->scope.empty()) {
+          if (options.ignore_scope) {
+            r.warning = good[b]->scope + " (ignored: --ignore-scope)";
+          } else {
+            reason = good[b]->scope;
+          }
+        }
+        if (gate) {
+          r.ood_score = scores[b];
+          if (reason.empty() && scores[b] > card.ood.threshold) reason = model::gate_reason(card.ood, scores[b]);
+        }
+        if (!reason.empty()) {
+          if (options.no_abstain) {
+            r.warning = reason + " (not abstained: --no-abstain)";
+          } else {
+            r.abstained = reason;
+          }
+        }
+        const std::string shown_diagnosis = r.diagnosis;
+        if (!r.abstained.empty()) {
+          r.diagnosis.clear();
+          r.probability = 0;
+        }
         if (!maps_needed) continue;
         auto m = maps[static_cast<int64_t>(b)];
         const cv::Mat square(size, size, CV_32FC1, m.data_ptr<float>());
@@ -504,7 +560,8 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         char caption[160];
         std::snprintf(caption, sizeof(caption), "%s %.2f  [%s]", card.classes[shown].c_str(), p[shown],
                       options.method.c_str());
-        look.caption = target >= 0 ? std::string(caption) + " (target; diagnosis " + r.diagnosis + ")" : caption;
+        look.caption = target >= 0 ? std::string(caption) + " (target; diagnosis " + shown_diagnosis + ")" : caption;
+        if (!r.abstained.empty()) look.caption = "ABSTAINED  " + look.caption;
         explain::OverlayOptions plain = look;  // previews and thumbnails are too small for text
         plain.caption.clear();
         plain.legend = false;

@@ -47,11 +47,17 @@ struct DiagnoseOptions {
   // Heatmaps: average over these flips (model::parse_flips); empty = the card's heatmap flips.
   std::string heatmap_flips;
   bool count_total = true;           // count the inputs on a side thread, for progress and ETA
+  // Scope checks (pipeline/scope.h) and the card's OOD gate (model/ood.h) make diagnose abstain:
+  // the record gets `abstained` and no diagnosis. --ignore-scope turns the scope checks into a
+  // record warning; --no-abstain keeps every diagnosis and turns any abstention into a warning.
+  bool ignore_scope = false;
+  bool no_abstain = false;
 };
 
 struct DiagnoseSummary {
   int total = 0;    // records produced (images attempted, missing arguments included)
   int failed = 0;   // records with an error
+  int abstained = 0;  // records without a diagnosis because a scope check or the OOD gate said no
   int skipped = 0;  // non-image files skipped with a notice
   int resumed = 0;  // inputs left out because skip_files holds them
   int other_shards = 0;  // inputs left to the other shards
@@ -61,7 +67,7 @@ struct DiagnoseSummary {
 };
 
 struct Progress {
-  int done = 0, failed = 0;
+  int done = 0, failed = 0, abstained = 0;
   int total = -1;  // inputs this run will process; -1 while still counting (or reading stdin)
   double seconds = 0;
 };

@@ -24,7 +24,7 @@ std::string fixed(double v, int digits) {
 const char* kStyle = R"(body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.4em}table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:middle}
 th{background:#eef;cursor:pointer;user-select:none}th.asc::after{content:" \25B2"}th.desc::after{content:" \25BC"}
-tr.error td{background:#fee}td.num{text-align:right;font-variant-numeric:tabular-nums}img{display:block;max-width:160px}
+tr.error td{background:#fee}tr.abstained td{background:#ffd}td.num{text-align:right;font-variant-numeric:tabular-nums}img{display:block;max-width:160px}
 pre{background:#f6f6f6;padding:8px;white-space:pre-wrap}.summary td{border:none;padding:2px 12px 2px 0})";
 
 // Click a header to sort by it; numbers compare as numbers, the rest as text.
@@ -111,8 +111,14 @@ HtmlReport::~HtmlReport() {
 void HtmlReport::add(const DiagnosisRecord& r) {
   ++count_;
   std::ostringstream row;
-  row << "<tr class=\"" << (r.ok ? "ok" : "error") << "\"><td>" << html_escape(r.file) << "</td>";
-  if (r.ok) {
+  row << "<tr class=\"" << (!r.ok ? "error" : r.abstained.empty() ? "ok" : "abstained") << "\"><td>" << html_escape(r.file) << "</td>";
+  if (r.ok && !r.abstained.empty()) {
+    ++abstained_;
+    row << "<td data-v=\"~ABSTAINED\">ABSTAINED</td><td class=\"num\" data-v=\"-1\">-</td>";
+    for (size_t c = 0; c < info_.classes.size(); ++c) {
+      row << "<td class=\"num\">" << (c < r.probabilities.size() ? fixed(r.probabilities[c].second, 4) : "") << "</td>";
+    }
+  } else if (r.ok) {
     ++per_diagnosis_[r.diagnosis];
     row << "<td>" << html_escape(r.diagnosis) << "</td><td class=\"num\">" << fixed(r.probability, 4) << "</td>";
     for (size_t c = 0; c < info_.classes.size(); ++c) {
@@ -131,7 +137,8 @@ void HtmlReport::add(const DiagnosisRecord& r) {
       row << "<img alt=\"heatmap of " << html_escape(r.file) << "\" src=\"data:image/jpeg;base64," << base64(jpeg) << "\">";
     }
   }
-  row << "</td><td>" << html_escape(r.error) << "</td></tr>\n";
+  row << "</td><td>" << html_escape(r.abstained.empty() ? r.warning : r.abstained) << "</td><td class=\"num\">"
+      << (r.ood_score ? fixed(*r.ood_score, 2) : "") << "</td><td>" << html_escape(r.error) << "</td></tr>\n";
   rows_ << row.str();
   if (!rows_) throw file_error(ErrorKind::kIOError, "cannot write report", path_, "write failed (disk full?)");
 }
@@ -151,8 +158,8 @@ void HtmlReport::finish(const RunTotals& totals) {
   };
   line("finished", when);
   line("model", info_.model_id);
-  line("images", std::to_string(count_) + " (" + std::to_string(count_ - failed_) + " diagnosed, " +
-                     std::to_string(failed_) + " failed)");
+  line("images", std::to_string(count_) + " (" + std::to_string(count_ - failed_ - abstained_) + " diagnosed, " +
+                     std::to_string(abstained_) + " abstained, " + std::to_string(failed_) + " failed)");
   for (const auto& [name, n] : per_diagnosis_) line("diagnosed " + name, std::to_string(n));
   for (const auto& [reason, n] : per_reason_) line("failed: " + reason, std::to_string(n));
   line("wall time", fixed(totals.seconds, 1) + " s (" + fixed(count_ / std::max(1e-9, totals.seconds), 1) + " images/s)");
@@ -164,7 +171,7 @@ void HtmlReport::finish(const RunTotals& totals) {
   head << "</table>\n<h2>Results</h2>\n"
        << "<p>Click a column header to sort.</p>\n<table id=\"results\"><thead><tr><th>file</th><th>diagnosis</th><th>probability</th>";
   for (const auto& c : info_.classes) head << "<th>p(" << html_escape(c) << ")</th>";
-  head << "<th>heatmap</th><th>error</th></tr></thead>\n<tbody>\n";
+  head << "<th>heatmap</th><th>abstained</th><th>ood_score</th><th>error</th></tr></thead>\n<tbody>\n";
 
   const std::string tmp = path_ + ".tmp." + std::to_string(::getpid());
   {

@@ -46,7 +46,7 @@ class HtmlReport {
   std::string path_, rows_path_;
   ReportInfo info_;
   std::ofstream rows_;
-  int count_ = 0, failed_ = 0;
+  int count_ = 0, failed_ = 0, abstained_ = 0;
   std::map<std::string, int> per_diagnosis_;
   std::map<std::string, int> per_reason_;
   bool finished_ = false;

@@ -58,18 +58,20 @@ class CsvWriter : public RecordWriter {
     if (!header) return;
     out_ << "file,diagnosis,probability";
     for (const auto& c : classes_) out_ << "," << csv_field("p_" + c);
-    out_ << ",heatmap,error,model\n" << std::flush;
+    out_ << ",heatmap,error,model,abstained,ood_score,warning\n" << std::flush;
   }
   void write(const DiagnosisRecord& r) override {
-    out_ << csv_field(r.file) << "," << csv_field(r.ok ? r.diagnosis : "") << ","
-         << (r.ok ? fixed(r.probability, 6) : "");
+    const bool diagnosed = r.ok && r.abstained.empty();
+    out_ << csv_field(r.file) << "," << csv_field(diagnosed ? r.diagnosis : "") << ","
+         << (diagnosed ? fixed(r.probability, 6) : "");
     for (size_t i = 0; i < classes_.size(); ++i) {
       out_ << ",";
       if (r.ok && i < r.probabilities.size()) out_ << fixed(r.probabilities[i].second, 6);
     }
     // One line per record, flushed whole: a crash leaves complete lines (see --resume).
-    out_ << "," << csv_field(r.heatmap) << "," << csv_field(one_line(r.error)) << "," << csv_field(r.model) << "\n"
-         << std::flush;
+    out_ << "," << csv_field(r.heatmap) << "," << csv_field(one_line(r.error)) << "," << csv_field(r.model) << ","
+         << csv_field(one_line(r.abstained)) << "," << (r.ood_score ? fixed(*r.ood_score, 4) : "") << ","
+         << csv_field(one_line(r.warning)) << "\n" << std::flush;
   }
   void finish() override { out_ << std::flush; }
 
@@ -102,7 +104,7 @@ class TableWriter : public RecordWriter {
     size_t wf = 4, wd = 9;
     for (const auto& r : rows_) {
       wf = std::max(wf, std::min(options_.max_path, r.file.size()));
-      if (r.ok) wd = std::max(wd, r.diagnosis.size());
+      if (r.ok && r.abstained.empty()) wd = std::max(wd, r.diagnosis.size());
     }
     out_ << std::left << std::setw(static_cast<int>(wf)) << "FILE" << "  " << std::setw(static_cast<int>(wd))
          << "DIAGNOSIS" << "  " << std::setw(6) << "PROB" << "  " << "DETAILS\n";
@@ -115,6 +117,18 @@ class TableWriter : public RecordWriter {
     out_ << std::left << std::setw(static_cast<int>(wf)) << shorten_middle(r.file, wf) << "  ";
     if (!r.ok) {
       out_ << std::setw(static_cast<int>(wd)) << "-" << "  " << std::setw(6) << "-" << "  error: " << r.error << "\n";
+      return;
+    }
+    if (!r.abstained.empty()) {
+      // No diagnosis: the probabilities are shown for whoever wants them, after the reason.
+      out_ << std::setw(static_cast<int>(wd)) << "ABSTAINED" << "  " << std::setw(6) << "-" << "  " << r.abstained;
+      if (r.ood_score) out_ << "  ood_score=" << fixed(*r.ood_score, 2);
+      out_ << "\n" << std::string(wf + 2, ' ');
+      for (size_t i = 0; i < r.probabilities.size(); ++i) {
+        out_ << (i ? " " : "") << r.probabilities[i].first << "=" << fixed(r.probabilities[i].second, 3);
+      }
+      if (!r.heatmap.empty()) out_ << "  heatmap: " << r.heatmap;
+      out_ << "\n";
       return;
     }
     // Green from 0.9, yellow from 0.6, red below: how sure the model is of its diagnosis.
@@ -130,7 +144,9 @@ class TableWriter : public RecordWriter {
       out_ << (i ? " " : "") << r.probabilities[i].first << "=" << fixed(r.probabilities[i].second, 3);
     }
     if (!r.heatmap.empty()) out_ << "  heatmap: " << r.heatmap;
+    if (r.ood_score) out_ << "  ood_score=" << fixed(*r.ood_score, 2);
     out_ << "\n";
+    if (!r.warning.empty()) out_ << std::string(wf + 2, ' ') << "warning: " << r.warning << "\n";
     if (!r.attention_regions.empty()) out_ << std::string(wf + 2, ' ') << region_summary(r.attention_regions) << "\n";
   }
 
@@ -145,8 +161,9 @@ json record_to_json(const DiagnosisRecord& r) {
   json j = json::object();
   j["file"] = r.file;
   if (r.ok) {
-    j["diagnosis"] = r.diagnosis;
-    j["probability"] = round6(r.probability);
+    const bool abstained = !r.abstained.empty();
+    j["diagnosis"] = abstained ? json(nullptr) : json(r.diagnosis);
+    j["probability"] = abstained ? json(nullptr) : json(round6(r.probability));
     json probs = json::object();
     for (const auto& [name, p] : r.probabilities) probs[name] = round6(p);
     j["probabilities"] = probs;
@@ -158,6 +175,9 @@ json record_to_json(const DiagnosisRecord& r) {
   j["heatmap"] = r.heatmap.empty() ? json(nullptr) : json(r.heatmap);
   j["heatmap_raw"] = r.heatmap_raw.empty() ? json(nullptr) : json(r.heatmap_raw);
   j["error"] = r.ok ? json(nullptr) : json(r.error);
+  j["abstained"] = r.abstained.empty() ? json(nullptr) : json(r.abstained);
+  j["ood_score"] = r.ood_score ? json(std::round(*r.ood_score * 1e4) / 1e4) : json(nullptr);
+  if (!r.warning.empty()) j["warning"] = r.warning;
   if (r.width > 0) {
     j["width"] = r.width;
     j["height"] = r.height;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <opencv2/core.hpp>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -21,6 +22,13 @@ struct DiagnosisRecord {
   std::string heatmap;      // overlay PNG path, empty when none was written
   std::string heatmap_raw;  // 16-bit raw map PNG path, empty when none
   std::string error;        // one line, empty when ok
+  // An answer without a diagnosis: the scope check or the OOD gate that said no, with its score
+  // and threshold (one line); then `diagnosis` is empty and `ok` stays true, and the
+  // probabilities are kept. Empty: not abstained.
+  std::string abstained;
+  std::optional<double> ood_score;  // the gate's score; none for a model without a gate
+  // A check that would have abstained but was overridden (--ignore-scope, --no-abstain); empty: none.
+  std::string warning;
   int width = 0, height = 0;  // original image size
   std::string format;         // "dicom", "png", ...
   // Share of the heatmap's mass per cell of a 3x3 grid (report/terminal.h); empty when no
@@ -36,8 +44,10 @@ struct DiagnosisRecord {
   cv::Mat preview_heat;  // the heatmap (CV_32FC1) for an ASCII preview; empty when not wanted
 };
 
-// The JSON object of CLI.md: file, diagnosis, probability, probabilities, heatmap, error
-// (null where absent), plus heatmap_raw, width, height, format, model. Probabilities rounded to 6
+// The JSON object of CLI.md: file, diagnosis, probability, probabilities, heatmap, error,
+// abstained, ood_score (null where absent), plus heatmap_raw, width, height, format, model, and
+// warning when there is one. An abstained record has "diagnosis" and "probability" null and
+// keeps "probabilities". Probabilities rounded to 6
 // decimals so output is stable across platforms.
 nlohmann::json record_to_json(const DiagnosisRecord& record);
 

@@ -47,7 +47,10 @@ struct TrainOptions {
   std::string operating_point;      // binary: "balanced" or "sensitivity=X"; empty = argmax
   std::string tta;                  // test-time flips stored in the card (model::parse_flips): validation,
                                     // calibration and later diagnoses average the logits over them
-  model::ModelCard card;            // name, image size, preprocessing, architecture
+  // Out-of-distribution gate fitted at the end (model/ood.h): the threshold is this percentile
+  // of the validation images' scores; 0 = no gate.
+  double ood_percentile = 98;
+  model::ModelCard card;            // name, image size, preprocessing, architecture, intended use
   std::string command;              // the exact command line, stored in the card
 };
 
@@ -96,6 +99,33 @@ struct EvaluateOptions {
   bool no_deletion = false;          // skip deletion/insertion (they cost 34 forward passes an image)
   bool randomization_check = false;  // cascading weight randomisation (Adebayo et al. 2018)
   int randomization_images = 32;     // images used by the randomisation check
+  // Out-of-distribution sets for the gate (models with one): image files, folders (searched
+  // recursively), npz or CSV datasets, each scored against DATA as the in-distribution set.
+  std::vector<std::string> ood_data;
+  int ood_limit = 2000;  // at most this many images per OOD set (evenly spread over the walk)
+};
+
+// The abstention gate (scope checks and the OOD score) measured on DATA and on OOD sets.
+struct OodSetMetrics {
+  std::string data;
+  int n = 0;
+  double auroc = 0, fpr95 = 0;                // of the Mahalanobis score, OOD = positive
+  double auroc_energy = 0, fpr95_energy = 0;  // the same for the energy of the logits
+  double abstention = 0;  // share diagnose would abstain on (scope checks or score above the threshold)
+};
+
+struct GateMetrics {
+  bool enabled = false;       // the model has a gate
+  int n = 0;                  // DATA's samples
+  int scope_abstained = 0;    // of them refused by a scope check
+  int gate_abstained = 0;     // of the rest, refused by the score
+  double coverage = 0;        // share of DATA not abstained
+  double selective_accuracy = 0, selective_auc = 0;  // on the covered samples (card decision rule)
+  // Area under the risk-coverage curve: samples ranked by the OOD score, risk = error rate of
+  // the kept ones, averaged over every coverage 1/n..1 (lower is better).
+  double aurc = 0;
+  std::vector<OodSetMetrics> ood;  // per EvaluateOptions::ood_data
+  OodSetMetrics pooled;            // all OOD sets together (data = "all")
 };
 
 struct HeatmapMetrics {
@@ -123,6 +153,7 @@ struct EvaluateResult {
   std::vector<std::pair<std::string, double>> clinical_attention;
   std::vector<std::pair<std::string, eval::Metrics>> clinical_ablation;
   int skipped = 0;  // samples that could not be read (reported as notices)
+  GateMetrics gate;  // when the model has an OOD gate
 };
 
 // Runs the model over a labelled dataset. Classes are matched to the model's by name,

@@ -57,9 +57,9 @@ TEST_CASE("json, jsonl and csv writers", "[report]") {
   CHECK(nlohmann::json::parse(l1)["diagnosis"] == "PNEUMONIA");
   CHECK(nlohmann::json::parse(l2)["diagnosis"].is_null());
   CHECK(csv.str() ==
-        "file,diagnosis,probability,p_NORMAL,p_PNEUMONIA,heatmap,error,model\n"
-        "\"a,b.png\",PNEUMONIA,0.973123,0.026877,0.973123,out/a_b.heatmap.png,,\n"
-        "x.png,,,,,,cannot read PNG 'x.png': truncated,\n");
+        "file,diagnosis,probability,p_NORMAL,p_PNEUMONIA,heatmap,error,model,abstained,ood_score,warning\n"
+        "\"a,b.png\",PNEUMONIA,0.973123,0.026877,0.973123,out/a_b.heatmap.png,,,,,\n"
+        "x.png,,,,,,cannot read PNG 'x.png': truncated,,,,\n");
   std::ostringstream empty;
   make_writer(Format::kJson, empty, {})->finish();
   CHECK(nlohmann::json::parse(empty.str()).empty());

@@ -1,0 +1,77 @@
+// Prepared samples shared by train, evaluate and fit-ood: a dataset read and preprocessed into
+// tensors, the seeded stratified validation split, covariate encoding and batched logits.
+// Internal to train/ (includes LibTorch through model/net.h).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "io/dataset.h"
+#include "model/net.h"
+#include "preprocess/preprocess.h"
+#include "train/train.h"
+
+namespace medattn::train {
+
+// Prepared inputs of a dataset: x [N,C,S,S] normalised, y [N] int64, c [N,F] encoded
+// clinical covariates (NaN = missing; undefined for image-only models).
+struct Tensors {
+  torch::Tensor x, y, c;
+  std::vector<std::string> groups;
+  std::vector<uint64_t> hashes;  // of the prepared pixels: exact duplicates share one
+  std::vector<int64_t> index;  // row -> index into the dataset's samples
+  int64_t size() const { return x.defined() ? x.size(0) : 0; }
+};
+
+// Samples whose prepared pixels equal an earlier sample's.
+int64_t count_duplicates(const std::vector<uint64_t>& hashes);
+
+// Reads and preprocesses every sample with the card's preprocessing, in parallel over the
+// torch thread count. Unreadable samples are reported and left out.
+Tensors prepare_samples(const io::Dataset& data, const preprocess::PreprocessConfig& config,
+                        const NoticeCallback& on_notice);
+
+// The raw covariate values of every row of `t` (the columns named by `fields`; a column the
+// CSV lacks is read as missing).
+std::vector<std::vector<std::string>> clinical_rows(const io::Dataset& data, const Tensors& t,
+                                                    const std::vector<model::ClinicalField>& fields);
+
+// Fills t.c from the dataset's columns. Returns how many values were unknown categories or
+// non-numbers (encoded as missing).
+int encode_tensors(Tensors& t, const io::Dataset& data, const std::vector<model::ClinicalField>& fields);
+
+// Columns of the schema that the dataset (a CSV) does not have at all.
+std::vector<std::string> absent_columns(const io::Dataset& data, const std::vector<model::ClinicalField>& fields);
+
+// Rows of t selected by `idx`, all tensors included.
+Tensors select_rows(const Tensors& t, const std::vector<int64_t>& idx);
+
+// Stratified split (train, validation row indices) by `fraction` and `seed`; patient groups
+// and exact duplicates stay on one side (see samples.cpp).
+std::pair<std::vector<int64_t>, std::vector<int64_t>> split_indices(const Tensors& t, double fraction, uint64_t seed);
+
+// Logits (mean over the networks and the test-time `views`; model::tta_views) of every row of
+// x, in batches: [N][K].
+std::vector<std::vector<double>> logits_of(const std::vector<model::AttnNet>& nets, const torch::Tensor& x, int batch_size,
+                                           const torch::Tensor& c, const std::vector<int>& views);
+
+std::vector<int> labels_of(const torch::Tensor& y);
+
+// "stratified F of the training data, seed S, exact duplicates kept on one side".
+std::string describe_split(double fraction, uint64_t seed);
+
+// The gate's figures (train.h GateMetrics) for a model on prepared DATA `t` (rows of `data`)
+// with its calibrated predictions; reads the OOD sets of options.ood_data.
+GateMetrics evaluate_gate(const model::LoadedModel& model, const Tensors& t, const io::Dataset& data,
+                          const eval::Predictions& predictions, const EvaluateOptions& options,
+                          const NoticeCallback& on_notice);
+
+// Fits the OOD gate (model/ood.h) of a trained model on its training rows `tr` and sets the
+// threshold at the `percentile` of the validation rows' scores; writes DIR/ood.bin and sets
+// card.ood (the caller writes the card). Rows must be encoded (t.c) for covariate models.
+void fit_gate_on(const std::vector<model::AttnNet>& nets, model::ModelCard& card, const Tensors& tr, const Tensors& va,
+                 double percentile, double shrinkage, const std::string& feature, const std::string& dir);
+
+}  // namespace medattn::train
