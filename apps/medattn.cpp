@@ -759,6 +759,11 @@ int main(int argc, char** argv) {
                        "Out-of-distribution sets (image files, folders, npz or CSV): report ood_auroc and ood_fpr95 of the gate's "
                        "score (and of the logits' energy) against DATA, and the share diagnose would abstain on")
       ->expected(1, -1);
+  evaluate->add_option("--val-fraction", e.val_fraction,
+                       "Evaluate only the validation split that train --val-fraction F carved from DATA (with --seed, --group-regex)")
+      ->check(CLI::Range(0.01, 0.9));
+  evaluate->add_option("--seed", e.seed, "With --val-fraction: the seed of train's split")->capture_default_str();
+  evaluate->add_option("--group-regex", e.group_regex, "With --val-fraction: train's --group-regex");
   evaluate->add_option("--ood-limit", e.ood_limit, "At most this many images per --ood set, spread evenly over it")
       ->check(CLI::PositiveNumber)->capture_default_str();
   evaluate->add_option("--occlusion-patch", e.explain.occlusion_patch, "Occlusion: patch side in model-input pixels")

@@ -570,9 +570,21 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
   dopt.split = options.split;
   const auto flips = options.tta.empty() ? card.tta : model::parse_flips(options.tta);
   const auto views = model::tta_views(flips);
-  const io::Dataset data = io::load_dataset(options.data, dopt);
+  io::Dataset data = io::load_dataset(options.data, dopt);
   for (const auto& n : data.notices) if (on_notice) on_notice(n);
+  if (!options.group_regex.empty()) {
+    const std::regex re(options.group_regex);
+    for (auto& s : data.samples) {
+      std::smatch m;
+      const std::string name = fs::path(s.path).filename().string();
+      if (std::regex_search(name, m, re)) s.group = m.size() > 1 ? m[1].str() : m[0].str();
+    }
+  }
   Tensors t = prepare_samples(data, card.preprocess, on_notice);
+  if (options.val_fraction > 0) {
+    // The validation split train carved from DATA with the same fraction, seed and groups.
+    t = select_rows(t, split_indices(t, options.val_fraction, options.seed).second);
+  }
   if (!card.clinical.empty()) {
     const auto absent = absent_columns(data, card.clinical);
     if (!absent.empty() && on_notice) {

@@ -99,6 +99,11 @@ struct EvaluateOptions {
   bool no_deletion = false;          // skip deletion/insertion (they cost 34 forward passes an image)
   bool randomization_check = false;  // cascading weight randomisation (Adebayo et al. 2018)
   int randomization_images = 32;     // images used by the randomisation check
+  // > 0: evaluate only the validation split that `train --val-fraction F --seed N
+  // [--group-regex RE]` carved from DATA (the same split, reproduced).
+  double val_fraction = 0;
+  uint64_t seed = 1;
+  std::string group_regex;
   // Out-of-distribution sets for the gate (models with one): image files, folders (searched
   // recursively), npz or CSV datasets, each scored against DATA as the in-distribution set.
   std::vector<std::string> ood_data;
