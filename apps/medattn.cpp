@@ -280,8 +280,8 @@ int run_diagnose_command(DiagnoseArgs& args) {
   }
   // The closing summary: counts per diagnosis, failures by reason, time and rate.
   const int ok = summary.total - summary.failed - summary.abstained;
-  spdlog::info("diagnosed {} of {} image(s), {} abstained, {} failed, {} skipped, in {} ({:.1f} images/s)", ok, summary.total,
-               summary.abstained, summary.failed, summary.skipped, format_seconds(summary.seconds),
+  spdlog::info("diagnosed {} of {} image(s), {} failed, {} abstained, {} skipped, in {} ({:.1f} images/s)", ok, summary.total,
+               summary.failed, summary.abstained, summary.skipped, format_seconds(summary.seconds),
                summary.total / std::max(1e-9, summary.seconds));
   struct rusage usage {};
   ::getrusage(RUSAGE_SELF, &usage);
@@ -790,7 +790,7 @@ int main(int argc, char** argv) {
   fitood->add_option("--group-regex", fo.group_regex, "As train: patient id from the file name, for a grouped split");
   fitood->add_option("--percentile", fo.percentile, "Threshold: this percentile of the validation scores")
       ->check(CLI::Range(1.0, 100.0))->capture_default_str();
-  fitood->add_option("--shrinkage", fo.shrinkage, "Shrinkage of the shared covariance towards a scaled identity")
+  fitood->add_option("--shrinkage", fo.shrinkage, "Shrinkage of the shared covariance towards its diagonal")
       ->check(CLI::Range(0.0, 0.99))->capture_default_str();
   fitood->add_option("--feature", fo.feature, "What the gate scores: layers (CLS, mean token, CNN stages) or cls (the head's input)")
       ->check(CLI::IsMember({"layers", "cls"}))->capture_default_str();

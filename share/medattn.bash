@@ -5,7 +5,7 @@ _medattn() {
   prev="${COMP_WORDS[COMP_CWORD-1]}"
   cmd="${COMP_WORDS[1]}"
   if [[ $COMP_CWORD -eq 1 ]]; then
-    COMPREPLY=($(compgen -W "diagnose train evaluate merge info phantom --help --version" -- "$cur"))
+    COMPREPLY=($(compgen -W "diagnose train evaluate fit-ood merge info phantom --help --version" -- "$cur"))
     return
   fi
   case "$prev" in
@@ -24,13 +24,17 @@ _medattn() {
       diagnose) flags="-m --model --format -o --output --heatmaps --method --target --head-fusion --discard-ratio
                  --heatmap-alpha --contour --preview --no-preview --preview-width --ascii --window --frame --slice
                  --threads --batch-size --occlusion-patch --occlusion-stride --saliency-sigma --workers --resume
-                 --shard --report -q --quiet --max-pixels --max-file-size --max-frames --help" ;;
+                 --shard --report -q --quiet --max-pixels --max-file-size --max-frames --ignore-scope --no-abstain --help" ;;
       merge) flags="-o --output --inputs --help" ;;
       train) flags="--out --val --val-fraction --split --val-split --classes --group-regex --epochs --batch-size --lr
                  --weight-decay --warmup-epochs --label-smoothing --ema --patience --image-size --stem --dim --depth
-                 --heads --clahe --seed --hflip --no-augment --no-calibrate --operating-point --name --resume --threads --help" ;;
+                 --heads --clahe --seed --hflip --no-augment --no-calibrate --operating-point --name --resume --threads
+                 --modalities --body-part --view --population --intended-use --limitations --ood-percentile --help" ;;
       evaluate) flags="-m --model --split --format --roc --method --masks --randomization-check --no-deletion
-                 --occlusion-patch --occlusion-stride --saliency-sigma --threads --help" ;;
+                 --occlusion-patch --occlusion-stride --saliency-sigma --threads --ood --ood-limit --val-fraction --seed
+                 --group-regex --help" ;;
+      fit-ood) flags="-m --model --split --val --val-split --val-fraction --seed --group-regex --percentile --shrinkage
+                 --feature --threads --help" ;;
       info) flags="-m --model --json --help" ;;
       phantom) flags="--out --count --seed --size --help" ;;
     esac

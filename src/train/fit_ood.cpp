@@ -20,10 +20,19 @@ double round4(double v) { return std::round(v * 1e4) / 1e4; }
 
 }  // namespace
 
+int64_t min_gate_validation(double percentile) {
+  return percentile >= 100 ? 1 : static_cast<int64_t>(std::ceil(100.0 / (100.0 - percentile) - 1e-9));
+}
+
 void fit_gate_on(const std::vector<model::AttnNet>& nets, model::ModelCard& card, const Tensors& tr, const Tensors& va,
                  double percentile, double shrinkage, const std::string& feature, const std::string& dir) {
   model::check_feature_kind(feature);
   if (!(percentile > 0 && percentile <= 100)) throw Error(ErrorKind::kInvalidArgument, "--ood-percentile must be in (0, 100]");
+  if (va.size() < min_gate_validation(percentile)) {
+    throw Error(ErrorKind::kInvalidArgument, "cannot set the OOD threshold at the " + std::to_string(static_cast<int>(percentile)) +
+                                                 "th percentile of " + std::to_string(va.size()) + " validation image(s) (at least " +
+                                                 std::to_string(min_gate_validation(percentile)) + " needed)");
+  }
   const auto train_features = model::gate_feature_rows(nets, tr.x, tr.c, feature, 128);
   const auto stats = model::fit_gaussians(train_features, labels_of(tr.y), static_cast<int>(card.classes.size()), shrinkage);
   std::vector<double> train_scores, val_scores;

@@ -68,9 +68,14 @@ GateMetrics evaluate_gate(const model::LoadedModel& model, const Tensors& t, con
                           const eval::Predictions& predictions, const EvaluateOptions& options,
                           const NoticeCallback& on_notice);
 
+// The fewest validation images whose `percentile` is worth a threshold: 100 / (100 - p), so that
+// at least one validation image lies above it (50 for the 98th percentile).
+int64_t min_gate_validation(double percentile);
+
 // Fits the OOD gate (model/ood.h) of a trained model on its training rows `tr` and sets the
 // threshold at the `percentile` of the validation rows' scores; writes DIR/ood.bin and sets
 // card.ood (the caller writes the card). Rows must be encoded (t.c) for covariate models.
+// Throws medattn::Error(kInvalidArgument) when va has fewer than min_gate_validation() rows.
 void fit_gate_on(const std::vector<model::AttnNet>& nets, model::ModelCard& card, const Tensors& tr, const Tensors& va,
                  double percentile, double shrinkage, const std::string& feature, const std::string& dir);
 

@@ -543,7 +543,18 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   const auto chance = eval::ece_if_calibrated(calibrated);
   card.validation["ece_if_calibrated"] = {{"mean", std::round(chance.mean * 1e6) / 1e6}, {"p95", std::round(chance.p95 * 1e6) / 1e6}};
   model::save_model(options.out, card, nets);
-  if (options.ood_percentile > 0) {
+  if (options.ood_percentile <= 0 || va.size() < min_gate_validation(options.ood_percentile)) {
+    // A sidecar of an earlier model in the same directory does not belong to this one.
+    std::error_code ec;
+    fs::remove(fs::path(options.out) / model::kOodFile, ec);
+  }
+  if (options.ood_percentile > 0 && va.size() < min_gate_validation(options.ood_percentile)) {
+    if (on_notice) {
+      on_notice("no OOD gate: " + std::to_string(va.size()) + " validation image(s) cannot set a threshold at the " +
+                std::to_string(static_cast<int>(options.ood_percentile)) + "th percentile (at least " +
+                std::to_string(min_gate_validation(options.ood_percentile)) + " needed)");
+    }
+  } else if (options.ood_percentile > 0) {
     // The out-of-distribution gate, on the same split (model/ood.h); the card is written again
     // with the gate's sidecar and digest.
     model::ModelCard written = model::read_card(options.out);
@@ -581,6 +592,7 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
     }
   }
   Tensors t = prepare_samples(data, card.preprocess, on_notice);
+  const int64_t readable = t.size();
   if (options.val_fraction > 0) {
     // The validation split train carved from DATA with the same fraction, seed and groups.
     t = select_rows(t, split_indices(t, options.val_fraction, options.seed).second);
@@ -599,7 +611,7 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
   }
   EvaluateResult result;
   result.classes = card.classes;
-  result.skipped = static_cast<int>(data.samples.size() - t.size());
+  result.skipped = static_cast<int>(static_cast<int64_t>(data.samples.size()) - readable);
   if (t.size() == 0) throw file_error(ErrorKind::kInvalidArgument, "cannot evaluate on", options.data, "no readable samples");
   result.predictions = eval::apply_temperature(logits_of(model.nets, t.x, options.batch_size, t.c, views), labels_of(t.y),
                                                card.temperature);

@@ -48,7 +48,8 @@ struct TrainOptions {
   std::string tta;                  // test-time flips stored in the card (model::parse_flips): validation,
                                     // calibration and later diagnoses average the logits over them
   // Out-of-distribution gate fitted at the end (model/ood.h): the threshold is this percentile
-  // of the validation images' scores; 0 = no gate.
+  // of the validation images' scores; 0 = no gate. Left out, with a notice, when validation has
+  // fewer than 100 / (100 - P) images (50 for the 98th percentile).
   double ood_percentile = 98;
   model::ModelCard card;            // name, image size, preprocessing, architecture, intended use
   std::string command;              // the exact command line, stored in the card

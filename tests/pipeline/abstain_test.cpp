@@ -279,8 +279,8 @@ TEST_CASE("abstentions exit 0; failures still exit 1; resume, shards and merge k
   const fs::path err = d / "summary.txt";
   CHECK(clitest::medattn("diagnose " + model + inputs, err.string()).code == 0);
   const std::string summary = clitest::slurp(err);
-  CHECK(summary.find("diagnosed " + std::to_string(11 - abstained) + " of 11 image(s), " + std::to_string(abstained) +
-                     " abstained, 0 failed") != std::string::npos);
+  CHECK(summary.find("diagnosed " + std::to_string(11 - abstained) + " of 11 image(s), 0 failed, " + std::to_string(abstained) +
+                     " abstained") != std::string::npos);
   CHECK(summary.find("abstained, out of scope: near-constant image after windowing: 1") != std::string::npos);
   CHECK(summary.find("abstained, out of distribution: Mahalanobis score: " + std::to_string(abstained - 1)) != std::string::npos);
   // --no-abstain: diagnoses for all, flagged.
@@ -341,4 +341,47 @@ TEST_CASE("fit-ood refits the gate of an existing model without touching its wei
   CHECK(sha256_file((copy / "weights.bin").string()) == weights);
   CHECK(card.weights_sha256 == weights);
   CHECK(model::model_id(copy.string()) == model::model_id((fixture() / "model").string()));
+}
+
+TEST_CASE("a percentile needs enough validation images to mean anything", "[ood][abstain]") {
+  // 24 phantoms: 6 validation images, and the 98th percentile of 6 scores is a guess.
+  const fs::path d = fixture() / "few";
+  phantom::PhantomOptions ph;
+  ph.count = 24;
+  ph.size = 64;
+  phantom::write_phantoms((d / "ph").string(), ph);
+  train::TrainOptions o;
+  o.data = (d / "ph/images").string();
+  o.out = (d / "model").string();
+  o.classes = {"normal", "nodule", "consolidation"};
+  o.epochs = 1;
+  o.batch_size = 8;
+  testing::make_tiny(o.card);
+  std::vector<std::string> notices;
+  train::run_train(o, {}, [&](const std::string& n) { notices.push_back(n); });
+  CHECK(std::find(notices.begin(), notices.end(),
+                  "no OOD gate: 6 validation image(s) cannot set a threshold at the 98th percentile (at least 50 needed)") !=
+        notices.end());
+  CHECK_FALSE(model::read_card(o.out).ood.enabled());
+  CHECK_FALSE(fs::exists(d / "model/ood.bin"));
+  train::FitOodOptions f;
+  f.model_dir = o.out;
+  f.data = o.data;
+  testing::require_error([&] { train::run_fit_ood(f, {}); }, ErrorKind::kInvalidArgument,
+                         "cannot set the OOD threshold at the 98th percentile of 6 validation image(s) (at least 50 needed)");
+  f.percentile = 80;  // 100 / 20 = 5: enough
+  CHECK(train::run_fit_ood(f, {}).val_count == 6);
+  CHECK(fs::exists(d / "model/ood.bin"));
+  // Retrained without a gate: the old sidecar goes, and records carry "ood_score": null.
+  train::run_train(o, {}, {});
+  CHECK_FALSE(fs::exists(d / "model/ood.bin"));
+  pipeline::DiagnoseOptions opt;
+  opt.model_dir = o.out;
+  opt.inputs = {(d / "ph/images/normal/normal_0000.png").string()};
+  std::vector<report::DiagnosisRecord> records;
+  pipeline::run_diagnose(opt, {}, [&](const report::DiagnosisRecord& r) { records.push_back(r); }, {});
+  REQUIRE(records.size() == 1);
+  CHECK_FALSE(records[0].ood_score.has_value());
+  CHECK(report::record_to_json(records[0])["ood_score"].is_null());
+  CHECK(records[0].abstained.empty());
 }
