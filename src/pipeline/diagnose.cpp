@@ -406,14 +406,14 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
               "); none given (--clinical FILE.csv), so every covariate is treated as missing");
   }
 
+  // The OOD gate, checked like the weights (its SHA-256 against the card's) before anything runs.
+  std::optional<model::GaussianStats> gate;
+  if (card.ood.enabled()) gate = model::load_gate(options.model_dir, card, model::gate_feature_dim(card, card.ood.feature));
+
   DiagnoseSummary summary;
   summary.classes = card.classes;
   summary.model_id = model.id();
   if (on_start) on_start(card.classes, summary.model_id);
-
-  // The OOD gate, checked like the weights (its SHA-256 against the card's).
-  std::optional<model::GaussianStats> gate;
-  if (card.ood.enabled()) gate = model::load_gate(options.model_dir, card, model::gate_feature_dim(card, card.ood.feature));
 
   Feeder feeder(options, card, maps_needed, heatmaps);
   auto emit = [&](report::DiagnosisRecord& r) {
@@ -538,7 +538,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         }
         if (!reason.empty()) {
           if (options.no_abstain) {
-            r.warning = reason + " (not abstained: --no-abstain)";
+            r.warning += (r.warning.empty() ? "" : "; ") + reason + " (not abstained: --no-abstain)";
           } else {
             r.abstained = reason;
           }
