@@ -385,3 +385,41 @@ TEST_CASE("a percentile needs enough validation images to mean anything", "[ood]
   CHECK(report::record_to_json(records[0])["ood_score"].is_null());
   CHECK(records[0].abstained.empty());
 }
+
+TEST_CASE("evaluate's coverage and OOD separation agree with what diagnose does", "[ood][abstain]") {
+  const auto fresh = diagnose({(fixture() / "fresh/images").string()});
+  const auto other = diagnose({(fixture() / "other").string()});
+  std::vector<double> in, out;
+  int covered = 0, correct = 0;
+  for (const auto& r : fresh) {
+    in.push_back(*r.ood_score);
+    if (!r.abstained.empty()) continue;
+    ++covered;
+    correct += fs::path(r.file).parent_path().filename().string() == r.diagnosis ? 1 : 0;
+  }
+  for (const auto& r : other) out.push_back(*r.ood_score);
+  train::EvaluateOptions o;
+  o.model_dir = (fixture() / "model").string();
+  o.data = (fixture() / "fresh/images").string();
+  o.ood_data = {(fixture() / "other").string()};
+  const auto e = train::run_evaluate(o, {});
+  const auto& g = e.gate;
+  REQUIRE(g.enabled);
+  CHECK(g.n == 24);
+  CHECK(g.scope_abstained == 0);
+  CHECK(g.coverage == Approx(covered / 24.0));
+  CHECK(g.selective_accuracy == Approx(static_cast<double>(correct) / covered));
+  CHECK(g.aurc >= 0.0);
+  CHECK(g.aurc <= 1.0);
+  REQUIRE(g.ood.size() == 1);
+  CHECK(g.ood[0].n == 3);
+  CHECK(g.ood[0].abstention == 1.0);  // blank (scope), checkerboard and noise (score)
+  CHECK(g.ood[0].auroc == Approx(model::ood_auroc(in, out)));
+  CHECK(g.ood[0].fpr95 == Approx(model::ood_fpr_at_95_tpr(in, out)));
+  CHECK(g.pooled.auroc == g.ood[0].auroc);
+  // A model without a gate cannot measure --ood.
+  o.model_dir = (fixture() / "few/model").string();
+  if (fs::exists(fixture() / "few/model/model.json") && !model::read_card(o.model_dir).ood.enabled()) {
+    CHECK_THROWS_AS(train::run_evaluate(o, {}), Error);
+  }
+}
