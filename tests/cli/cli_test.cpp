@@ -11,6 +11,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "support/cli.h"
+#include "support/requires.h"
 
 namespace fs = std::filesystem;
 
@@ -127,11 +128,8 @@ TEST_CASE("info prints the card", "[cli]") {
 }
 
 TEST_CASE("every shared DICOM and NIfTI file and a chest X-ray JPEG get a heatmap of their size", "[cli][shared]") {
-  const fs::path shared = fs::path(MEDATTN_SOURCE_DIR) / ".." / "shared" / "data";
-  if (!fs::exists(shared / "dicom") || !fs::exists(shared / "nifti")) {
-    WARN("../shared/data not found; skipped");
-    return;
-  }
+  const fs::path shared = MEDATTN_SHARED_DATA;
+  MEDATTN_NEEDS(fs::exists(shared / "dicom") && fs::exists(shared / "nifti"), (shared / "dicom").string() + " and nifti");
   const fs::path d = fixture();
   const fs::path heat = d / "shared-heat";
   const Run r = medattn("diagnose -m '" + (d / "model").string() + "' --format json --heatmaps '" + heat.string() +
@@ -220,11 +218,8 @@ TEST_CASE("a pipe gets the table only; --preview forces the picture", "[cli][ter
   CHECK(ascii.out.find("low .:-=+*#%@ high") != std::string::npos);
 }
 
-TEST_CASE("in a terminal (tmux) the diagnosis is followed by its half-block heatmap", "[cli][terminal]") {
-  if (std::system("command -v tmux >/dev/null 2>&1") != 0) {
-    WARN("tmux not installed; skipped");
-    return;
-  }
+TEST_CASE("in a terminal (tmux) the diagnosis is followed by its half-block heatmap", "[cli][terminal][tmux]") {
+  MEDATTN_NEEDS(medattn::testing::has_program("tmux"), "tmux");
   const fs::path d = fixture();
   const std::string session = "medattn_test_" + std::to_string(::getpid());
   const fs::path done = d / "tmux_done";
@@ -265,11 +260,8 @@ TEST_CASE("the same inputs, model and thread count give byte-identical JSON and 
 }
 
 TEST_CASE("the shipped skin model reads covariates from --clinical and says when they are missing", "[cli][shared][clinical]") {
-  const fs::path shared = fs::path(MEDATTN_SOURCE_DIR) / ".." / "shared" / "data" / "ham10000";
-  if (!fs::exists(shared / "metadata.csv")) {
-    WARN("../shared/data/ham10000 not found; skipped");
-    return;
-  }
+  const fs::path shared = fs::path(MEDATTN_SHARED_DATA) / "ham10000";
+  MEDATTN_NEEDS(fs::exists(shared / "metadata.csv"), (shared / "metadata.csv").string());
   const std::string model = (fs::path(MEDATTN_SOURCE_DIR) / "models" / "skin-ham10000").string();
   const std::string images = "'" + (shared / "images/ISIC_0027419.jpg").string() + "' '" +
                              (shared / "images/ISIC_0025030.jpg").string() + "' '" +
