@@ -219,7 +219,7 @@ TEST_CASE("a pipe gets the table only; --preview forces the picture", "[cli][ter
 }
 
 TEST_CASE("in a terminal (tmux) the diagnosis is followed by its half-block heatmap", "[cli][terminal][tmux]") {
-  MEDATTN_NEEDS(medattn::testing::has_program("tmux"), "tmux");
+  MEDATTN_NEEDS(testdeps::has_program("tmux"), "tmux");
   const fs::path d = fixture();
   const std::string session = "medattn_test_" + std::to_string(::getpid());
   const fs::path done = d / "tmux_done";

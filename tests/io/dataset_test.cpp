@@ -310,8 +310,8 @@ TEST_CASE("npz: split arrays become in-memory grey samples", "[io][dataset]") {
 }
 
 TEST_CASE("datasets from the shared data load with the documented counts", "[io][dataset][shared]") {
-  const std::string npz = medattn::testing::shared_data("pneumoniamnist/pneumoniamnist_trainval.npz");
-  const std::string csv = medattn::testing::shared_data("ham10000/metadata.csv");
+  const std::string npz = testdeps::shared_data("pneumoniamnist/pneumoniamnist_trainval.npz");
+  const std::string csv = testdeps::shared_data("ham10000/metadata.csv");
   MEDATTN_NEEDS(fs::exists(npz) && fs::exists(csv), npz + " and " + csv);
   {
     DatasetOptions val;

@@ -38,7 +38,7 @@ namespace {
 
 using medattn::testing::TempDir;
 using medattn::testing::require_error;
-using medattn::testing::shared_data_dir;
+using testdeps::shared_data_dir;
 using medattn::testing::values;
 
 // Describes a small synthetic DICOM image.

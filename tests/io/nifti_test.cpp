@@ -29,7 +29,7 @@ namespace {
 
 using medattn::testing::TempDir;
 using medattn::testing::require_error;
-using medattn::testing::shared_data_dir;
+using testdeps::shared_data_dir;
 using medattn::testing::values;
 
 struct NimDeleter {

@@ -262,7 +262,7 @@ TEST_CASE("read_npz and list_npz report missing and corrupt archives in one line
 }
 
 TEST_CASE("read_npz reads the shared PneumoniaMNIST file", "[io][npz][shared]") {
-  const std::string path = medattn::testing::shared_data("pneumoniamnist/pneumoniamnist_trainval.npz");
+  const std::string path = testdeps::shared_data("pneumoniamnist/pneumoniamnist_trainval.npz");
   MEDATTN_NEEDS(fs::exists(path), path);
   const auto names = list_npz(path);
   CHECK(std::find(names.begin(), names.end(), "train_images") != names.end());

@@ -12,7 +12,7 @@
 #include <iostream>
 #include <string>
 
-namespace medattn::testing {
+namespace testdeps {
 
 inline bool in_ci() {
   const char* ci = std::getenv("CI");
@@ -32,12 +32,12 @@ inline bool has_program(const std::string& name) {
   return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0;
 }
 
-}  // namespace medattn::testing
+}  // namespace testdeps
 
 #define MEDATTN_NEEDS(present, what)                                                       \
   do {                                                                                     \
     if (!(present)) {                                                                      \
-      if (::medattn::testing::in_ci()) FAIL("CI=true and a test dependency is missing: " << what); \
+      if (::testdeps::in_ci()) FAIL("CI=true and a test dependency is missing: " << what); \
       std::cout << "MEDATTN_SKIP: " << what << std::endl;                                  \
       return;                                                                              \
     }                                                                                      \
