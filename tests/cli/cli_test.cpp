@@ -101,7 +101,7 @@ TEST_CASE("diagnose reports every good image and one error per bad one, exit 1",
   CHECK(overlays == 3);
 }
 
-TEST_CASE("all inputs good exits 0; formats csv and jsonl; -o writes the file", "[cli]") {
+TEST_CASE("all inputs good exits 0, formats csv and jsonl, -o writes the file", "[cli]") {
   const fs::path d = fixture();
   const std::string img = "-m '" + (d / "model").string() + "' '" + (d / "ph/images/consolidation").string() + "'";
   const Run csv = medattn("diagnose --format csv " + img);
@@ -200,7 +200,7 @@ TEST_CASE("test-time flips on the command line: averaged views, named in the JSO
   CHECK(slurp(err).find("unknown flip 'rot90'") != std::string::npos);
 }
 
-TEST_CASE("a pipe gets the table only; --preview forces the picture", "[cli][terminal]") {
+TEST_CASE("a pipe gets the table only, --preview forces the picture", "[cli][terminal]") {
   const fs::path d = fixture();
   const std::string img = "'" + (d / "ph/images/nodule/nodule_0000.png").string() + "'";
   const std::string model = "-m '" + (d / "model").string() + "' ";

@@ -24,7 +24,7 @@ TEST_CASE("heatmap names follow the path as given and cannot escape the folder",
   CHECK(heatmap_stem({"", "a/x.png", ""}) != heatmap_stem({"", "b/x.png", ""}));
 }
 
-TEST_CASE("directories are searched recursively; non-images are skipped with a notice", "[io][inputs]") {
+TEST_CASE("directories are searched recursively, non-images are skipped with a notice", "[io][inputs]") {
   const fs::path dir = fs::temp_directory_path() / "medattn_inputs_test";
   fs::remove_all(dir);
   fs::create_directories(dir / "sub");

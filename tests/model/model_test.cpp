@@ -178,7 +178,7 @@ TEST_CASE("test-time flips parse, round-trip through the card and are validated"
         "invalid model card 'm': tta.flips: unknown flip 'transpose' (expected hflip, vflip or none)");
 }
 
-TEST_CASE("the card records the weights' SHA-256; changed weights are refused before parsing", "[model][card]") {
+TEST_CASE("the card records the weights' SHA-256, changed weights are refused before parsing", "[model][card]") {
   auto card = tiny_card();
   auto net = model::build_net(card);
   const auto dir = temp_dir("sha");
