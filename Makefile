@@ -12,7 +12,7 @@ export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 endif
 FUZZ_SECONDS ?= 60
 
-.PHONY: all setup configure build test demo bench models install clean fuzz
+.PHONY: all setup configure build test demo bench models install clean fuzz mutants
 
 all: build
 
@@ -54,5 +54,10 @@ fuzz:
 	@cmake --build build-fuzz -j $(JOBS) --target fuzz_seeds fuzz_image fuzz_dicom fuzz_nifti fuzz_npz fuzz_csv fuzz_model
 	@bash scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
+# Applies deliberate bugs one at a time in a scratch copy (build-mutants/) and runs the tests
+# that should catch each; ends with "mutants: K killed, S survived". Slow; not part of `make test`.
+mutants: setup
+	@python3 scripts/mutants.py
+
 clean:
-	rm -rf $(BUILD_DIR) build-asan build-fuzz
+	rm -rf $(BUILD_DIR) build-asan build-fuzz build-mutants

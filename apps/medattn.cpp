@@ -4,6 +4,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
+#include <csignal>
+#include <cstdlib>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -346,9 +348,14 @@ int run_train_command(TrainArgs& args, const std::string& command) {
   opt.card.name = args.name.empty() ? fs::path(opt.out).filename().string() : args.name;
   opt.command = command;
   spdlog::info("training on {} with {} thread(s)", opt.data, threads);
+  // Fault injection for the tests: MEDATTN_TEST_KILL_AFTER_EPOCH=N kills the process with
+  // SIGKILL right after epoch N's checkpoint is on disk, a crash at a known point.
+  const char* kill_after = std::getenv("MEDATTN_TEST_KILL_AFTER_EPOCH");
+  const int kill_epoch = kill_after != nullptr ? std::atoi(kill_after) : 0;
   const auto result = train::run_train(
       opt,
-      [](const train::EpochReport& r) {
+      [kill_epoch](const train::EpochReport& r) {
+        if (kill_epoch > 0 && r.member == 1 && r.epoch == kill_epoch) ::raise(SIGKILL);
         const std::string member = r.members > 1 ? fmt::format("member {}/{}  ", r.member, r.members) : "";
         spdlog::info("{}epoch {:>3}/{}  loss {:.4f}  val_auc {:.4f}  val_acc {:.4f}  {:.0f} img/s  {}  eta {}{}", member, r.epoch,
                      r.epochs, r.train_loss, r.val_auc, r.val_accuracy, r.images_per_second,

@@ -16,8 +16,10 @@ for t in image dicom nifti npz csv model; do
   findings="$dir/findings/$t"
   mkdir -p "$corpus" "$findings"
   cp -n "$dir/seeds/$t"/* "$corpus/" 2>/dev/null || true
-  # Regression inputs kept in the repository (tests/fuzz_regressions/<target>/) join the corpus.
-  [[ -d tests/fuzz_regressions/$t ]] && cp -n tests/fuzz_regressions/$t/* "$corpus/" 2>/dev/null
+  # Regression inputs kept in the repository (tests/fuzz_regressions/<target>/) join the corpus;
+  # their <input>.expected files (the error each must give) do not.
+  [[ -d tests/fuzz_regressions/$t ]] &&
+    find tests/fuzz_regressions/$t -type f ! -name '*.expected' -exec cp -n {} "$corpus/" \; 2>/dev/null
   log="$dir/$t.log"
   start=$(date +%s)
   ASAN_OPTIONS=detect_leaks=0 "$dir/fuzz_$t" "$corpus" -max_total_time="$seconds" -rss_limit_mb=3072 \

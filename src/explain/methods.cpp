@@ -47,8 +47,9 @@ torch::Tensor gaussian_blur(const torch::Tensor& x_any, double sigma) {
   auto k = torch::exp(-(r * r) / (2 * sigma * sigma));
   k = k / k.sum();
   auto padded = F::pad(x, F::PadFuncOptions({radius, radius, radius, radius}).mode(torch::kReplicate));
-  auto h = F::conv2d(padded, k.view({1, 1, 1, -1}));
-  return F::conv2d(h, k.view({1, 1, -1, 1})).reshape(shape);
+  // conv2d_each: the blur of an image is the same whatever else shares its batch.
+  auto h = model::conv2d_each(padded, k.view({1, 1, 1, -1}), {}, {0, 0});
+  return model::conv2d_each(h, k.view({1, 1, -1, 1}), {}, {0, 0}).reshape(shape);
 }
 
 // A blurred copy of x as the "removed information" baseline (for occlusion and the
@@ -268,9 +269,10 @@ Explanation explain(model::AttnNet& net, const torch::Tensor& x, const ExplainOp
   return explain(std::vector<model::AttnNet>{net}, x, options, targets, clinical, views);
 }
 
-Explanation explain(const std::vector<model::AttnNet>& nets, const torch::Tensor& x, const ExplainOptions& options,
-                    const std::vector<int>& targets, const torch::Tensor& clinical, const std::vector<int>& views) {
-  TORCH_CHECK(!nets.empty(), "explain: no network");
+namespace {
+
+Explanation explain_batch(const std::vector<model::AttnNet>& nets, const torch::Tensor& x, const ExplainOptions& options,
+                          const std::vector<int>& targets, const torch::Tensor& clinical, const std::vector<int>& views) {
   auto first = nets[0];
   const int bits = map_view_bits(options, views);
   const bool plain_prediction = views.empty() || (views.size() == 1 && views[0] == 0);
@@ -295,6 +297,26 @@ Explanation explain(const std::vector<model::AttnNet>& nets, const torch::Tensor
   }
   out.maps = normalise(sum);
   return out;
+}
+
+}  // namespace
+
+Explanation explain(const std::vector<model::AttnNet>& nets, const torch::Tensor& x, const ExplainOptions& options,
+                    const std::vector<int>& targets, const torch::Tensor& clinical, const std::vector<int>& views) {
+  TORCH_CHECK(!nets.empty(), "explain: no network");
+  const bool gradient = options.method == Method::kSaliency || options.method == Method::kGradCam ||
+                        options.method == Method::kAttnGrad;
+  if (x.size(0) != 1 || !gradient) return explain_batch(nets, x, options, targets, clinical, views);
+  // Backward passes of a batch of one take other kernels than those of any larger batch (the
+  // maps differ in their last bits; a forward pass does not). Explained beside a copy of
+  // itself, a lone image gets the map it gets in every other batch.
+  const std::vector<int> two_targets = targets.empty() ? targets : std::vector<int>{targets[0], targets[0]};
+  auto two = explain_batch(nets, torch::cat({x, x}), options, two_targets,
+                           clinical.defined() ? torch::cat({clinical, clinical}) : clinical, views);
+  two.logits = two.logits.slice(0, 0, 1);
+  two.maps = two.maps.slice(0, 0, 1);
+  two.targets.resize(1);
+  return two;
 }
 
 }  // namespace medattn::explain

@@ -13,6 +13,42 @@
 namespace medattn::model {
 namespace nn = torch::nn;
 
+// Batch invariance. In eval mode every sample is computed by the same kernels, in the same
+// order, whatever else shares its batch, so that an image's logits and maps are bit for bit
+// those it gets alone (resume, shards and merge rely on it; see README "Batches"). LibTorch
+// does not promise this by itself: a Linear folds [B,T,in] into one [B*T,in] matrix product
+// whose blocking changes with B, and a convolution switches between oneDNN and its own
+// kernel on the batch size (at::native::ConvParams::use_mkldnn). Training keeps the fast
+// batched paths.
+
+torch::Tensor conv2d_each(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                          at::IntArrayRef padding, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups) {
+  // Without oneDNN the fallback is LibTorch's own kernel, which works one sample at a time.
+  if (!at::hasMKLDNN()) return at::conv2d(x, weight, bias, stride, padding, dilation, groups);
+  return at::mkldnn_convolution(x.contiguous(), weight.contiguous(), bias, padding, stride, dilation, groups);
+}
+
+namespace {
+
+// x: [B,T,in] -> [B,T,out], or [B,in] -> [B,out]: one matrix product per sample in eval mode.
+torch::Tensor linear_each(nn::Linear& l, const torch::Tensor& x) {
+  if (l->is_training()) return l(x);
+  const bool flat = x.dim() == 2;
+  auto x3 = flat ? x.unsqueeze(1) : x;
+  auto y = torch::bmm(x3, l->weight.t().unsqueeze(0).expand({x3.size(0), -1, -1})) + l->bias;
+  return flat ? y.squeeze(1) : y;
+}
+
+// x: [B,C,H,W]; one kernel for every batch size in eval mode.
+torch::Tensor conv_each(nn::Conv2dImpl& c, const torch::Tensor& x) {
+  if (c.is_training()) return c.forward(x);
+  const auto& o = c.options;
+  const auto& pad = c10::get<torch::ExpandingArray<2>>(o.padding());
+  return conv2d_each(x, c.weight, c.bias, *pad, *o.stride(), *o.dilation(), o.groups());
+}
+
+}  // namespace
+
 SelfAttentionImpl::SelfAttentionImpl(int dim, int heads)
     : heads_(heads), scale_(1.0 / std::sqrt(static_cast<double>(dim / heads))) {
   qkv = register_module("qkv", nn::Linear(dim, 3 * dim));
@@ -22,12 +58,12 @@ SelfAttentionImpl::SelfAttentionImpl(int dim, int heads)
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, torch::Tensor* weights) {
   const auto B = x.size(0), T = x.size(1), D = x.size(2);
   // [B,T,3D] -> [3,B,H,T,D/H]
-  auto qkv_heads = qkv(x).reshape({B, T, 3, heads_, D / heads_}).permute({2, 0, 3, 1, 4});
+  auto qkv_heads = linear_each(qkv, x).reshape({B, T, 3, heads_, D / heads_}).permute({2, 0, 3, 1, 4}).contiguous();
   auto q = qkv_heads[0], k = qkv_heads[1], v = qkv_heads[2];
   auto attn = torch::softmax(torch::matmul(q, k.transpose(-2, -1)) * scale_, /*dim=*/-1);  // [B,H,T,T]
   if (weights != nullptr) *weights = attn;
   auto out = torch::matmul(attn, v).transpose(1, 2).reshape({B, T, D});
-  return proj(out);
+  return linear_each(proj, out);
 }
 
 BlockImpl::BlockImpl(int dim, int heads, double mlp_ratio) {
@@ -41,7 +77,7 @@ BlockImpl::BlockImpl(int dim, int heads, double mlp_ratio) {
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, torch::Tensor* weights) {
   auto h = x + attn->forward(norm1(x), weights);
-  return h + fc2(torch::gelu(fc1(norm2(h))));
+  return h + linear_each(fc2, torch::gelu(linear_each(fc1, norm2(h))));
 }
 
 CrossAttentionImpl::CrossAttentionImpl(int dim, int heads)
@@ -53,11 +89,11 @@ CrossAttentionImpl::CrossAttentionImpl(int dim, int heads)
 
 torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context, torch::Tensor* weights) {
   const auto B = x.size(0), N = x.size(1), D = x.size(2), F = context.size(1);
-  auto qh = q(x).reshape({B, N, heads_, D / heads_}).transpose(1, 2);                      // [B,H,N,D/H]
-  auto kvh = kv(context).reshape({B, F, 2, heads_, D / heads_}).permute({2, 0, 3, 1, 4});  // [2,B,H,F,D/H]
+  auto qh = linear_each(q, x).reshape({B, N, heads_, D / heads_}).transpose(1, 2).contiguous();                      // [B,H,N,D/H]
+  auto kvh = linear_each(kv, context).reshape({B, F, 2, heads_, D / heads_}).permute({2, 0, 3, 1, 4}).contiguous();  // [2,B,H,F,D/H]
   auto attn = torch::softmax(torch::matmul(qh, kvh[0].transpose(-2, -1)) * scale_, -1);    // [B,H,N,F]
   if (weights != nullptr) *weights = attn;
-  return proj(torch::matmul(attn, kvh[1]).transpose(1, 2).reshape({B, N, D}));
+  return linear_each(proj, torch::matmul(attn, kvh[1]).transpose(1, 2).reshape({B, N, D}));
 }
 
 CrossBlockImpl::CrossBlockImpl(int dim, int heads) {
@@ -141,8 +177,13 @@ AttnNetImpl::AttnNetImpl(const ArchConfig& arch, int image_size, int num_classes
 
 NetOutput AttnNetImpl::forward(const torch::Tensor& x, bool keep_attention, const torch::Tensor& clinical) {
   NetOutput out;
-  out.feature_map = stem->forward(x);                               // [B,C,g,g]
-  auto tokens = proj(out.feature_map).flatten(2).transpose(1, 2);   // [B,g*g,D]
+  auto f = x;
+  for (auto& m : *stem) {
+    auto* conv = m.ptr()->as<nn::Conv2dImpl>();
+    f = conv ? conv_each(*conv, f) : m.forward(f);
+  }
+  out.feature_map = f;                                                    // [B,C,g,g]
+  auto tokens = conv_each(*proj, out.feature_map).flatten(2).transpose(1, 2);  // [B,g*g,D]
   auto h = torch::cat({cls_token.expand({x.size(0), -1, -1}), tokens}, 1) + pos_embed;
   torch::Tensor context;  // the covariate tokens [B,F,D]
   if (clinical_count_ > 0) {
@@ -163,7 +204,7 @@ NetOutput AttnNetImpl::forward(const torch::Tensor& x, bool keep_attention, cons
       if (keep_attention) out.cross_attentions.push_back(cw);
     }
   }
-  out.logits = head(norm(h).select(1, 0));
+  out.logits = linear_each(head, norm(h).select(1, 0));
   return out;
 }
 

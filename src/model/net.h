@@ -143,6 +143,12 @@ torch::Tensor view_logits(AttnNet& net, const torch::Tensor& x, const torch::Ten
 torch::Tensor view_logits(const std::vector<AttnNet>& nets, const torch::Tensor& x, const torch::Tensor& clinical,
                           const std::vector<int>& views);
 
+// A 2D convolution whose result for each sample does not depend on the batch size (one
+// oneDNN kernel for every batch, where LibTorch's own choice changes with it). x: [B,C,H,W].
+torch::Tensor conv2d_each(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                          at::IntArrayRef padding, at::IntArrayRef stride = {1, 1}, at::IntArrayRef dilation = {1, 1},
+                          int64_t groups = 1);
+
 // Builds an untrained network for `card` (weights initialised from the current torch seed).
 AttnNet build_net(const ModelCard& card);
 

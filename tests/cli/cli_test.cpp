@@ -11,6 +11,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "support/cli.h"
+#include "support/requires.h"
 
 namespace fs = std::filesystem;
 
@@ -45,8 +46,16 @@ TEST_CASE("a missing or invalid model exits 3 with one line naming it", "[cli]")
   fs::create_directories(d / "badmodel");
   fs::copy_file(d / "model/model.json", d / "badmodel/model.json", fs::copy_options::overwrite_existing);
   std::ofstream(d / "badmodel/weights.bin") << "MDATTNW1";
-  CHECK(medattn("diagnose -m '" + (d / "badmodel").string() + "' " + img).code == 3);
-  CHECK(medattn("info -m /nonexistent/model").code == 3);
+  CHECK(medattn("diagnose -m '" + (d / "badmodel").string() + "' " + img, err.string()).code == 3);
+  const std::string bad = slurp(err);
+  const std::string prefix = "error: cannot load model '" + (d / "badmodel").string() +
+                             "': weights.bin does not match the card's SHA-256 (got ";
+  CHECK(bad.rfind(prefix, 0) == 0);
+  CHECK(bad.size() > prefix.size());
+  CHECK(bad.substr(bad.size() - std::min(bad.size(), size_t{23})) == "): corrupt or replaced\n");
+  CHECK(std::count(bad.begin(), bad.end(), '\n') == 1);
+  CHECK(medattn("info -m /nonexistent/model", err.string()).code == 3);
+  CHECK(slurp(err) == "error: cannot load model '/nonexistent/model': not a directory\n");
 }
 
 TEST_CASE("diagnose reports every good image and one error per bad one, exit 1", "[cli]") {
@@ -100,7 +109,7 @@ TEST_CASE("diagnose reports every good image and one error per bad one, exit 1",
   CHECK(overlays == 3);
 }
 
-TEST_CASE("all inputs good exits 0; formats csv and jsonl; -o writes the file", "[cli]") {
+TEST_CASE("all inputs good exits 0, formats csv and jsonl, -o writes the file", "[cli]") {
   const fs::path d = fixture();
   const std::string img = "-m '" + (d / "model").string() + "' '" + (d / "ph/images/consolidation").string() + "'";
   const Run csv = medattn("diagnose --format csv " + img);
@@ -127,11 +136,8 @@ TEST_CASE("info prints the card", "[cli]") {
 }
 
 TEST_CASE("every shared DICOM and NIfTI file and a chest X-ray JPEG get a heatmap of their size", "[cli][shared]") {
-  const fs::path shared = fs::path(MEDATTN_SOURCE_DIR) / ".." / "shared" / "data";
-  if (!fs::exists(shared / "dicom") || !fs::exists(shared / "nifti")) {
-    WARN("../shared/data not found; skipped");
-    return;
-  }
+  const fs::path shared = MEDATTN_SHARED_DATA;
+  MEDATTN_NEEDS(fs::exists(shared / "dicom") && fs::exists(shared / "nifti"), (shared / "dicom").string() + " and nifti");
   const fs::path d = fixture();
   const fs::path heat = d / "shared-heat";
   const Run r = medattn("diagnose -m '" + (d / "model").string() + "' --format json --heatmaps '" + heat.string() +
@@ -164,6 +170,54 @@ TEST_CASE("evaluate prints the contract's keys, heatmap metrics and a ROC plot",
     CHECK(j.contains(key));
   }
   CHECK(j["n"] == 24);
+  // Every figure again by hand, from the confusion matrix (rows: truth, columns: diagnosis),
+  // to the 6 decimals the JSON keeps. Three classes: sensitivity and specificity are macro means.
+  const auto& m = j["confusion"];
+  REQUIRE(m.size() == 3);
+  int total = 0, trace = 0;
+  double recall_sum = 0, specificity_sum = 0, f1_sum = 0;
+  for (int c = 0; c < 3; ++c) {
+    int row = 0, column = 0;
+    for (int k = 0; k < 3; ++k) {
+      row += m[c][k].get<int>();
+      column += m[k][c].get<int>();
+    }
+    CHECK(row == 8);  // the phantom set: 8 images per class
+    total += row;
+    const int tp = m[c][c].get<int>();
+    trace += tp;
+    const double recall = static_cast<double>(tp) / row;
+    const double precision = column > 0 ? static_cast<double>(tp) / column : 0.0;
+    const int negatives = 24 - row, false_positives = column - tp;
+    recall_sum += recall;
+    specificity_sum += static_cast<double>(negatives - false_positives) / negatives;
+    f1_sum += precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0.0;
+    const std::string name = j["classes"][c];
+    CHECK(j["per_class"][name]["recall"].get<double>() == Approx(recall).margin(1e-6));
+    CHECK(j["per_class"][name]["precision"].get<double>() == Approx(precision).margin(1e-6));
+  }
+  CHECK(total == 24);
+  CHECK(j["accuracy"].get<double>() == Approx(trace / 24.0).margin(1e-6));
+  CHECK(j["balanced_accuracy"].get<double>() == Approx(recall_sum / 3).margin(1e-6));
+  CHECK(j["sensitivity"].get<double>() == Approx(recall_sum / 3).margin(1e-6));
+  CHECK(j["specificity"].get<double>() == Approx(specificity_sum / 3).margin(1e-6));
+  CHECK(j["f1"].get<double>() == Approx(f1_sum / 3).margin(1e-6));
+  CHECK(j["macro_f1"] == j["f1"]);
+  // Intervals hold their point estimate; the heatmap figures are shares or areas in [0,1].
+  for (const char* key : {"auc", "accuracy"}) {
+    INFO(key);
+    const double v = j[key], lo = j[std::string(key) + "_ci95"][0], hi = j[std::string(key) + "_ci95"][1];
+    CHECK(lo <= v + 1e-4);
+    CHECK(v <= hi + 1e-4);
+    CHECK(lo < hi);
+  }
+  for (const char* key : {"pointing_game", "heatmap_iou", "deletion_auc", "insertion_auc", "ece"}) {
+    INFO(key);
+    CHECK(j[key].get<double>() >= 0.0);
+    CHECK(j[key].get<double>() <= 1.0);
+  }
+  CHECK(j["heatmap_images"] == 24);
+  CHECK(j["method"] == "saliency");
   // Chance ECE of a calibrated model: a mean and a 95th percentile above it.
   REQUIRE(j.contains("ece_if_calibrated"));
   CHECK(j["ece_if_calibrated"]["p95"].get<double>() >= j["ece_if_calibrated"]["mean"].get<double>());
@@ -202,7 +256,7 @@ TEST_CASE("test-time flips on the command line: averaged views, named in the JSO
   CHECK(slurp(err).find("unknown flip 'rot90'") != std::string::npos);
 }
 
-TEST_CASE("a pipe gets the table only; --preview forces the picture", "[cli][terminal]") {
+TEST_CASE("a pipe gets the table only, --preview forces the picture", "[cli][terminal]") {
   const fs::path d = fixture();
   const std::string img = "'" + (d / "ph/images/nodule/nodule_0000.png").string() + "'";
   const std::string model = "-m '" + (d / "model").string() + "' ";
@@ -220,19 +274,19 @@ TEST_CASE("a pipe gets the table only; --preview forces the picture", "[cli][ter
   CHECK(ascii.out.find("low .:-=+*#%@ high") != std::string::npos);
 }
 
-TEST_CASE("in a terminal (tmux) the diagnosis is followed by its half-block heatmap", "[cli][terminal]") {
-  if (std::system("command -v tmux >/dev/null 2>&1") != 0) {
-    WARN("tmux not installed; skipped");
-    return;
-  }
+TEST_CASE("in a terminal (tmux) the diagnosis is followed by its half-block heatmap", "[cli][terminal][tmux]") {
+  MEDATTN_NEEDS(testdeps::has_program("tmux"), "tmux");
   const fs::path d = fixture();
   const std::string session = "medattn_test_" + std::to_string(::getpid());
   const fs::path done = d / "tmux_done";
+  // The pane signals a tmux channel when medattn has finished; the test waits on that event
+  // (however long it takes), then reads the pane, which stays open until the session is killed.
+  const std::string channel = session + "_done";
   const std::string cmd = std::string(MEDATTN_BINARY) + " diagnose -m '" + (d / "model").string() + "' '" +
                           (d / "ph/images/nodule/nodule_0000.png").string() + "' 2>/dev/null; touch '" +
-                          done.string() + "'; sleep 60";
+                          done.string() + "'; tmux wait-for -S " + channel + "; sleep 600";
   REQUIRE(std::system(("TERM=xterm-256color tmux new-session -d -s " + session + " -x 100 -y 60 \"" + cmd + "\"").c_str()) == 0);
-  for (int i = 0; i < 200 && !fs::exists(done); ++i) ::usleep(100000);
+  REQUIRE(std::system(("tmux wait-for " + channel).c_str()) == 0);
   const fs::path pane = d / "pane.txt";
   std::system(("tmux capture-pane -p -t " + session + " > '" + pane.string() + "'").c_str());
   std::system(("tmux kill-session -t " + session + " 2>/dev/null").c_str());
@@ -265,11 +319,8 @@ TEST_CASE("the same inputs, model and thread count give byte-identical JSON and 
 }
 
 TEST_CASE("the shipped skin model reads covariates from --clinical and says when they are missing", "[cli][shared][clinical]") {
-  const fs::path shared = fs::path(MEDATTN_SOURCE_DIR) / ".." / "shared" / "data" / "ham10000";
-  if (!fs::exists(shared / "metadata.csv")) {
-    WARN("../shared/data/ham10000 not found; skipped");
-    return;
-  }
+  const fs::path shared = fs::path(MEDATTN_SHARED_DATA) / "ham10000";
+  MEDATTN_NEEDS(fs::exists(shared / "metadata.csv"), (shared / "metadata.csv").string());
   const std::string model = (fs::path(MEDATTN_SOURCE_DIR) / "models" / "skin-ham10000").string();
   const std::string images = "'" + (shared / "images/ISIC_0027419.jpg").string() + "' '" +
                              (shared / "images/ISIC_0025030.jpg").string() + "' '" +

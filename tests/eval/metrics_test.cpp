@@ -64,13 +64,38 @@ TEST_CASE("the ECE a calibrated model shows by chance, against the binomial law"
   const auto none = ece_if_calibrated(sure);
   CHECK(none.mean == 0.0);
   CHECK(none.p95 == 0.0);
-  // Fixed seed: the same figures again; more samples, less chance ECE.
-  CHECK(ece_if_calibrated(p, 500, 3).mean == ece_if_calibrated(p, 500, 3).mean);
+  // Fewer draws: each ECE is 0, 1/4 or 1/2, so the mean of 500 is a multiple of 1/2000, and
+  // it lies within 4 standard deviations (sd of one draw 0.165, of the mean 0.0074) of 3/16.
+  const auto few = ece_if_calibrated(p, 500, 3);
+  CHECK(few.draws == 500);
+  CHECK(few.mean * 2000 == std::round(few.mean * 2000));
+  CHECK(few.mean == Approx(3.0 / 16).margin(0.03));
+  CHECK(few.p95 == 0.5);
+  // More samples, less chance ECE: E|k/400 - 1/2| = C(400,200) / 2^401 = 0.0199347 (sd of the
+  // mean of 2000 draws 0.00034).
   Predictions many;
   many.probabilities.assign(400, {0.5, 0.5});
   many.labels.assign(400, 0);
-  CHECK(ece_if_calibrated(many, 2000, 7).mean < 0.03);  // E|k/400 - 1/2| = 0.0199
+  CHECK(ece_if_calibrated(many, 2000, 7).mean == Approx(0.0199347).margin(0.0015));
   CHECK(ece_if_calibrated(Predictions{}).draws == 0);
+}
+
+TEST_CASE("the chance ECE of samples whose ECE cannot vary is that ECE exactly", "[eval][metrics]") {
+  // One sample at confidence 1/2: right or wrong, |correct - 1/2| = 1/2 in every draw.
+  Predictions one;
+  one.probabilities = {{0.5, 0.5}};
+  one.labels = {0};
+  const auto a = ece_if_calibrated(one, 50, 9);
+  CHECK(a.draws == 50);
+  CHECK(a.mean == 0.5);
+  CHECK(a.p95 == 0.5);
+  // A second sample, certain, in another bin: weights 1/2 each, 1/2 * 1/2 + 1/2 * 0 = 1/4.
+  Predictions two;
+  two.probabilities = {{0.5, 0.5}, {0.0, 1.0}};
+  two.labels = {1, 1};
+  const auto b = ece_if_calibrated(two, 50, 9);
+  CHECK(b.mean == 0.25);
+  CHECK(b.p95 == 0.25);
 }
 
 TEST_CASE("multi-class metrics are macro means", "[eval][metrics]") {
@@ -116,12 +141,28 @@ TEST_CASE("the paired bootstrap of two models' difference", "[eval][metrics]") {
   CHECK(d.balanced_accuracy.ci.low > 0.2);
   CHECK(d.balanced_accuracy.ci.low <= d.balanced_accuracy.difference);
   CHECK(d.balanced_accuracy.difference <= d.balanced_accuracy.ci.high);
-  CHECK(d.macro_f1.difference > 0.3);
-  // A model against itself: every resample's difference is exactly 0.
+  CHECK(d.balanced_accuracy.ci.high > d.balanced_accuracy.ci.low);  // resampled: the interval has a width
+  CHECK(d.accuracy.a == Approx(1.0));
+  CHECK(d.accuracy.b == Approx(2.0 / 3));
+  // Model b, per class: 60 of its 90 images found, 30 images of the previous class taken for it:
+  // precision 2/3, recall 2/3, F1 2/3.
+  CHECK(d.macro_f1.a == Approx(1.0));
+  CHECK(d.macro_f1.b == Approx(2.0 / 3));
+  CHECK(d.macro_f1.difference == Approx(1.0 / 3));
+  // One-vs-rest AUC of b for a class: its 90 positives score 0.8 (60) or 0.1 (30), its 180
+  // negatives 0.8 (30) or 0.1 (150). Wins 60 * 150, ties 60 * 30 + 30 * 150, of 90 * 180 pairs:
+  // (9000 + 3150) / 16200 = 0.75 for each class.
+  CHECK(d.auc.a == Approx(1.0));
+  CHECK(d.auc.b == Approx(0.75));
+  CHECK(d.auc.difference == Approx(0.25));
+  // A model against itself: its own figures on both sides and every resample's difference 0.
   const auto same = paired_bootstrap(b, b, 100, 3);
   CHECK(same.balanced_accuracy.ci.low == 0.0);
   CHECK(same.balanced_accuracy.ci.high == 0.0);
-  CHECK(same.auc.difference == 0.0);
+  CHECK(same.auc.a == Approx(0.75));
+  CHECK(same.auc.b == Approx(0.75));
+  CHECK(same.auc.ci.low == 0.0);
+  CHECK(same.auc.ci.high == 0.0);
 }
 
 TEST_CASE("ROC curve points and thresholds", "[eval][metrics]") {
@@ -169,12 +210,49 @@ TEST_CASE("bootstrap intervals bracket the point estimate", "[eval][metrics]") {
     p.labels.push_back((i % 10) >= 4 ? 1 : (i % 3 == 0));
   }
   const auto m = compute_metrics(p);
+  // Wrong: the 40 positives at scores 0.4 and 0.5 (0.5 ties, the first class wins) and the 27
+  // positives among the samples scored 0 to 0.3 (i % 10 < 4 and i % 3 == 0).
+  CHECK(m.accuracy == Approx(133.0 / 200));
   const auto ci = bootstrap(p, 300, 7);
-  CHECK(ci.auc.low <= m.auc);
-  CHECK(m.auc <= ci.auc.high);
-  CHECK(ci.accuracy.low <= m.accuracy);
-  CHECK(m.accuracy <= ci.accuracy.high);
+  CHECK(ci.resamples == 300);
+  CHECK(ci.auc.low < m.auc);
+  CHECK(m.auc < ci.auc.high);
+  CHECK(ci.accuracy.low < m.accuracy);
+  CHECK(m.accuracy < ci.accuracy.high);
   CHECK(ci.auc.high - ci.auc.low < 0.2);
+  // The accuracy of a resample is binomial: the 95% interval spans about 2 * 1.96 *
+  // sqrt(0.665 * 0.335 / 200) = 0.131 (the percentile estimate of 300 resamples varies by
+  // about 0.005 at each end).
+  CHECK(ci.accuracy.high - ci.accuracy.low == Approx(0.131).margin(0.02));
   const auto again = bootstrap(p, 300, 7);
   CHECK(again.auc.low == ci.auc.low);  // seeded: repeatable
+}
+
+TEST_CASE("bootstrap intervals of four samples span every value a resample can take", "[eval][metrics]") {
+  // Positives score 0.9 (right) and 0.3 (wrong), negatives 0.6 (wrong) and 0.1 (right):
+  // accuracy 1/2, AUC 3/4 (0.9 beats both negatives, 0.3 only 0.1).
+  Predictions p;
+  p.probabilities = {{0.1, 0.9}, {0.7, 0.3}, {0.4, 0.6}, {0.9, 0.1}};
+  p.labels = {1, 1, 0, 0};
+  const auto m = compute_metrics(p);
+  REQUIRE(m.accuracy == 0.5);
+  REQUIRE(m.auc == 0.75);
+  const auto ci = bootstrap(p, 1000, 5);
+  // A resample is all wrong (accuracy 0) with probability (1/2)^4 = 1/16 and all right with
+  // 1/16, more than the 2.5% in each tail: the interval is [0, 1] exactly.
+  CHECK(ci.accuracy.low == 0.0);
+  CHECK(ci.accuracy.high == 1.0);
+  // Among the resamples with both classes (7/8 of them), AUC 0 (only the wrong positive and
+  // the wrong negative drawn) has probability (1/16 - 2/256) / (7/8) = 1/16, and AUC 1 more.
+  CHECK(ci.auc.low == 0.0);
+  CHECK(ci.auc.high == 1.0);
+  // Four samples scored twice over, all right: every resample is right too.
+  Predictions sure;
+  sure.probabilities = {{0.1, 0.9}, {0.2, 0.8}, {0.6, 0.4}, {0.9, 0.1}};
+  sure.labels = {1, 1, 0, 0};
+  const auto all = bootstrap(sure, 200, 5);
+  CHECK(all.accuracy.low == 1.0);
+  CHECK(all.accuracy.high == 1.0);
+  CHECK(all.auc.low == 1.0);
+  CHECK(all.auc.high == 1.0);
 }

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "explain/faithfulness.h"
 #include "explain/methods.h"
+#include "support/tiny_model.h"
 
 using namespace medattn;
 using explain::Method;
@@ -127,6 +128,42 @@ TEST_CASE("every method points at the quadrant the logit depends on", "[explain]
       CHECK(ex.maps.max().item<float>() == 1.0f);
       CHECK(argmax_quadrant(ex.maps[0]) == std::make_pair(qy, qx));
     }
+  }
+}
+
+TEST_CASE("saliency is the magnitude of the target logit's gradient, summed over colour channels", "[explain][methods]") {
+  // A random tiny network (no structure to lean on): the map must be normalise(|d logit / d x|)
+  // as autograd gives it here, per image, with the blur off.
+  for (int channels : {1, 3}) {
+    INFO(channels << " channel(s)");
+    model::ModelCard card;
+    card.classes = {"a", "b", "c"};
+    testing::make_tiny(card, channels);
+    torch::manual_seed(13);
+    auto net = model::build_net(card);
+    net->eval();
+    const auto x = torch::randn({2, channels, 32, 32});
+    explain::ExplainOptions opt;
+    opt.method = Method::kSaliency;
+    opt.saliency_sigma = 0;
+    const auto ex = explain::explain(net, x, opt, {2, 0});
+    REQUIRE(ex.targets == std::vector<int>{2, 0});
+    REQUIRE(ex.maps.sizes() == torch::IntArrayRef({2, 32, 32}));
+
+    auto input = x.clone().requires_grad_(true);
+    const auto logits = net->forward(input).logits;
+    const auto g = torch::autograd::grad({logits[0][2] + logits[1][0]}, {input})[0];
+    const auto magnitude = g.abs().sum(1);  // [2,32,32]
+    auto flat = magnitude.reshape({2, -1});
+    const auto lo = std::get<0>(flat.min(1, true)), hi = std::get<0>(flat.max(1, true));
+    const auto expected = ((flat - lo) / (hi - lo)).reshape({2, 32, 32});
+    // The gradient has both signs, so its sign would show.
+    REQUIRE(g.min().item<float>() < 0.0f);
+    REQUIRE(g.max().item<float>() > 0.0f);
+    CHECK((ex.maps - expected).abs().max().item<double>() < 1e-6);
+    // A lone image gets the same map.
+    const auto one = explain::explain(net, x.narrow(0, 1, 1), opt, {0});
+    CHECK((one.maps[0] - expected[1]).abs().max().item<double>() < 1e-6);
   }
 }
 
@@ -276,15 +313,42 @@ TEST_CASE("randomising the weights destroys the attention map's structure", "[ex
   explain::ExplainOptions opt;
   opt.method = Method::kAttnGrad;
   const auto x = torch::cat({image_with_blobs({{2, 2}}), image_with_blobs({{2, 2}, {10, 10}})});
-  const auto steps = explain::randomization_check(card, net, x, opt);
-  REQUIRE(steps.size() == 5);  // head, norm, blocks.0, proj, stem.0
-  CHECK(steps.front().layer == "head");
-  CHECK(steps.back().layer == "stem.0");
-  for (const auto& step : steps) {
-    CHECK(step.spearman >= -1.0);
-    CHECK(step.spearman <= 1.0);
+  const auto original = explain::explain(net, x, opt);
+  const auto steps = explain::randomization_check(card, net, x, opt, /*seed=*/5, /*draws=*/1);
+  REQUIRE(steps.size() == 5);
+  const std::vector<std::string> layers{"head", "norm", "blocks.0", "proj", "stem.0"};
+  for (size_t i = 0; i < steps.size(); ++i) CHECK(steps[i].layer == layers[i]);
+  // It works on copies: the network explains as before.
+  CHECK(torch::equal(explain::explain(net, x, opt).maps, original.maps));
+  // The first step by hand: the head replaced by a Linear(4, 2) freshly initialised from the
+  // seed, the maps for the same classes, Spearman per image, averaged over the two images.
+  auto by_hand = quadrant_net(0, 0);
+  {
+    torch::manual_seed(5);
+    torch::nn::Linear fresh(4, 2);
+    torch::NoGradGuard no_grad;
+    by_hand->head->weight.copy_(fresh->weight);
+    by_hand->head->bias.copy_(fresh->bias);
   }
-  CHECK(steps.front().spearman < 0.999);  // a new head already changes the map
+  const auto maps = explain::explain(by_hand, x, opt, original.targets).maps.contiguous();
+  const auto orig_maps = original.maps.contiguous();
+  auto floats = [](const torch::Tensor& m) { return std::vector<float>(m.data_ptr<float>(), m.data_ptr<float>() + m.numel()); };
+  const double head = (explain::spearman(floats(orig_maps[0]), floats(maps[0])) +
+                       explain::spearman(floats(orig_maps[1]), floats(maps[1]))) / 2;
+  CHECK(steps[0].spearman == Approx(head).epsilon(1e-12));
+  CHECK(steps[0].spearman < 0.999);  // a new head already changes the map
+  // LayerNorm starts at weight 1, bias 0, which the hand-made network already has: the second
+  // step changes nothing.
+  CHECK(steps[1].spearman == steps[0].spearman);
+  // Two draws are the mean of the draws from seeds 5 and 6.
+  const auto two = explain::randomization_check(card, net, x, opt, /*seed=*/5, /*draws=*/2);
+  const auto six = explain::randomization_check(card, net, x, opt, /*seed=*/6, /*draws=*/1);
+  REQUIRE(two.size() == 5);
+  REQUIRE(six.size() == 5);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    INFO(layers[i]);
+    CHECK(two[i].spearman == Approx((steps[i].spearman + six[i].spearman) / 2).epsilon(1e-12));
+  }
 }
 
 TEST_CASE("unknown methods are usage errors naming the choices", "[explain][methods]") {

@@ -22,25 +22,40 @@ using namespace medattn;
 
 namespace {
 
-// Runs `fn`, accepting success or medattn::Error; anything else fails the test.
+// Runs `fn`, which must throw medattn::Error with exactly `expected` ({path} stands for the
+// input's path); a crash, another exception or success fails the test.
 template <typename Fn>
-void survives(const std::string& name, Fn fn) {
+void fails_with(const std::string& name, const std::string& path, std::string expected, Fn fn) {
   INFO(name);
+  for (size_t at; (at = expected.find("{path}")) != std::string::npos;) expected.replace(at, 6, path);
   try {
     fn();
-    SUCCEED();
+    FAIL("no error; expected: " << expected);
   } catch (const Error& e) {
-    CHECK(std::string(e.what()).size() > 0);
+    CHECK(std::string(e.what()) == expected);
   }
 }
 
+// The inputs kept for a fuzz target (tests/fuzz_regressions/<target>/*, without the
+// <input>.expected files that hold each one's error text).
 std::vector<fs::path> inputs_of(const std::string& target) {
   std::vector<fs::path> out;
   const fs::path dir = fs::path(MEDATTN_SOURCE_DIR) / "tests" / "fuzz_regressions" / target;
-  if (!fs::is_directory(dir)) return out;
-  for (const auto& f : fs::directory_iterator(dir)) out.push_back(f.path());
+  REQUIRE(fs::is_directory(dir));
+  for (const auto& f : fs::directory_iterator(dir)) {
+    if (f.path().extension() != ".expected") out.push_back(f.path());
+  }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// The error text kept beside an input, without its final newline.
+std::string expected_of(const fs::path& input) {
+  const fs::path p = input.string() + ".expected";
+  REQUIRE(fs::exists(p));
+  std::string text = read_file(p.string());
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  return text;
 }
 
 }  // namespace
@@ -54,20 +69,23 @@ TEST_CASE("fuzz regressions: model loader", "[fuzz]") {
     const size_t nul = bytes.find('\0');
     write_file_atomic(dir / "model.json", bytes.substr(0, nul));
     write_file_atomic(dir / "weights.bin", nul == std::string::npos ? "" : bytes.substr(nul + 1));
-    survives(f.filename().string(), [&] { model::load_model(dir.path.string()); });
+    fails_with(f.filename().string(), dir.path.string(), expected_of(f), [&] { model::load_model(dir.path.string()); });
   }
 }
 
 TEST_CASE("fuzz regressions: readers", "[fuzz]") {
-  for (const char* target : {"image", "dicom", "nifti", "npz", "csv"}) {
-    for (const auto& f : inputs_of(target)) {
-      const std::string t = target;
-      survives(t + "/" + f.filename().string(), [&] {
-        if (t == "image") io::read_image(f.string());
-        if (t == "dicom") io::read_dicom(f.string(), {});
-        if (t == "nifti") io::read_nifti(f.string(), {});
-        if (t == "npz") io::read_npz(f.string());
-        if (t == "csv") io::load_dataset(f.string());
+  for (const std::string target : {"image", "dicom", "nifti", "npz", "csv"}) {
+    const auto files = inputs_of(target);
+    INFO(target);
+    REQUIRE(!files.empty());  // at least one kept input per reader
+    for (const auto& f : files) {
+      const std::string path = f.string();
+      fails_with(target + "/" + f.filename().string(), path, expected_of(f), [&] {
+        if (target == "image") io::read_image(path);
+        if (target == "dicom") io::read_dicom(path, {});
+        if (target == "nifti") io::read_nifti(path, {});
+        if (target == "npz") io::read_npz(path);
+        if (target == "csv") io::load_dataset(path);
       });
     }
   }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "support/requires.h"
 #include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -309,9 +310,10 @@ TEST_CASE("npz: split arrays become in-memory grey samples", "[io][dataset]") {
 }
 
 TEST_CASE("datasets from the shared data load with the documented counts", "[io][dataset][shared]") {
-  const std::string root = std::string(MEDATTN_SOURCE_DIR) + "/../shared/data";
-  const std::string npz = root + "/pneumoniamnist/pneumoniamnist_trainval.npz";
-  if (fs::exists(npz)) {
+  const std::string npz = testdeps::shared_data("pneumoniamnist/pneumoniamnist_trainval.npz");
+  const std::string csv = testdeps::shared_data("ham10000/metadata.csv");
+  MEDATTN_NEEDS(fs::exists(npz) && fs::exists(csv), npz + " and " + csv);
+  {
     DatasetOptions val;
     val.split = "val";
     const Dataset ds = load_dataset(npz, val);
@@ -319,18 +321,13 @@ TEST_CASE("datasets from the shared data load with the documented counts", "[io]
     const std::vector<int> labels = labels_of(ds);
     CHECK(std::count(labels.begin(), labels.end(), 0) == 135);
     CHECK(ds.samples[0].pixels.size() == cv::Size(28, 28));
-  } else {
-    WARN("skipped: " << npz << " is absent");
   }
-  const std::string csv = root + "/ham10000/metadata.csv";
-  if (fs::exists(csv)) {
+  {
     DatasetOptions train;
     train.split = "train";
     const Dataset ds = load_dataset(csv, train);
     CHECK(ds.classes == std::vector<std::string>{"akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"});
     CHECK(ds.samples.size() == 7010);
     CHECK(fs::exists(ds.samples.front().path));
-  } else {
-    WARN("skipped: " << csv << " is absent");
   }
 }

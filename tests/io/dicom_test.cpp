@@ -38,7 +38,7 @@ namespace {
 
 using medattn::testing::TempDir;
 using medattn::testing::require_error;
-using medattn::testing::shared_data_dir;
+using testdeps::shared_data_dir;
 using medattn::testing::values;
 
 // Describes a small synthetic DICOM image.
@@ -481,10 +481,7 @@ TEST_CASE("read_dicom: several threads read at once", "[io][dicom]") {
 
 TEST_CASE("read_dicom: public test files", "[io][dicom][shared]") {
   const std::string root = shared_data_dir();
-  if (root.empty()) {
-    WARN("../shared/data not found: skipping the public DICOM files");
-    return;
-  }
+  MEDATTN_NEEDS(!root.empty(), "the shared data (" MEDATTN_SHARED_DATA ")");
   const std::string pydicom = root + "/dicom/pydicom/";
 
   SECTION("CT_small: Hounsfield units after intercept -1024") {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "io/inputs.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using medattn::io::InputItem;
@@ -24,9 +25,8 @@ TEST_CASE("heatmap names follow the path as given and cannot escape the folder",
   CHECK(heatmap_stem({"", "a/x.png", ""}) != heatmap_stem({"", "b/x.png", ""}));
 }
 
-TEST_CASE("directories are searched recursively; non-images are skipped with a notice", "[io][inputs]") {
-  const fs::path dir = fs::temp_directory_path() / "medattn_inputs_test";
-  fs::remove_all(dir);
+TEST_CASE("directories are searched recursively, non-images are skipped with a notice", "[io][inputs]") {
+  const fs::path dir = medattn::testing::scratch_dir("inputs_test");
   fs::create_directories(dir / "sub");
   auto write = [&](const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; };
   write(dir / "b.png", "not really a png");                      // claims an image: kept, fails later
@@ -47,8 +47,7 @@ TEST_CASE("directories are searched recursively; non-images are skipped with a n
 }
 
 TEST_CASE("the walker yields inputs lazily in sorted-path order and reads '-' from a stream", "[io][inputs]") {
-  const fs::path dir = fs::temp_directory_path() / ("medattn_walker_test_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
+  const fs::path dir = medattn::testing::scratch_dir("walker_test");
   fs::create_directories(dir / "a" / "z");
   for (const char* f : {"a.png", "a/z/y.png", "a/b.png", "a-c.png", "b.png"}) std::ofstream(dir / f) << "x";
   fs::create_directory_symlink(dir / "a", dir / "link");  // symlinked folders are not followed

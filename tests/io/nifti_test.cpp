@@ -29,7 +29,7 @@ namespace {
 
 using medattn::testing::TempDir;
 using medattn::testing::require_error;
-using medattn::testing::shared_data_dir;
+using testdeps::shared_data_dir;
 using medattn::testing::values;
 
 struct NimDeleter {
@@ -332,10 +332,7 @@ TEST_CASE("read_nifti: a header claiming 10^12 voxels is refused at once", "[io]
 
 TEST_CASE("read_nifti: public test files", "[io][nifti][shared]") {
   const std::string root = shared_data_dir();
-  if (root.empty()) {
-    WARN("../shared/data not found: skipping the public NIfTI files");
-    return;
-  }
+  MEDATTN_NEEDS(!root.empty(), "the shared data (" MEDATTN_SHARED_DATA ")");
   SECTION("anatomical.nii: big-endian int16, 33x41x25") {
     const Image image = read_image(root + "/nifti/anatomical.nii");
     CHECK(image.format == FileFormat::kNifti);

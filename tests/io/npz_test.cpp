@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "support/requires.h"
 #include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -261,12 +262,8 @@ TEST_CASE("read_npz and list_npz report missing and corrupt archives in one line
 }
 
 TEST_CASE("read_npz reads the shared PneumoniaMNIST file", "[io][npz][shared]") {
-  const std::string path =
-      std::string(MEDATTN_SOURCE_DIR) + "/../shared/data/pneumoniamnist/pneumoniamnist_trainval.npz";
-  if (!fs::exists(path)) {
-    WARN("skipped: " << path << " is absent");
-    return;
-  }
+  const std::string path = testdeps::shared_data("pneumoniamnist/pneumoniamnist_trainval.npz");
+  MEDATTN_NEEDS(fs::exists(path), path);
   const auto names = list_npz(path);
   CHECK(std::find(names.begin(), names.end(), "train_images") != names.end());
   CHECK(std::find(names.begin(), names.end(), "val_labels") != names.end());

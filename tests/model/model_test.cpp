@@ -9,6 +9,7 @@
 #include "core/fs.h"
 #include "core/sha256.h"
 #include "model/net.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace medattn;
@@ -27,13 +28,6 @@ model::ModelCard tiny_card(int classes = 2) {
   return card;
 }
 
-fs::path temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("medattn_model_test_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
 std::string error_of(const std::function<void()>& f) {
   try {
     f();
@@ -42,6 +36,41 @@ std::string error_of(const std::function<void()>& f) {
   }
   return "(no error)";
 }
+
+// One tensor of a hand-written weights file: its name, the dims written, the floats written
+// (and a rank written apart from the dims, to corrupt it).
+struct Entry {
+  std::string name;
+  std::vector<int64_t> dims;
+  std::vector<float> data;
+  int64_t rank = -1;  // -1: dims.size()
+};
+
+template <typename T>
+void put(std::string& out, T value) {
+  out.append(reinterpret_cast<const char*>(&value), sizeof(T));
+}
+
+// The weights format of model/net.h, written field by field: "MDATTNW1", u32 version,
+// u32 count, then per tensor u32 name length, name, u32 rank, i64 dims, float32 data
+// (little-endian, as on every machine this runs on).
+std::string weights_bytes(const std::vector<Entry>& tensors, uint32_t version = 1) {
+  std::string out = "MDATTNW1";
+  put<uint32_t>(out, version);
+  put<uint32_t>(out, static_cast<uint32_t>(tensors.size()));
+  for (const auto& t : tensors) {
+    put<uint32_t>(out, static_cast<uint32_t>(t.name.size()));
+    out += t.name;
+    put<uint32_t>(out, static_cast<uint32_t>(t.rank >= 0 ? t.rank : static_cast<int64_t>(t.dims.size())));
+    for (int64_t d : t.dims) put<int64_t>(out, d);
+    for (float v : t.data) put<float>(out, v);
+  }
+  return out;
+}
+
+// The tensors of torch::nn::Linear(2, 1): weight [1,2] and bias [1].
+const Entry kWeight{"weight", {1, 2}, {1.5f, -2.0f}};
+const Entry kBias{"bias", {1}, {0.25f}};
 
 }  // namespace
 
@@ -68,7 +97,8 @@ TEST_CASE("a saved model loads back with identical logits", "[model]") {
   net->train();
   net->forward(torch::randn({8, 1, 32, 32}) * 3 + 1);
   net->eval();
-  const auto dir = temp_dir("roundtrip");
+  const testing::TempDir tmp("model_roundtrip");
+  const fs::path& dir = tmp.path;
   model::save_model(dir.string(), card, net);
   CHECK(fs::exists(dir / "weights.bin"));
   CHECK(fs::exists(dir / "model.json"));
@@ -87,7 +117,8 @@ TEST_CASE("loading weights of another architecture names the tensor and both sha
   torch::manual_seed(2);
   auto card = tiny_card(3);
   auto net = model::build_net(card);
-  const auto dir = temp_dir("mismatch");
+  const testing::TempDir tmp("model_mismatch");
+  const fs::path& dir = tmp.path;
   model::save_model(dir.string(), card, net);
   // Same card but two classes: the head no longer fits.
   auto two = tiny_card(2);
@@ -106,13 +137,14 @@ TEST_CASE("loading weights of another architecture names the tensor and both sha
 TEST_CASE("corrupt weights files are refused with a clear reason", "[model]") {
   auto card = tiny_card();
   auto net = model::build_net(card);
-  const auto dir = temp_dir("corrupt");
+  const testing::TempDir tmp("model_corrupt");
+  const fs::path& dir = tmp.path;
   const std::string path = (dir / "weights.bin").string();
   save_weights(*net, path);
   const std::string good = read_file(path);
 
   write_file_atomic(path, good.substr(0, good.size() / 2));
-  CHECK(error_of([&] { model::load_weights(*net, path); }).find("truncated") != std::string::npos);
+  CHECK(error_of([&] { model::load_weights(*net, path); }).rfind("cannot load weights '" + path + "': file is truncated ", 0) == 0);
   write_file_atomic(path, "GARBAGE!" + good.substr(8));
   CHECK(error_of([&] { model::load_weights(*net, path); }) ==
         "cannot load weights '" + path + "': not a medattn weights file (bad magic)");
@@ -121,8 +153,74 @@ TEST_CASE("corrupt weights files are refused with a clear reason", "[model]") {
         "cannot load weights '" + path + "': 1 trailing bytes after the last tensor");
 }
 
+TEST_CASE("a hand-written weights file loads tensor by tensor, in any order", "[model]") {
+  const testing::TempDir tmp("model_handmade");
+  const std::string path = tmp / "weights.bin";
+  torch::nn::Linear linear(2, 1);
+  write_file_atomic(path, weights_bytes({kWeight, kBias}));
+  model::load_weights(*linear, path);
+  CHECK(torch::equal(linear->weight, torch::tensor({1.5f, -2.0f}).view({1, 2})));
+  CHECK(torch::equal(linear->bias, torch::tensor({0.25f})));
+  // save_weights writes the same bytes (tensors sorted by name: bias first).
+  const std::string saved = tmp / "saved.bin";
+  model::save_weights(*linear, saved);
+  CHECK(read_file(saved) == weights_bytes({kBias, kWeight}));
+}
+
+TEST_CASE("weights files that do not fit are refused with their exact reason, and nothing is copied", "[model]") {
+  const testing::TempDir tmp("model_refused");
+  const std::string path = tmp / "weights.bin";
+  const Entry extra{"extra", {2}, {7.0f, 8.0f}};
+  Entry rank9 = kWeight;
+  rank9.rank = 9;
+  Entry flat = kWeight;
+  flat.dims = {2};
+  Entry negative = kWeight;
+  negative.dims = {1, -2};
+  const Entry unnamed{"", {1}, {0.25f}};
+  Entry short_data = kWeight;
+  short_data.data = {1.5f};
+  const std::string all = weights_bytes({kBias, kWeight});
+  struct Case {
+    std::string what, bytes, message;
+  };
+  const std::vector<Case> cases{
+      {"an extra tensor", weights_bytes({kBias, kWeight, extra}), "unexpected tensor 'extra' (not in this architecture)"},
+      {"an extra tensor first", weights_bytes({extra, kBias, kWeight}), "unexpected tensor 'extra' (not in this architecture)"},
+      {"a tensor twice", weights_bytes({kBias, kWeight, kBias}), "duplicate tensor 'bias'"},
+      {"version 2", weights_bytes({kBias, kWeight}, 2), "weights version 2 is not supported (expected 1)"},
+      {"version 0", weights_bytes({kBias, kWeight}, 0), "weights version 0 is not supported (expected 1)"},
+      {"rank 9", weights_bytes({kBias, rank9}), "corrupt rank 9 for 'weight'"},
+      {"rank 1 for rank 2", weights_bytes({kBias, flat}), "shape mismatch for 'weight' (got [2], expected [1,2])"},
+      {"a negative dimension", weights_bytes({kBias, negative}), "corrupt dimension for 'weight'"},
+      {"an empty name", weights_bytes({unnamed, kWeight}), "corrupt tensor name length 0"},
+      {"a missing tensor", weights_bytes({kWeight}), "missing tensor 'bias'"},
+      {"data cut short", weights_bytes({kBias, short_data}), "file is truncated at byte " + std::to_string(all.size() - 4)},
+      {"a count too high", all.substr(0, 12) + weights_bytes({kBias, kWeight, kBias}).substr(12, 4) + all.substr(16),
+       "file is truncated at byte " + std::to_string(all.size())},
+      {"no count", all.substr(0, 12), "file is truncated at byte 12"},
+      {"one trailing byte", all + "x", "1 trailing bytes after the last tensor"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.what);
+    torch::nn::Linear linear(2, 1);
+    const auto weight = linear->weight.clone(), bias = linear->bias.clone();
+    write_file_atomic(path, c.bytes);
+    CHECK(error_of([&] { model::load_weights(*linear, path); }) == "cannot load weights '" + path + "': " + c.message);
+    // Everything is checked before anything is copied.
+    CHECK(torch::equal(linear->weight, weight));
+    CHECK(torch::equal(linear->bias, bias));
+  }
+  // The file all of them were made from is fine.
+  torch::nn::Linear linear(2, 1);
+  write_file_atomic(path, all);
+  CHECK(error_of([&] { model::load_weights(*linear, path); }) == "(no error)");
+  CHECK(linear->bias.item<float>() == 0.25f);
+}
+
 TEST_CASE("model cards are validated and name what is wrong", "[model][card]") {
-  const auto dir = temp_dir("card");
+  const testing::TempDir tmp("model_card");
+  const fs::path& dir = tmp.path;
   auto json = model::card_to_json(tiny_card());
   const std::string src = "m/model.json";
   CHECK(model::card_from_json(json, src).preprocess.image_size == 32);
@@ -178,10 +276,11 @@ TEST_CASE("test-time flips parse, round-trip through the card and are validated"
         "invalid model card 'm': tta.flips: unknown flip 'transpose' (expected hflip, vflip or none)");
 }
 
-TEST_CASE("the card records the weights' SHA-256; changed weights are refused before parsing", "[model][card]") {
+TEST_CASE("the card records the weights' SHA-256, changed weights are refused before parsing", "[model][card]") {
   auto card = tiny_card();
   auto net = model::build_net(card);
-  const auto dir = temp_dir("sha");
+  const testing::TempDir tmp("model_sha");
+  const fs::path& dir = tmp.path;
   model::save_model(dir.string(), card, net);
   const auto written = model::read_card(dir.string());
   const std::string path = (dir / "weights.bin").string();
@@ -230,7 +329,8 @@ TEST_CASE("an ensemble saves one file per network, loads back, averages their lo
   auto b = model::build_net(card);
   auto c = model::build_net(card);
   for (auto* net : {&a, &b, &c}) (*net)->eval();
-  const auto dir = temp_dir("ensemble");
+  const testing::TempDir tmp("model_ensemble");
+  const fs::path& dir = tmp.path;
   // A larger ensemble written earlier leaves member-4.bin: writing a smaller one removes it.
   model::save_model(dir.string(), card, std::vector<model::AttnNet>{a, b, c, c});
   CHECK(fs::exists(dir / "member-4.bin"));

@@ -38,6 +38,72 @@ TEST_CASE("maps go back to the original size through the letterbox", "[preproces
   CHECK(back.at<float>(5, 100) > back.at<float>(95, 100));
 }
 
+TEST_CASE("the letterbox of a non-square image: where it lies and where one of its pixels lands", "[preprocess]") {
+  // 60x30 in 32: scale 32/60, 32 x round(16.0) = 16 px, centred: rows 8 to 23.
+  CHECK(letterbox_for(60, 30, 32).content == cv::Rect(0, 8, 32, 16));
+  CHECK(letterbox_for(30, 60, 32).content == cv::Rect(8, 0, 16, 32));
+  // 64x32 in 32: exactly half size. A white 2x2 block at rows 10-11, columns 40-41 of a black
+  // image is averaged (INTER_AREA) into the single pixel (5, 20) of the content, which starts
+  // at row 8: model-input pixel (13, 20) is white, every other pixel black.
+  PreprocessConfig config;
+  config.image_size = 32;
+  cv::Mat image(32, 64, CV_32FC1, cv::Scalar(0.0));
+  image(cv::Rect(40, 10, 2, 2)).setTo(1.0);
+  Letterbox lb;
+  const cv::Mat in = prepare_display(image, config, &lb);
+  CHECK(lb.original_width == 64);
+  CHECK(lb.original_height == 32);
+  CHECK(lb.content == cv::Rect(0, 8, 32, 16));
+  cv::Mat expected(32, 32, CV_32FC1, cv::Scalar(-2.0));  // black: (0 - 0.5) / 0.25
+  expected.at<float>(13, 20) = 2.0f;                     // white: (1 - 0.5) / 0.25
+  CHECK(cv::norm(in, expected, cv::NORM_INF) == 0.0);
+}
+
+TEST_CASE("a hot spot of the model-input map lands on the original pixels it came from", "[preprocess]") {
+  // Back through the same letterbox: the content (rows 8-23) is enlarged twice. Bilinear
+  // with pixel centres puts weights 1/4, 3/4, 3/4, 1/4 on original columns 39-42 and rows 9-12
+  // for a single hot pixel at content (5, 20), i.e. model input (13, 20): the peak covers the
+  // 2x2 block it was made from.
+  const auto lb = letterbox_for(64, 32, 32);
+  cv::Mat map(32, 32, CV_32FC1, cv::Scalar(0.0));
+  map.at<float>(13, 20) = 1.0f;
+  const cv::Mat back = map_to_original(map, lb, 32);
+  REQUIRE(back.size() == cv::Size(64, 32));
+  cv::Mat expected(32, 64, CV_32FC1, cv::Scalar(0.0));
+  const float w[4] = {0.25f, 0.75f, 0.75f, 0.25f};
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 4; ++j) expected.at<float>(9 + i, 39 + j) = w[i] * w[j];
+  }
+  CHECK(cv::norm(back, expected, cv::NORM_INF) < 1e-6);
+
+  // A tall 16x32 image fills columns 8-23 at scale 1: the crop alone takes model input
+  // (7, 11) to original (7, 3), unchanged.
+  const auto tall = letterbox_for(16, 32, 32);
+  CHECK(tall.content == cv::Rect(8, 0, 16, 32));
+  cv::Mat tall_map(32, 32, CV_32FC1, cv::Scalar(0.0));
+  tall_map.at<float>(7, 11) = 1.0f;
+  cv::Mat tall_expected(32, 16, CV_32FC1, cv::Scalar(0.0));
+  tall_expected.at<float>(7, 3) = 1.0f;
+  CHECK(cv::norm(map_to_original(tall_map, tall, 32), tall_expected, cv::NORM_INF) == 0.0);
+
+  // 60x30: the content (rows 8-23) is enlarged 1.875 times. Original pixel (y, x) samples the
+  // content at ((y + 0.5) / 1.875 - 0.5, (x + 0.5) / 1.875 - 0.5); for a hot pixel at content
+  // (5, 20) the nearest sample is (10, 38), at (5.1, 20.0333): weight 0.9 * 0.96667 = 0.87.
+  const auto wide = letterbox_for(60, 30, 32);
+  const cv::Mat spot = map_to_original(map, wide, 32);
+  REQUIRE(spot.size() == cv::Size(60, 30));
+  double peak = 0;
+  cv::Point where;
+  cv::minMaxLoc(spot, nullptr, &peak, nullptr, &where);
+  CHECK(where == cv::Point(38, 10));
+  CHECK(peak == Approx(0.9 * (1 - 0.1 / 3)).margin(1e-5));
+  CHECK(spot.at<float>(9, 37) == Approx((9.5 / 1.875 - 4.5) * 0.5).margin(1e-5));  // 0.56667 * 0.5
+  // Padding never reaches the original: a map that is hot only outside the content maps to 0.
+  cv::Mat padding(32, 32, CV_32FC1, cv::Scalar(1.0));
+  padding(wide.content).setTo(0.0);
+  CHECK(cv::countNonZero(map_to_original(padding, wide, 32)) == 0);
+}
+
 TEST_CASE("colour becomes grey with BT.601 weights", "[preprocess]") {
   cv::Mat bgr(1, 1, CV_32FC3, cv::Scalar(1.0, 0.0, 0.0));  // pure blue
   CHECK(to_grey(bgr).at<float>(0, 0) == Approx(0.114).margin(1e-3));

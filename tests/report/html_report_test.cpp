@@ -23,7 +23,7 @@ TEST_CASE("base64 follows RFC 4648, padding included", "[report][html]") {
   CHECK(base64({0xff, 0xfe, 0x00}) == "//4A");
 }
 
-TEST_CASE("text from files is escaped; errors are counted by reason", "[report][html]") {
+TEST_CASE("text from files is escaped, errors are counted by reason", "[report][html]") {
   CHECK(html_escape("<img src=x onerror='a'>&\"") == "&lt;img src=x onerror=&#39;a&#39;&gt;&amp;&quot;");
   CHECK(error_reason("cannot read PNG 'scans/a b.png': truncated file") == "cannot read PNG: truncated file");
   CHECK(error_reason("no quotes here") == "no quotes here");

@@ -8,19 +8,9 @@
 #include <vector>
 
 #include "core/error.h"
+#include "support/requires.h"
 
 namespace medattn::testing {
-
-// ../shared/data relative to the working directory, else beside the source tree; "" when
-// neither exists (tests that need it then skip with a warning).
-inline std::string shared_data_dir() {
-  if (std::filesystem::is_directory("../shared/data")) return "../shared/data";
-#ifdef MEDATTN_SOURCE_DIR
-  const std::string beside = std::string(MEDATTN_SOURCE_DIR) + "/../shared/data";
-  if (std::filesystem::is_directory(beside)) return beside;
-#endif
-  return "";
-}
 
 // Every float of a CV_32F matrix (all channels), in memory order.
 inline std::vector<float> values(const cv::Mat& m) {

@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <filesystem>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace medattn::testing {
 
@@ -31,5 +33,13 @@ class TempDir {
 
   std::filesystem::path path;
 };
+
+// A fresh directory unique to the process, removed when the test process exits (also after a
+// test that failed part-way), for tests that hand paths around.
+inline std::filesystem::path scratch_dir(const std::string& tag) {
+  static std::vector<std::unique_ptr<TempDir>> dirs;  // destroyed, and so removed, at exit
+  dirs.push_back(std::make_unique<TempDir>(tag));
+  return dirs.back()->path;
+}
 
 }  // namespace medattn::testing

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "model/card.h"
 #include "pipeline/diagnose.h"
+#include "support/temp_dir.h"
 #include "support/tiny_model.h"
 #include "train/train.h"
 
@@ -38,8 +39,7 @@ model::ModelCard clinical_card() {
 // Noise images of 32 px in colour; the label is carried only by the CSV column `marker`
 // (`noise` is a random number). Rows 0..119 are split train, 120..159 split val.
 fs::path covariate_only_set() {
-  const fs::path dir = fs::temp_directory_path() / "medattn_clinical_test_set";
-  fs::remove_all(dir);
+  const fs::path dir = testing::scratch_dir("clinical_test_set");
   fs::create_directories(dir / "images");
   cv::RNG rng(7);
   std::ofstream csv(dir / "data.csv");
@@ -117,7 +117,7 @@ TEST_CASE("covariate encoding round-trips through the card", "[clinical]") {
   CHECK_THROWS_AS(model::parse_clinical_spec("age:num,age:cat"), Error);
   CHECK_THROWS_AS(model::parse_clinical_spec("label:cat"), Error);
   // A schema file: one entry per line, comments allowed; a path with ':' is read as a spec.
-  const fs::path schema = fs::temp_directory_path() / "medattn_clinical_schema.txt";
+  const fs::path schema = testing::scratch_dir("clinical_schema") / "schema.txt";
   {
     std::ofstream f(schema);
     f << "# HAM10000\nage:num\n sex : cat   # m/f\n\nlocalization:cat\n";
@@ -196,8 +196,7 @@ TEST_CASE("cross fusion: image tokens attend to the covariates through a gate th
 TEST_CASE("a label carried only by a covariate is learned with covariates and not without", "[clinical][train]") {
   pipeline::set_threads(1);
   const fs::path data = covariate_only_set();
-  const fs::path models = fs::temp_directory_path() / "medattn_clinical_test_models";
-  fs::remove_all(models);
+  const fs::path models = testing::scratch_dir("clinical_test_models");
 
   const auto with = train::run_train(tiny(data, models / "with", "marker:cat,noise:num"), {}, {});
   const auto without = train::run_train(tiny(data, models / "without", ""), {}, {});

@@ -9,6 +9,7 @@
 #include "model/card.h"
 #include "phantom/phantom.h"
 #include "pipeline/diagnose.h"
+#include "support/temp_dir.h"
 #include "support/tiny_model.h"
 #include "train/train.h"
 
@@ -18,8 +19,7 @@ using namespace medattn;
 namespace {
 
 fs::path phantom_set(const std::string& name, int count, int size) {
-  const fs::path dir = fs::temp_directory_path() / ("medattn_train_test_" + name);
-  fs::remove_all(dir);
+  const fs::path dir = testing::scratch_dir("train_test_" + name);
   phantom::PhantomOptions opt;
   opt.count = count;
   opt.size = size;
@@ -44,8 +44,7 @@ train::TrainOptions tiny_options(const fs::path& data, const fs::path& out, int 
 TEST_CASE("an interrupted run resumed from its checkpoint ends with the same weights", "[train]") {
   pipeline::set_threads(1);
   const fs::path data = phantom_set("resume", 30, 64);
-  const fs::path tmp = fs::temp_directory_path() / "medattn_train_test_resume_models";
-  fs::remove_all(tmp);
+  const fs::path tmp = testing::scratch_dir("train_test_resume_models");
 
   // Uninterrupted: 3 epochs.
   auto full = tiny_options(data, tmp / "full", 3);
@@ -84,8 +83,7 @@ TEST_CASE("an interrupted run resumed from its checkpoint ends with the same wei
 TEST_CASE("the same seed gives the same model", "[train]") {
   pipeline::set_threads(1);
   const fs::path data = phantom_set("seed", 24, 64);
-  const fs::path tmp = fs::temp_directory_path() / "medattn_train_test_seed_models";
-  fs::remove_all(tmp);
+  const fs::path tmp = testing::scratch_dir("train_test_seed_models");
   train::run_train(tiny_options(data, tmp / "a", 1), {}, {});
   train::run_train(tiny_options(data, tmp / "b", 1), {}, {});
   CHECK(read_file((tmp / "a" / "weights.bin").string()) == read_file((tmp / "b" / "weights.bin").string()));
@@ -100,8 +98,7 @@ TEST_CASE("the same seed gives the same model", "[train]") {
 TEST_CASE("train --select last keeps the end of the schedule, whatever validation says", "[train]") {
   pipeline::set_threads(1);
   const fs::path data = phantom_set("select", 24, 64);
-  const fs::path tmp = fs::temp_directory_path() / "medattn_train_test_select_models";
-  fs::remove_all(tmp);
+  const fs::path tmp = testing::scratch_dir("train_test_select_models");
   auto o = tiny_options(data, tmp / "last", 3);
   o.select = "last";
   std::vector<bool> kept;
@@ -128,8 +125,7 @@ TEST_CASE("train --select last keeps the end of the schedule, whatever validatio
 TEST_CASE("an ensemble trains its members one after the other, resumes inside a member, and ships them all", "[train][ensemble]") {
   pipeline::set_threads(1);
   const fs::path data = phantom_set("ensemble", 30, 64);
-  const fs::path tmp = fs::temp_directory_path() / "medattn_train_test_ensemble_models";
-  fs::remove_all(tmp);
+  const fs::path tmp = testing::scratch_dir("train_test_ensemble_models");
   auto single = tiny_options(data, tmp / "single", 2);
   train::run_train(single, {}, {});
   auto full = tiny_options(data, tmp / "full", 2);
@@ -205,8 +201,7 @@ TEST_CASE("an ensemble trains its members one after the other, resumes inside a 
 TEST_CASE("the card keeps the test-time and heatmap flips, and evaluate applies them by default", "[train][tta]") {
   pipeline::set_threads(1);
   const fs::path data = phantom_set("tta", 24, 64);
-  const fs::path tmp = fs::temp_directory_path() / "medattn_train_test_tta_models";
-  fs::remove_all(tmp);
+  const fs::path tmp = testing::scratch_dir("train_test_tta_models");
   auto o = tiny_options(data, tmp / "m", 1);
   o.hflip = o.vflip = true;
   o.tta = "hflip";
