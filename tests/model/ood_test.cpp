@@ -91,7 +91,7 @@ TEST_CASE("the Mahalanobis score equals the distance computed by hand", "[ood]")
         Approx(model::mahalanobis_score(shrunk, {1, 3})).epsilon(1e-9));
 }
 
-TEST_CASE("the threshold is the stated percentile; AUROC and FPR at 95% TPR", "[ood]") {
+TEST_CASE("the threshold is the stated percentile, AUROC and FPR at 95% TPR", "[ood]") {
   std::vector<double> v;
   for (int i = 100; i >= 1; --i) v.push_back(i);  // order does not matter
   CHECK(model::percentile(v, 98) == Approx(98.02));  // numpy: 1 + 0.98 * 99
@@ -158,7 +158,7 @@ TEST_CASE("the sidecar file round-trips and is checked against the card like the
                          "cannot load OOD statistics '" + (dir / "x.bin") + "': truncated (9 bytes)");
 }
 
-TEST_CASE("cards carry intended_use and ood; cards without them still load", "[ood]") {
+TEST_CASE("cards carry intended_use and ood, cards without them still load", "[ood]") {
   model::ModelCard card;
   card.name = "m";
   card.classes = {"a", "b"};

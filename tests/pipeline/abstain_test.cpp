@@ -162,11 +162,8 @@ TEST_CASE("a phantom model abstains on blank and non-phantom images and not on p
 }
 
 TEST_CASE("a non-phantom radiograph from the shared data is out of distribution for the phantom model", "[ood][abstain][shared]") {
-  const std::string root = testing::shared_data_dir();
-  if (root.empty()) {
-    WARN("../shared/data not found: skipped");
-    return;
-  }
+  const std::string root = testdeps::shared_data_dir();
+  MEDATTN_NEEDS(!root.empty(), "the shared data (" MEDATTN_SHARED_DATA ")");
   const auto r = diagnose({root + "/chest_xray_224/train/NORMAL/IM-0115-0001.jpeg", root + "/dicom/pydicom/CT_small.dcm"});
   REQUIRE(r.size() == 2);
   CHECK(r[0].abstained.rfind("out of distribution: Mahalanobis score ", 0) == 0);
@@ -252,7 +249,7 @@ TEST_CASE("json, csv, table and html carry abstained and ood_score", "[ood][abst
   CHECK(text.find(report::html_escape(abst.abstained)) != std::string::npos);
 }
 
-TEST_CASE("abstentions exit 0; failures still exit 1; resume, shards and merge keep them", "[ood][abstain][cli]") {
+TEST_CASE("abstentions exit 0, failures still exit 1, resume, shards and merge keep them", "[ood][abstain][cli]") {
   const fs::path d = fixture();
   const std::string model = "-m " + q(d / "model") + " --threads 1 --quiet ";
   const std::string inputs = q(d / "other") + " " + q(d / "fresh/images/nodule");

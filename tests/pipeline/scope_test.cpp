@@ -117,11 +117,8 @@ TEST_CASE("each scope check refuses with its exact reason", "[ood][scope]") {
 }
 
 TEST_CASE("the whole-body bone scan of the shared DICOM files is out of scope for a chest model", "[ood][scope][shared]") {
-  const std::string root = testing::shared_data_dir();
-  if (root.empty()) {
-    WARN("../shared/data not found: skipped");
-    return;
-  }
+  const std::string root = testdeps::shared_data_dir();
+  MEDATTN_NEEDS(!root.empty(), "the shared data (" MEDATTN_SHARED_DATA ")");
   const auto image = io::read_image(root + "/dicom/pydicom/JPEG-lossy.dcm");
   CHECK(image.modality == "NM");
   CHECK(image.body_part == "WHOLE BODY");
