@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/text.h"
 #include "report/terminal.h"
 
 namespace medattn::report {
@@ -158,42 +159,48 @@ class TableWriter : public RecordWriter {
 }  // namespace
 
 json record_to_json(const DiagnosisRecord& r) {
+  // JSON strings must be UTF-8. Every string is made so (bytes that are not become "\xHH");
+  // the file name, which --resume and merge match on, keeps its exact bytes in "file_hex".
+  const auto text = [](const std::string& s) { return json(utf8_or_escaped(s)); };
   json j = json::object();
-  j["file"] = r.file;
+  j["file"] = text(r.file);
+  if (!valid_utf8(r.file)) j["file_hex"] = to_hex(r.file);
   if (r.ok) {
     const bool abstained = !r.abstained.empty();
-    j["diagnosis"] = abstained ? json(nullptr) : json(r.diagnosis);
+    j["diagnosis"] = abstained ? json(nullptr) : text(r.diagnosis);
     j["probability"] = abstained ? json(nullptr) : json(round6(r.probability));
     json probs = json::object();
-    for (const auto& [name, p] : r.probabilities) probs[name] = round6(p);
+    for (const auto& [name, p] : r.probabilities) probs[utf8_or_escaped(name)] = round6(p);
     j["probabilities"] = probs;
   } else {
     j["diagnosis"] = nullptr;
     j["probability"] = nullptr;
     j["probabilities"] = nullptr;
   }
-  j["heatmap"] = r.heatmap.empty() ? json(nullptr) : json(r.heatmap);
-  j["heatmap_raw"] = r.heatmap_raw.empty() ? json(nullptr) : json(r.heatmap_raw);
-  j["error"] = r.ok ? json(nullptr) : json(r.error);
-  j["abstained"] = r.abstained.empty() ? json(nullptr) : json(r.abstained);
+  j["heatmap"] = r.heatmap.empty() ? json(nullptr) : text(r.heatmap);
+  j["heatmap_raw"] = r.heatmap_raw.empty() ? json(nullptr) : text(r.heatmap_raw);
+  j["error"] = r.ok ? json(nullptr) : text(r.error);
+  j["abstained"] = r.abstained.empty() ? json(nullptr) : text(r.abstained);
   j["ood_score"] = r.ood_score ? json(std::round(*r.ood_score * 1e4) / 1e4) : json(nullptr);
-  if (!r.warning.empty()) j["warning"] = r.warning;
+  if (!r.warning.empty()) j["warning"] = text(r.warning);
   if (r.width > 0) {
     j["width"] = r.width;
     j["height"] = r.height;
   }
-  if (!r.format.empty()) j["format"] = r.format;
-  if (!r.model.empty()) j["model"] = r.model;
+  if (!r.format.empty()) j["format"] = text(r.format);
+  if (!r.model.empty()) j["model"] = text(r.model);
   if (!r.attention_regions.empty()) {
     json regions = json::object();
-    for (const auto& [name, share] : r.attention_regions) regions[name] = round6(share);
+    for (const auto& [name, share] : r.attention_regions) regions[utf8_or_escaped(name)] = round6(share);
     j["attention_regions"] = regions;
   }
   if (r.ok && !r.clinical_attention.empty()) {
     json shares = json::object();
-    for (const auto& [name, share] : r.clinical_attention) shares[name] = round6(share);
+    for (const auto& [name, share] : r.clinical_attention) shares[utf8_or_escaped(name)] = round6(share);
     j["clinical_attention"] = shares;
-    j["clinical_missing"] = r.clinical_missing;
+    json missing = json::array();
+    for (const auto& name : r.clinical_missing) missing.push_back(text(name));
+    j["clinical_missing"] = missing;
   }
   return j;
 }

@@ -1,0 +1,97 @@
+// Hostile inputs and options from the command line (issue 20): names that are not UTF-8,
+// unbounded and non-finite option values, terminal escapes in names, pathological previews,
+// non-finite pixels.
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "support/cli.h"
+
+namespace fs = std::filesystem;
+using clitest::fixture;
+using clitest::medattn;
+using clitest::Run;
+using clitest::slurp;
+
+namespace {
+
+std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+
+std::vector<nlohmann::json> parse_lines(const std::string& text) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  }
+  return out;
+}
+
+// "e961" -> "\xe9a" (the test's own decoder, so that it checks the README's description).
+std::string unhex(const std::string& hex) {
+  REQUIRE(hex.size() % 2 == 0);
+  std::string out;
+  for (size_t i = 0; i < hex.size(); i += 2) out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  return out;
+}
+
+// The bytes of the path a record names: "file_hex" when the name is not UTF-8, else "file".
+std::string record_file(const nlohmann::json& r) {
+  if (r.contains("file_hex")) return unhex(r["file_hex"].get<std::string>());
+  return r["file"].get<std::string>();
+}
+
+}  // namespace
+
+TEST_CASE("names that are not UTF-8 are recorded losslessly in json and jsonl, and resume matches them", "[cli][hostile]") {
+  const fs::path d = fixture();
+  const fs::path work = d / "latin1";
+  const fs::path in = work / "in";
+  fs::create_directories(in);
+  const fs::path image = d / "ph/images/normal/normal_0000.png";
+  const std::string latin1 = (in / "b_latin1-\xe9.png").string();
+  fs::copy_file(image, in / "a_ok.png");
+  fs::copy_file(image, latin1);
+  fs::copy_file(image, in / "c_ok.png");
+  const std::string base = "diagnose -m " + q(d / "model") + " --quiet ";
+
+  const fs::path jsonl = work / "b.jsonl";
+  const Run r = medattn(base + q(in) + " -o " + q(jsonl));
+  CHECK(r.code == 0);
+  const auto records = parse_lines(slurp(jsonl));
+  REQUIRE(records.size() == 3);
+  CHECK(record_file(records[0]) == (in / "a_ok.png").string());
+  CHECK(record_file(records[1]) == latin1);
+  CHECK(records[1]["file"] == (in / "b_latin1-\\xe9.png").string());  // readable, marked as escaped
+  CHECK(!records[0].contains("file_hex"));  // well-formed names are as before
+  CHECK(record_file(records[2]) == (in / "c_ok.png").string());
+  for (const auto& rec : records) CHECK(rec["error"].is_null());
+
+  // Resume reads the names back byte for byte: nothing is left to do.
+  const std::string before = slurp(jsonl);
+  CHECK(medattn(base + q(in) + " -o " + q(jsonl) + " --resume").code == 0);
+  CHECK(slurp(jsonl) == before);
+
+  // merge with --inputs finds every input, the one that is not UTF-8 included.
+  const fs::path err = work / "merge_err.txt";
+  CHECK(medattn("merge " + q(jsonl) + " -o " + q(work / "merged.jsonl") + " --inputs " + q(in), err.string()).code == 0);
+  CHECK(slurp(work / "merged.jsonl") == before);
+
+  // One JSON array.
+  const fs::path json = work / "b.json";
+  CHECK(medattn(base + q(in) + " -o " + q(json)).code == 0);
+  const auto array = nlohmann::json::parse(slurp(json));
+  REQUIRE(array.size() == 3);
+  CHECK(record_file(array[1]) == latin1);
+
+  // A '-' list with such a line.
+  std::ofstream(work / "list.txt") << latin1 << "\n" << (in / "a_ok.png").string() << "\n";
+  const Run listed = medattn(base + "--format jsonl - < " + q(work / "list.txt"));
+  CHECK(listed.code == 0);
+  const auto from_list = parse_lines(listed.out);
+  REQUIRE(from_list.size() == 2);
+  CHECK(record_file(from_list[0]) == latin1);
+}
