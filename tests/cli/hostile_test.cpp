@@ -95,3 +95,48 @@ TEST_CASE("names that are not UTF-8 are recorded losslessly in json and jsonl, a
   REQUIRE(from_list.size() == 2);
   CHECK(record_file(from_list[0]) == latin1);
 }
+
+TEST_CASE("numeric options must be finite and in range: exit 2 with one short line", "[cli][hostile][options]") {
+  const fs::path d = fixture();
+  const std::string run = "diagnose -m " + q(d / "model") + " --quiet --format jsonl " + q(d / "ph/images/normal/normal_0000.png") + " ";
+  struct Case {
+    std::string args, message;
+  };
+  const std::vector<Case> cases = {
+      {"--threads 100000", "--threads: must be a whole number in [0, 256] (got 100000)"},
+      {"--threads -1", "--threads: must be a whole number in [0, 256] (got -1)"},
+      {"--threads 1e300", "--threads: must be a whole number in [0, 256] (got 1e300)"},
+      {"--batch-size 100000000", "--batch-size: must be a whole number in [1, 4096] (got 100000000)"},
+      {"--workers 1000", "--workers: must be a whole number in [1, 64] (got 1000)"},
+      {"--max-file-size nan", "--max-file-size: must be a number in (0, 1048576] (got nan)"},
+      {"--max-file-size 1e300", "--max-file-size: must be a number in (0, 1048576] (got 1e300)"},
+      {"--max-file-size -1", "--max-file-size: must be a number in (0, 1048576] (got -1)"},
+      {"--max-file-size " + std::string(400, '9'), "--max-file-size: must be a number in (0, 1048576] (got 999999999999999999999...)"},
+      {"--max-pixels 1e300", "--max-pixels: must be a whole number in [1, 1000000000000] (got 1e300)"},
+      {"--heatmap-alpha nan", "--heatmap-alpha: must be a number in [0, 1] (got nan)"},
+      {"--saliency-sigma nan", "--saliency-sigma: must be a number in [0, 1000] (got nan)"},
+      {"--discard-ratio nan", "--discard-ratio: must be a number in [0, 0.999] (got nan)"},
+      {"--contour inf", "--contour: must be a number in [0, 1] (got inf)"},
+      {"--heatmap-flips ,,", "--heatmap-flips: empty flip in ',,' (expected hflip, vflip or none, separated by commas)"},
+      {"--tta hflip,", "--tta: empty flip in 'hflip,' (expected hflip, vflip or none, separated by commas)"},
+      {"--slice -5", "--slice: must be a whole number in [0, 32767] (got -5)"},
+      {"--frame -1", "--frame: must be a whole number in [0, 1000000] (got -1)"},
+  };
+  const fs::path err = d / "options_err.txt";
+  for (const auto& c : cases) {
+    INFO(c.args);
+    CHECK(medattn(run + c.args, err.string()).code == 2);
+    const std::string log = slurp(err);
+    CHECK(log.substr(0, log.find('\n')) == "error: " + c.message);
+    CHECK(log.size() < 300);  // one short line and the hint, no stack trace
+  }
+  // Harmless values are not reported.
+  for (const std::string ok : {"--threads 2", "--threads 0", "--max-file-size 0.5", "--heatmap-alpha 1", "--slice 0",
+                               "--heatmap-flips none", "--heatmap-flips hflip,vflip", "--batch-size 4096"}) {
+    INFO(ok);
+    CHECK(medattn(run + ok).code == 0);
+  }
+  // The other commands' thread counts are bounded too.
+  CHECK(medattn("evaluate -m " + q(d / "model") + " " + q(d / "ph/images") + " --threads 100000", err.string()).code == 2);
+  CHECK(slurp(err).rfind("error: --threads: must be a whole number in [0, 256] (got 100000)\n", 0) == 0);
+}
