@@ -301,14 +301,14 @@ int run_diagnose_command(DiagnoseArgs& args) {
         } else {
           ++per_reason[report::error_reason(r.error)];
           progress.clear();
-          spdlog::error("{}", r.error);
+          spdlog::error("{}", printable(r.error));
         }
         writer->write(r);
         if (html) html->add(r);
       },
       [&](const std::string& notice) {
         progress.clear();
-        spdlog::info("{}", notice);
+        spdlog::info("{}", printable(notice));
       },
       [&](const pipeline::Progress& p) { progress.update(p); });
   progress.clear();
@@ -353,9 +353,9 @@ int run_merge_command(const std::vector<std::string>& files, const std::string& 
   const auto r = pipeline::merge_outputs(files, out, inputs);
   spdlog::info("merged {} shard file(s) into {}: {} record(s)", r.shards, out, r.records);
   if (r.models.size() > 1) spdlog::warn("the shards were written by {} different models", r.models.size());
-  for (const auto& f : r.duplicates) spdlog::warn("duplicate: '{}' is recorded more than once (the first record is kept)", f);
-  for (const auto& f : r.missing) spdlog::error("missing: '{}' is in the inputs but in no shard", f);
-  for (const auto& f : r.unexpected) spdlog::warn("unexpected: '{}' is recorded but not in the inputs", f);
+  for (const auto& f : r.duplicates) spdlog::warn("duplicate: '{}' is recorded more than once (the first record is kept)", printable(f));
+  for (const auto& f : r.missing) spdlog::error("missing: '{}' is in the inputs but in no shard", printable(f));
+  for (const auto& f : r.unexpected) spdlog::warn("unexpected: '{}' is recorded but not in the inputs", printable(f));
   spdlog::info("{} duplicate(s), {} missing{}", r.duplicates.size(), r.missing.size(), inputs.empty() ? " (not checked: no --inputs)" : "");
   return r.duplicates.empty() && r.missing.empty() && r.models.size() <= 1 ? kExitOk : kExitSomeFailed;
 }
@@ -925,10 +925,10 @@ int main(int argc, char** argv) {
       return kExitOk;
     }
   } catch (const Error& err) {
-    spdlog::error("{}", err.what());
+    spdlog::error("{}", printable(err.what()));
     return exit_code_for(err);
   } catch (const std::exception& err) {
-    spdlog::error("{}", err.what());
+    spdlog::error("{}", printable(err.what()));
     return kExitCannotRun;
   }
   return kExitUsage;

@@ -81,7 +81,8 @@ class CsvWriter : public RecordWriter {
   std::vector<std::string> classes_;
 };
 
-// Buffers rows to align columns (people read tables, so the wait is acceptable), unless
+// File names, errors and paths are shown through printable() (core/text.h): a name holding
+// ESC or BEL must not drive the terminal. Buffers rows to align columns (people read tables, so the wait is acceptable), unless
 // previews are drawn: then each record is printed as it comes, with its picture.
 class TableWriter : public RecordWriter {
  public:
@@ -91,7 +92,7 @@ class TableWriter : public RecordWriter {
       rows_.push_back(r);
       return;
     }
-    print_row(r, std::max<size_t>(4, std::min(options_.max_path, r.file.size())), 9);
+    print_row(r, std::max<size_t>(4, std::min(options_.max_path, printable(r.file).size())), 9);
     const auto mode = static_cast<ColourMode>(options_.colour_mode);
     if (mode == ColourMode::kAscii && !r.preview_heat.empty()) {
       out_ << render_ascii_heat(r.preview_heat, options_.preview_width) << legend_line(mode) << "\n";
@@ -104,7 +105,7 @@ class TableWriter : public RecordWriter {
     if (options_.preview) return;
     size_t wf = 4, wd = 9;
     for (const auto& r : rows_) {
-      wf = std::max(wf, std::min(options_.max_path, r.file.size()));
+      wf = std::max(wf, std::min(options_.max_path, printable(r.file).size()));
       if (r.ok && r.abstained.empty()) wd = std::max(wd, r.diagnosis.size());
     }
     out_ << std::left << std::setw(static_cast<int>(wf)) << "FILE" << "  " << std::setw(static_cast<int>(wd))
@@ -115,20 +116,20 @@ class TableWriter : public RecordWriter {
 
  private:
   void print_row(const DiagnosisRecord& r, size_t wf, size_t wd) {
-    out_ << std::left << std::setw(static_cast<int>(wf)) << shorten_middle(r.file, wf) << "  ";
+    out_ << std::left << std::setw(static_cast<int>(wf)) << shorten_middle(printable(r.file), wf) << "  ";
     if (!r.ok) {
-      out_ << std::setw(static_cast<int>(wd)) << "-" << "  " << std::setw(6) << "-" << "  error: " << r.error << "\n";
+      out_ << std::setw(static_cast<int>(wd)) << "-" << "  " << std::setw(6) << "-" << "  error: " << printable(r.error) << "\n";
       return;
     }
     if (!r.abstained.empty()) {
       // No diagnosis: the probabilities are shown for whoever wants them, after the reason.
-      out_ << std::setw(static_cast<int>(wd)) << "ABSTAINED" << "  " << std::setw(6) << "-" << "  " << r.abstained;
+      out_ << std::setw(static_cast<int>(wd)) << "ABSTAINED" << "  " << std::setw(6) << "-" << "  " << printable(r.abstained);
       if (r.ood_score) out_ << "  ood_score=" << fixed(*r.ood_score, 2);
       out_ << "\n" << std::string(wf + 2, ' ');
       for (size_t i = 0; i < r.probabilities.size(); ++i) {
         out_ << (i ? " " : "") << r.probabilities[i].first << "=" << fixed(r.probabilities[i].second, 3);
       }
-      if (!r.heatmap.empty()) out_ << "  heatmap: " << r.heatmap;
+      if (!r.heatmap.empty()) out_ << "  heatmap: " << printable(r.heatmap);
       out_ << "\n";
       return;
     }
@@ -144,10 +145,10 @@ class TableWriter : public RecordWriter {
     for (size_t i = 0; i < r.probabilities.size(); ++i) {
       out_ << (i ? " " : "") << r.probabilities[i].first << "=" << fixed(r.probabilities[i].second, 3);
     }
-    if (!r.heatmap.empty()) out_ << "  heatmap: " << r.heatmap;
+    if (!r.heatmap.empty()) out_ << "  heatmap: " << printable(r.heatmap);
     if (r.ood_score) out_ << "  ood_score=" << fixed(*r.ood_score, 2);
     out_ << "\n";
-    if (!r.warning.empty()) out_ << std::string(wf + 2, ' ') << "warning: " << r.warning << "\n";
+    if (!r.warning.empty()) out_ << std::string(wf + 2, ' ') << "warning: " << printable(r.warning) << "\n";
     if (!r.attention_regions.empty()) out_ << std::string(wf + 2, ' ') << region_summary(r.attention_regions) << "\n";
   }
 

@@ -140,3 +140,30 @@ TEST_CASE("numeric options must be finite and in range: exit 2 with one short li
   CHECK(medattn("evaluate -m " + q(d / "model") + " " + q(d / "ph/images") + " --threads 100000", err.string()).code == 2);
   CHECK(slurp(err).rfind("error: --threads: must be a whole number in [0, 256] (got 100000)\n", 0) == 0);
 }
+
+TEST_CASE("control characters in file names are shown escaped in the table and in log lines, JSON keeps them exactly", "[cli][hostile][terminal]") {
+  const fs::path d = fixture();
+  const fs::path in = d / "escapes";
+  fs::create_directories(in);
+  const std::string good = "a-\x1b]0;owned\x07-\x1b[2J.png", bad = "b-\x1b[31m-\x07.png";
+  fs::copy_file(d / "ph/images/normal/normal_0000.png", in / good, fs::copy_options::overwrite_existing);
+  std::ofstream(in / bad) << "not a png";
+  const std::string base = "diagnose -m " + q(d / "model") + " --quiet " + q(in);
+  const fs::path err = d / "escapes_err.txt";
+  const Run table = medattn(base, err.string());
+  CHECK(table.code == 1);
+  const std::string log = slurp(err);
+  for (const std::string* text : {&table.out, &log}) {
+    CHECK(text->find('\x1b') == std::string::npos);
+    CHECK(text->find('\x07') == std::string::npos);
+  }
+  CHECK(table.out.find("owned\\x07-\\x1b[2J.png") != std::string::npos);  // long paths are shortened in the middle
+  CHECK(table.out.find("b-\\x1b[31m-\\x07.png") != std::string::npos);
+  CHECK(log.find("error: cannot read image '" + (in / "b-\\x1b[31m-\\x07.png").string() + "'") != std::string::npos);
+  // JSON escapes them its own way, and reading it back gives the exact name.
+  const Run jsonl = medattn(base + " --format jsonl");
+  const auto records = parse_lines(jsonl.out);
+  REQUIRE(records.size() == 2);
+  CHECK(records[0]["file"] == (in / good).string());
+  CHECK(records[1]["file"] == (in / bad).string());
+}

@@ -24,3 +24,11 @@ TEST_CASE("UTF-8 is checked strictly, and bytes outside it are escaped or hex-en
   CHECK(!from_hex("zz", &back));
   CHECK(back == bytes);
 }
+
+TEST_CASE("printable shows control characters and stray bytes escaped and keeps printable text", "[core][text]") {
+  CHECK(printable("x-\x1b]0;t\x07.png") == "x-\\x1b]0;t\\x07.png");
+  CHECK(printable("tab\there\nDEL\x7f") == "tab\\x09here\\x0aDEL\\x7f");
+  CHECK(printable("csi-\xc2\x9b" "2J") == "csi-\\u009b2J");  // C1 CSI
+  CHECK(printable("r\xc3\xb6ntgen \xe9.png") == "r\xc3\xb6ntgen \\xe9.png");
+  CHECK(printable("plain/a_b.png") == "plain/a_b.png");
+}
