@@ -2,9 +2,12 @@
 // unbounded and non-finite option values, terminal escapes in names, pathological previews,
 // non-finite pixels.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -166,4 +169,24 @@ TEST_CASE("control characters in file names are shown escaped in the table and i
   REQUIRE(records.size() == 2);
   CHECK(records[0]["file"] == (in / good).string());
   CHECK(records[1]["file"] == (in / bad).string());
+}
+
+TEST_CASE("the terminal preview of tall and wide slivers has a bounded height, and the other images are still diagnosed", "[cli][hostile][terminal]") {
+  const fs::path d = fixture();
+  const fs::path in = d / "slivers";
+  fs::create_directories(in);
+  cv::Mat tall(100000, 1, CV_8UC1), wide(1, 5000, CV_8UC1);
+  cv::randu(tall, 0, 255);
+  cv::randu(wide, 0, 255);
+  REQUIRE(cv::imwrite((in / "a_tall.png").string(), tall));
+  REQUIRE(cv::imwrite((in / "b_wide.png").string(), wide));
+  fs::copy_file(d / "ph/images/normal/normal_0000.png", in / "c_ok.png", fs::copy_options::overwrite_existing);
+  for (const std::string mode : {"", " --ascii"}) {
+    INFO(mode);
+    const Run r = medattn("diagnose -m " + q(d / "model") + " --quiet --preview --preview-width 1000" + mode + " " + q(in));
+    CHECK((r.code == 0 || r.code == 1));
+    const auto lines = std::count(r.out.begin(), r.out.end(), '\n');
+    CHECK(lines < 3 * 80);  // at most 64 rows of picture per image, plus its row, legend and notes
+    CHECK(r.out.find("c_ok.png") != std::string::npos);
+  }
 }
