@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -189,4 +190,26 @@ TEST_CASE("the terminal preview of tall and wide slivers has a bounded height, a
     CHECK(lines < 3 * 80);  // at most 64 rows of picture per image, plus its row, legend and notes
     CHECK(r.out.find("c_ok.png") != std::string::npos);
   }
+}
+
+TEST_CASE("an image with a NaN pixel is that image's error, the others are diagnosed", "[cli][hostile][nonfinite]") {
+  const fs::path d = fixture();
+  const fs::path in = d / "nan";
+  fs::create_directories(in);
+  cv::Mat pixels(64, 64, CV_32FC1, cv::Scalar(100.0f));
+  pixels.at<float>(10, 20) = std::numeric_limits<float>::quiet_NaN();
+  REQUIRE(cv::imwrite((in / "a_nan.tiff").string(), pixels));
+  pixels.at<float>(10, 20) = 50.0f;
+  pixels.at<float>(30, 30) = std::numeric_limits<float>::infinity();
+  REQUIRE(cv::imwrite((in / "b_inf.tiff").string(), pixels));
+  fs::copy_file(d / "ph/images/normal/normal_0000.png", in / "c_ok.png", fs::copy_options::overwrite_existing);
+  const Run r = medattn("diagnose -m " + q(d / "model") + " --quiet --format jsonl " + q(in));
+  CHECK(r.code == 1);
+  const auto records = parse_lines(r.out);
+  REQUIRE(records.size() == 3);
+  CHECK(records[0]["diagnosis"].is_null());
+  CHECK(records[0]["error"] == "cannot read image '" + (in / "a_nan.tiff").string() + "': 1 pixel value(s) are not finite (NaN or infinity)");
+  CHECK(records[1]["error"] == "cannot read image '" + (in / "b_inf.tiff").string() + "': 1 pixel value(s) are not finite (NaN or infinity)");
+  CHECK(records[2]["error"].is_null());
+  CHECK(records[2]["probability"].is_number());
 }
