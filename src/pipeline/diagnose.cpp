@@ -541,6 +541,11 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         auto& r = good[b]->record;
         const double* row = probs[static_cast<int64_t>(b)].data_ptr<double>();
         const std::vector<double> p(row, row + card.classes.size());
+        if (!std::all_of(p.begin(), p.end(), [](double v) { return std::isfinite(v); })) {
+          // The inputs were finite (decode checks them); weights or a card can still overflow.
+          r.error = "cannot diagnose '" + good[b]->item.path + "': the model's output is not finite (NaN or infinity)";
+          continue;
+        }
         for (size_t c = 0; c < card.classes.size(); ++c) r.probabilities.emplace_back(card.classes[c], p[c]);
         const int best = eval::decide(p, card.threshold);
         r.diagnosis = card.classes[best];

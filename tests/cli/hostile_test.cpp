@@ -213,3 +213,31 @@ TEST_CASE("an image with a NaN pixel is that image's error, the others are diagn
   CHECK(records[2]["error"].is_null());
   CHECK(records[2]["probability"].is_number());
 }
+
+TEST_CASE("a card that makes the model input or output non-finite gives each image an error, not null probabilities", "[cli][hostile][nonfinite]") {
+  const fs::path d = fixture();
+  const std::string image = q(d / "ph/images/normal/normal_0000.png");
+  struct Case {
+    std::string section, key;
+    double value;
+    std::string why;
+  };
+  const std::vector<Case> cases = {
+      {"preprocess", "mean", 1e308, "the model input is not finite after preprocessing (the card's mean or std?)"},
+      {"calibration", "temperature", 5e-324, "the model's output is not finite (NaN or infinity)"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.key);
+    const fs::path model = d / ("model_" + c.key);
+    fs::remove_all(model);
+    fs::copy(d / "model", model, fs::copy_options::recursive);
+    auto card = nlohmann::json::parse(slurp(model / "model.json"));
+    card[c.section][c.key] = c.value;
+    std::ofstream(model / "model.json") << card.dump(2);
+    const Run r = medattn("diagnose -m " + q(model) + " --quiet --format jsonl " + image);
+    CHECK(r.code == 1);
+    const auto records = parse_lines(r.out);
+    REQUIRE(records.size() == 1);
+    CHECK(records[0]["error"] == "cannot diagnose '" + (d / "ph/images/normal/normal_0000.png").string() + "': " + c.why);
+  }
+}
