@@ -42,6 +42,54 @@ using namespace medattn;
 
 namespace {
 
+// CLI11 checks that let nothing odd through. CLI11's own ranges accept nan and print the
+// limits of double in 309 digits; these want a finite number (a whole one for integer
+// options) in [lo, hi] ("(lo" when lo itself is excluded) and say so in one short line:
+// "--threads: must be a whole number in [0, 256] (got 100000)".
+std::string short_number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.15g", v);
+  return buf;
+}
+
+template <typename T>
+CLI::Validator in_range(T lo, T hi, bool lo_excluded = false) {
+  constexpr bool kWhole = std::is_integral_v<T>;
+  const std::string range = std::string(lo_excluded ? "(" : "[") + short_number(static_cast<double>(lo)) + ", " +
+                            short_number(static_cast<double>(hi)) + "]";
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        const std::string got = text.size() > 24 ? text.substr(0, 21) + "..." : text;
+        const std::string problem = std::string("must be ") + (kWhole ? "a whole number" : "a number") + " in " + range + " (got " + got + ")";
+        if (kWhole) {
+          const size_t digits = !text.empty() && (text[0] == '-' || text[0] == '+') ? 1 : 0;
+          if (text.size() == digits || text.size() > 19 || text.find_first_not_of("0123456789", digits) != std::string::npos) return problem;
+        }
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v)) return problem;
+        if (v < static_cast<double>(lo) || v > static_cast<double>(hi) || (lo_excluded && v == static_cast<double>(lo))) return problem;
+        return "";
+      },
+      range);
+}
+
+// A list of flips (model::parse_flips), checked when the flag is read.
+const CLI::Validator kFlips(
+    [](std::string& text) -> std::string {
+      try {
+        model::parse_flips(text);
+      } catch (const Error& e) {
+        return e.what();
+      }
+      return "";
+    },
+    "FLIPS");
+
+// Thread counts above this are refused: more threads than any machine this runs on has
+// cores only cost time (100000 used to create threads one by one for minutes).
+constexpr int kMaxThreads = 256;
+
 constexpr int kExitOk = 0, kExitSomeFailed = 1, kExitUsage = 2, kExitCannotRun = 3;
 constexpr const char* kDefaultModel = "pneumonia-cxr";
 
@@ -253,14 +301,14 @@ int run_diagnose_command(DiagnoseArgs& args) {
         } else {
           ++per_reason[report::error_reason(r.error)];
           progress.clear();
-          spdlog::error("{}", r.error);
+          spdlog::error("{}", printable(r.error));
         }
         writer->write(r);
         if (html) html->add(r);
       },
       [&](const std::string& notice) {
         progress.clear();
-        spdlog::info("{}", notice);
+        spdlog::info("{}", printable(notice));
       },
       [&](const pipeline::Progress& p) { progress.update(p); });
   progress.clear();
@@ -305,9 +353,9 @@ int run_merge_command(const std::vector<std::string>& files, const std::string& 
   const auto r = pipeline::merge_outputs(files, out, inputs);
   spdlog::info("merged {} shard file(s) into {}: {} record(s)", r.shards, out, r.records);
   if (r.models.size() > 1) spdlog::warn("the shards were written by {} different models", r.models.size());
-  for (const auto& f : r.duplicates) spdlog::warn("duplicate: '{}' is recorded more than once (the first record is kept)", f);
-  for (const auto& f : r.missing) spdlog::error("missing: '{}' is in the inputs but in no shard", f);
-  for (const auto& f : r.unexpected) spdlog::warn("unexpected: '{}' is recorded but not in the inputs", f);
+  for (const auto& f : r.duplicates) spdlog::warn("duplicate: '{}' is recorded more than once (the first record is kept)", printable(f));
+  for (const auto& f : r.missing) spdlog::error("missing: '{}' is in the inputs but in no shard", printable(f));
+  for (const auto& f : r.unexpected) spdlog::warn("unexpected: '{}' is recorded but not in the inputs", printable(f));
   spdlog::info("{} duplicate(s), {} missing{}", r.duplicates.size(), r.missing.size(), inputs.empty() ? " (not checked: no --inputs)" : "");
   return r.duplicates.empty() && r.missing.empty() && r.models.size() <= 1 ? kExitOk : kExitSomeFailed;
 }
@@ -593,42 +641,45 @@ int main(int argc, char** argv) {
   diagnose->add_option("--clinical", d.options.clinical_csv,
                        "CSV of clinical covariates (a path column and the model's covariate columns) for models that take them");
   diagnose->add_option("--tta", d.options.tta,
-                       "Test-time flips whose logits are averaged: none, hflip, vflip or hflip,vflip (default: the model card's)");
+                       "Test-time flips whose logits are averaged: none, hflip, vflip or hflip,vflip (default: the model card's)")
+      ->check(kFlips);
   diagnose->add_option("--heatmap-flips", d.options.heatmap_flips,
                        "Average each heatmap over these flips of the input: none, hflip, vflip or hflip,vflip "
-                       "(default: the flips the model was trained with)");
+                       "(default: the flips the model was trained with)")
+      ->check(kFlips);
   diagnose->add_option("--occlusion-patch", d.options.occlusion_patch, "Occlusion: patch side in model-input pixels")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(in_range(1, 4096))->capture_default_str();
   diagnose->add_option("--occlusion-stride", d.options.occlusion_stride, "Occlusion: step between patches")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(in_range(1, 4096))->capture_default_str();
   diagnose->add_option("--saliency-sigma", d.options.saliency_sigma, "Saliency: blur sigma in model-input pixels (default: input size / 24; 0 = none)")
-      ->check(CLI::Range(0.0, 1000.0));
+      ->check(in_range(0.0, 1000.0));
   diagnose->add_option("--head-fusion", d.options.head_fusion, "Rollout: fuse heads by mean, max or min")
       ->check(CLI::IsMember({"mean", "max", "min"}))->capture_default_str();
   diagnose->add_option("--discard-ratio", d.options.discard_ratio, "Rollout: share of the weakest attention dropped per row, in [0,1)")
-      ->check(CLI::Range(0.0, 0.999))->capture_default_str();
+      ->check(in_range(0.0, 0.999))->capture_default_str();
   diagnose->add_option("--heatmap-alpha", d.options.heatmap_alpha, "Overlay opacity at the hottest point, in [0,1]")
-      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+      ->check(in_range(0.0, 1.0))->capture_default_str();
   diagnose->add_flag("--preview", d.force_preview, "Draw the heatmap preview even when stdout is not a terminal");
   diagnose->add_flag("--no-preview", d.no_preview, "Do not draw the heatmap preview in the terminal");
   diagnose->add_option("--preview-width", d.preview_width, "Preview width in characters (default: the terminal's, at most 64)")
-      ->check(CLI::Range(8, 1000));
+      ->check(in_range(8, 1000));
   diagnose->add_flag("--ascii", d.ascii, "Draw the preview with plain ASCII shades instead of colour");
   diagnose->add_option("--contour", d.options.contour_top, "Outline the top fraction of the heatmap, e.g. 0.05 (0 = off)")
-      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+      ->check(in_range(0.0, 1.0))->capture_default_str();
   diagnose->add_option("--window", d.window, "Display window CENTER,WIDTH overriding the file's (e.g. 40,400 for CT soft tissue)");
-  diagnose->add_option("--frame", d.options.read.frame, "DICOM multi-frame: frame to read (0-based)")->check(CLI::NonNegativeNumber)->capture_default_str();
-  diagnose->add_option("--slice", d.options.read.slice, "NIfTI 3D: axial slice to read (0-based; default: the middle one)");
+  diagnose->add_option("--frame", d.options.read.frame, "DICOM multi-frame: frame to read (0-based)")->check(in_range(0, 1000000))->capture_default_str();
+  diagnose->add_option("--slice", d.options.read.slice, "NIfTI 3D: axial slice to read (0-based; default: the middle one)")
+      ->check(in_range(0, 32767));
   diagnose->add_option("--max-pixels", d.options.read.max_pixels, "Refuse images (frames, slices) with more pixels than this")
-      ->check(CLI::PositiveNumber)->capture_default_str();
-  diagnose->add_option("--max-file-size", d.max_file_mb, "Refuse files larger than this many MB")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(in_range<int64_t>(1, 1000000000000))->capture_default_str();
+  diagnose->add_option("--max-file-size", d.max_file_mb, "Refuse files larger than this many MB (at most 1048576, 1 TB)")
+      ->check(in_range(0.0, 1048576.0, /*lo_excluded=*/true))->capture_default_str();
   diagnose->add_option("--max-frames", d.options.read.max_frames, "Refuse DICOM files with more frames (NIfTI: more slices x volumes)")
-      ->check(CLI::PositiveNumber)->capture_default_str();
-  diagnose->add_option("--threads", d.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
-  diagnose->add_option("--batch-size", d.options.batch_size, "Images per forward pass")->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(in_range<int64_t>(1, 1000000))->capture_default_str();
+  diagnose->add_option("--threads", d.threads, "Threads (default: all cores; at most 256)")->check(in_range(0, kMaxThreads));
+  diagnose->add_option("--batch-size", d.options.batch_size, "Images per forward pass (at most 4096)")->check(in_range(1, 4096))->capture_default_str();
   diagnose->add_option("--workers", d.options.workers, "Threads decoding and preprocessing images ahead of the model")
-      ->check(CLI::Range(1, 64))->capture_default_str();
+      ->check(in_range(1, 64))->capture_default_str();
   diagnose->add_flag("--resume", d.resume, "Skip inputs already recorded in -o FILE (jsonl or csv) by the same model, and append");
   diagnose->add_option("--shard", d.shard, "Process only shard K of N (0 <= K < N), split by a stable hash of each input's relative path");
   diagnose->add_option("--report", d.report, "Also write a self-contained HTML report (sortable table, heatmap thumbnails)");
@@ -659,12 +710,12 @@ int main(int argc, char** argv) {
   trainc->add_option("--out", t.options.out, "Model directory to write")->required();
   trainc->add_option("--val", t.options.val_data, "Separate validation DATA");
   trainc->add_option("--val-fraction", t.options.val_fraction, "Stratified share of DATA held out for validation")
-      ->check(CLI::Range(0.01, 0.9))->capture_default_str();
+      ->check(in_range(0.01, 0.9))->capture_default_str();
   trainc->add_option("--split", t.options.split, "npz: arrays NAME_images/NAME_labels (default train); CSV: rows with split == NAME");
   trainc->add_option("--val-split", t.options.val_split, "Validation split of DATA (or of --val), e.g. val for MedMNIST");
   trainc->add_option("--classes", t.classes, "Class names in label order, comma-separated (npz labels 0..K-1)");
-  trainc->add_option("--epochs", t.options.epochs, "Epochs")->check(CLI::PositiveNumber)->capture_default_str();
-  trainc->add_option("--batch-size", t.options.batch_size, "Batch size")->check(CLI::Range(2, 4096))->capture_default_str();
+  trainc->add_option("--epochs", t.options.epochs, "Epochs")->check(in_range(1, 100000))->capture_default_str();
+  trainc->add_option("--batch-size", t.options.batch_size, "Batch size")->check(in_range(2, 4096))->capture_default_str();
   trainc->add_option("--lr", t.options.lr, "Peak learning rate (AdamW)")->capture_default_str();
   trainc->add_option("--weight-decay", t.options.weight_decay, "AdamW weight decay")->capture_default_str();
   trainc->add_option("--image-size", t.image_size, "Input size S (S x S); a multiple of 2^stages")->capture_default_str();
@@ -688,39 +739,40 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"joint", "cross"}))->capture_default_str();
   trainc->add_option("--clinical-dropout", t.options.clinical_dropout,
                      "Share of covariate values hidden during training, so the model copes when one is missing")
-      ->check(CLI::Range(0.0, 0.95))->capture_default_str();
+      ->check(in_range(0.0, 0.95))->capture_default_str();
   trainc->add_option("--label-smoothing", t.options.label_smoothing, "Cross-entropy label smoothing")
-      ->check(CLI::Range(0.0, 0.5))->capture_default_str();
+      ->check(in_range(0.0, 0.5))->capture_default_str();
   trainc->add_option("--mixup", t.options.mixup,
                      "Blend pairs of training images (and their labels) with weight ~ Beta(A, A); 0 = off, 0.2-0.4 typical")
-      ->check(CLI::Range(0.0, 10.0))->capture_default_str();
+      ->check(in_range(0.0, 10.0))->capture_default_str();
   trainc->add_option("--balance", t.options.balance,
                      "Class imbalance: weights (inverse-frequency loss weights), logit-adjust (train on logits + log class "
                      "prior, predict with the plain logits: aims at balanced accuracy) or none")
       ->check(CLI::IsMember({"weights", "logit-adjust", "none"}))->capture_default_str();
   trainc->add_option("--ema", t.options.ema, "Keep an exponential moving average of the weights with this decay (0 = off)")
-      ->check(CLI::Range(0.0, 0.99999))->capture_default_str();
+      ->check(in_range(0.0, 0.99999))->capture_default_str();
   trainc->add_option("--warmup-epochs", t.options.warmup_epochs, "Epochs of linear learning-rate warm-up")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(in_range(0, 100000))->capture_default_str();
   trainc->add_option("--select", t.options.select,
                      "Which epoch is kept: best-auc (best validation AUC) or last (the end of the schedule; validation "
                      "then only measures, it does not choose)")
       ->check(CLI::IsMember({"best-auc", "last"}))->capture_default_str();
   trainc->add_option("--patience", t.options.patience, "Stop after N epochs without a better validation AUC (0 = never)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(in_range(0, 100000))->capture_default_str();
   trainc->add_option("--group-regex", t.options.group_regex,
                      "Patient id from the file name (first capture group) so validation is split by patient, e.g. 'person(\\d+)_'");
   trainc->add_flag("--resume", t.options.resume, "Continue from MODEL/checkpoint (same optimizer and random state)");
   trainc->add_option("--members", t.options.members,
                      "Train an ensemble of N networks, one after the other (seeds SEED, SEED+1, ...), on the same split; "
                      "the model's logits are the mean of theirs")
-      ->check(CLI::Range(1, 16))->capture_default_str();
+      ->check(in_range(1, 16))->capture_default_str();
   trainc->add_flag("!--no-calibrate", t.options.calibrate, "Do not fit a softmax temperature on validation");
   trainc->add_option("--operating-point", t.options.operating_point,
                      "Binary models: choose the decision threshold on validation: balanced or sensitivity=X");
   trainc->add_option("--tta", t.options.tta,
                      "Test-time flips stored in the card: hflip, vflip or hflip,vflip; validation, calibration and diagnoses "
-                     "average the logits over the flipped views (default: none)");
+                     "average the logits over the flipped views (default: none)")
+      ->check(kFlips);
   trainc->add_option("--name", t.name, "Model name for the card (default: the --out folder name)");
   trainc->add_option("--modalities", t.modalities, "Intended use: DICOM Modality codes the model takes, e.g. CR,DX (others abstain)");
   trainc->add_option("--body-part", t.options.card.intended_use.body_part,
@@ -731,8 +783,8 @@ int main(int argc, char** argv) {
   trainc->add_option("--limitations", t.options.card.intended_use.limitations, "Intended use: what it was not shown or does badly");
   trainc->add_option("--ood-percentile", t.options.ood_percentile,
                      "OOD gate threshold: this percentile of the validation images' Mahalanobis scores (0 = no gate)")
-      ->check(CLI::Range(0.0, 100.0))->capture_default_str();
-  trainc->add_option("--threads", t.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+      ->check(in_range(0.0, 100.0))->capture_default_str();
+  trainc->add_option("--threads", t.threads, "Threads (default: all cores; at most 256)")->check(in_range(0, kMaxThreads));
   trainc->footer("Example:\n  medattn phantom --out ph --count 600 && medattn train ph/images --out models/mine --epochs 12");
 
   // evaluate
@@ -757,10 +809,12 @@ int main(int argc, char** argv) {
   evaluate->add_flag("--randomization-check", e.randomization_check,
                      "Re-initialise the weights top-down and report the rank correlation with the original maps");
   evaluate->add_option("--tta", e.tta,
-                       "Test-time flips whose logits are averaged: none, hflip, vflip or hflip,vflip (default: the model card's)");
+                       "Test-time flips whose logits are averaged: none, hflip, vflip or hflip,vflip (default: the model card's)")
+      ->check(kFlips);
   evaluate->add_option("--heatmap-flips", e.heatmap_flips,
                        "Average each heatmap over these flips of the input: none, hflip, vflip or hflip,vflip "
-                       "(default: the flips the model was trained with)");
+                       "(default: the flips the model was trained with)")
+      ->check(kFlips);
   evaluate->add_flag("--no-deletion", e.no_deletion, "Skip the deletion/insertion curves");
   evaluate->add_option("--ood", e.ood_data,
                        "Out-of-distribution sets (image files, folders, npz or CSV): report ood_auroc and ood_fpr95 of the gate's "
@@ -768,18 +822,18 @@ int main(int argc, char** argv) {
       ->expected(1, -1);
   evaluate->add_option("--val-fraction", e.val_fraction,
                        "Evaluate only the validation split that train --val-fraction F carved from DATA (with --seed, --group-regex)")
-      ->check(CLI::Range(0.01, 0.9));
+      ->check(in_range(0.01, 0.9));
   evaluate->add_option("--seed", e.seed, "With --val-fraction: the seed of train's split")->capture_default_str();
   evaluate->add_option("--group-regex", e.group_regex, "With --val-fraction: train's --group-regex");
   evaluate->add_option("--ood-limit", e.ood_limit, "At most this many images per --ood set, spread evenly over it")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(in_range(1, 100000000))->capture_default_str();
   evaluate->add_option("--occlusion-patch", e.explain.occlusion_patch, "Occlusion: patch side in model-input pixels")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(in_range(1, 4096))->capture_default_str();
   evaluate->add_option("--occlusion-stride", e.explain.occlusion_stride, "Occlusion: step between patches")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(in_range(1, 4096))->capture_default_str();
   evaluate->add_option("--saliency-sigma", e.explain.saliency_sigma, "Saliency: blur sigma in model-input pixels (default: input size / 24; 0 = none)")
-      ->check(CLI::Range(0.0, 1000.0));
-  evaluate->add_option("--threads", eval_threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+      ->check(in_range(0.0, 1000.0));
+  evaluate->add_option("--threads", eval_threads, "Threads (default: all cores; at most 256)")->check(in_range(0, kMaxThreads));
   evaluate->footer("Example:\n  medattn evaluate -m models/phantom phantoms/images --format json");
 
   // fit-ood
@@ -792,16 +846,16 @@ int main(int argc, char** argv) {
   fitood->add_option("--val", fo.val_data, "Separate validation DATA (the threshold is set on it)");
   fitood->add_option("--val-split", fo.val_split, "Validation split of DATA (or of --val), e.g. val");
   fitood->add_option("--val-fraction", fo.val_fraction, "As train: stratified share of DATA carved for validation")
-      ->check(CLI::Range(0.01, 0.9))->capture_default_str();
+      ->check(in_range(0.01, 0.9))->capture_default_str();
   fitood->add_option("--seed", fo.seed, "As train: the seed of the carved split")->capture_default_str();
   fitood->add_option("--group-regex", fo.group_regex, "As train: patient id from the file name, for a grouped split");
   fitood->add_option("--percentile", fo.percentile, "Threshold: this percentile of the validation scores")
-      ->check(CLI::Range(1.0, 100.0))->capture_default_str();
+      ->check(in_range(1.0, 100.0))->capture_default_str();
   fitood->add_option("--shrinkage", fo.shrinkage, "Shrinkage of the shared covariance towards its diagonal")
-      ->check(CLI::Range(0.0, 0.99))->capture_default_str();
+      ->check(in_range(0.0, 0.99))->capture_default_str();
   fitood->add_option("--feature", fo.feature, "What the gate scores: layers (CLS, mean token, CNN stages) or cls (the head's input)")
       ->check(CLI::IsMember({"layers", "cls"}))->capture_default_str();
-  fitood->add_option("--threads", fo_threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  fitood->add_option("--threads", fo_threads, "Threads (default: all cores; at most 256)")->check(in_range(0, kMaxThreads));
   fitood->footer("Example (the split of the card's training command):\n"
                  "  medattn fit-ood -m models/pneumoniamnist ../shared/data/pneumoniamnist/pneumoniamnist_trainval.npz "
                  "--split train --val-split val");
@@ -819,9 +873,9 @@ int main(int argc, char** argv) {
   std::string phantom_out;
   auto* phantomc = app.add_subcommand("phantom", "Generate synthetic chest-radiograph-like images with lesion masks");
   phantomc->add_option("--out", phantom_out, "Output folder (images/<class>/, masks/<class>/)")->required();
-  phantomc->add_option("--count", p.count, "Images in all, spread evenly over normal, nodule, consolidation")->required()->check(CLI::PositiveNumber);
+  phantomc->add_option("--count", p.count, "Images in all, spread evenly over normal, nodule, consolidation")->required()->check(in_range(1, 1000000));
   phantomc->add_option("--seed", p.seed, "Seed: the same seed gives the same files")->capture_default_str();
-  phantomc->add_option("--size", p.size, "Image width and height in pixels")->check(CLI::Range(64, 4096))->capture_default_str();
+  phantomc->add_option("--size", p.size, "Image width and height in pixels")->check(in_range(64, 4096))->capture_default_str();
   phantomc->footer("Example:\n  medattn phantom --out phantoms --count 30 --seed 7");
 
   try {
@@ -871,10 +925,10 @@ int main(int argc, char** argv) {
       return kExitOk;
     }
   } catch (const Error& err) {
-    spdlog::error("{}", err.what());
+    spdlog::error("{}", printable(err.what()));
     return exit_code_for(err);
   } catch (const std::exception& err) {
-    spdlog::error("{}", err.what());
+    spdlog::error("{}", printable(err.what()));
     return kExitCannotRun;
   }
   return kExitUsage;

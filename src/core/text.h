@@ -16,3 +16,28 @@ std::string trim(const std::string& s);
 std::string lower_trimmed(const std::string& s);
 
 }  // namespace medattn
+
+namespace medattn {
+
+// True when `s` is well-formed UTF-8 (no stray continuation bytes, overlong forms,
+// surrogates or code points above U+10FFFF): what a JSON writer accepts.
+bool valid_utf8(const std::string& s);
+
+// `s` with every byte that is not part of well-formed UTF-8 written as `\xHH` (two lower-case
+// hex digits); well-formed text is kept as is. For JSON strings that are read by people only
+// (error lines, heatmap paths): not reversible, since a name may itself hold "\xe9".
+std::string utf8_or_escaped(const std::string& s);
+
+// `s` as a terminal may show it: control characters (C0, DEL, C1) and bytes that are not
+// well-formed UTF-8 written as `\xHH` (C1 as `\u0080`..`\u009f`), so that a file name cannot
+// move the cursor, clear the screen or set the window title. Printable text is kept.
+std::string printable(const std::string& s);
+
+// The bytes of `s` as lower-case hex ("\xe9a" -> "e961").
+std::string to_hex(const std::string& s);
+
+// The bytes that to_hex() wrote; false (and `out` untouched) when `hex` has an odd length or
+// a character that is not a hex digit.
+bool from_hex(const std::string& hex, std::string* out);
+
+}  // namespace medattn

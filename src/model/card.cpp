@@ -145,9 +145,15 @@ bool parse_number(const std::string& text, double* out) {
 
 std::vector<std::string> parse_flips(const std::string& spec) {
   bool h = false, v = false;
-  std::stringstream in(spec);
-  for (std::string item; std::getline(in, item, ',');) {
-    item = lower_trimmed(item);
+  const bool list = spec.find(',') != std::string::npos;
+  for (size_t start = 0; start <= spec.size();) {
+    const size_t comma = std::min(spec.find(',', start), spec.size());
+    std::string item = lower_trimmed(spec.substr(start, comma - start));
+    start = comma + 1;
+    // "" alone means none; an empty item in a list (",,", "hflip,") is a typo, not a request.
+    if (list && item.empty()) {
+      throw Error(ErrorKind::kInvalidArgument, "empty flip in '" + spec + "' (expected hflip, vflip or none, separated by commas)");
+    }
     if (item == "hflip") {
       h = true;
     } else if (item == "vflip") {

@@ -66,7 +66,8 @@ std::vector<float> encode_clinical(const std::vector<ClinicalField>& fields, con
 // A list of flips, for test-time augmentation and for heatmaps averaged over flipped views:
 // "hflip", "vflip" or "hflip,vflip" (both also give the 180-degree view), "" or "none" for the
 // image alone. Returns the flips in canonical order ("hflip" before "vflip"). Throws
-// medattn::Error(kInvalidArgument) naming anything else.
+// medattn::Error(kInvalidArgument) naming anything else, and an empty item in a list
+// ("empty flip in ',,' (expected hflip, vflip or none, separated by commas)").
 std::vector<std::string> parse_flips(const std::string& spec);
 
 struct ModelCard {

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/sha256.h"
+#include "core/text.h"
 #include "io/csv.h"
 
 namespace fs = std::filesystem;
@@ -115,6 +116,11 @@ std::vector<OutputLine> read_output(const std::string& path, bool csv, std::stri
     }
     OutputLine line;
     line.file = j["file"].get<std::string>();
+    // A name that is not UTF-8: its exact bytes are in "file_hex" (report/record.h).
+    if (j.contains("file_hex") && (!j["file_hex"].is_string() || !from_hex(j["file_hex"].get<std::string>(), &line.file))) {
+      throw file_error(ErrorKind::kCorruption, "cannot read diagnose output", path,
+                       "line " + std::to_string(number) + ": \"file_hex\" is not hex");
+    }
     if (j.contains("model") && j["model"].is_string()) line.model = j["model"].get<std::string>();
     line.text = l;
     out.push_back(std::move(line));

@@ -12,6 +12,7 @@
 #include <deque>
 #include <map>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -131,6 +132,18 @@ class HeatmapNamer {
   std::set<std::string> used_;
 };
 
+// Pixels (any float type and channel count) that are NaN or infinite.
+int64_t count_non_finite(const cv::Mat& pixels) {
+  if (pixels.depth() != CV_32F && pixels.depth() != CV_64F) return 0;
+  const cv::Mat flat = pixels.reshape(1);
+  cv::Mat finite;
+  cv::Mat as32;
+  flat.convertTo(as32, CV_32F);
+  // |x| <= FLT_MAX is false for NaN and for infinity.
+  cv::inRange(as32, -std::numeric_limits<float>::max(), std::numeric_limits<float>::max(), finite);
+  return static_cast<int64_t>(finite.total()) - cv::countNonZero(finite);
+}
+
 // Reads and prepares one image; failures become the record's error.
 void decode(Job& job, const DiagnoseOptions& options, const model::ModelCard& card, bool keep_display) {
   const auto& config = card.preprocess;
@@ -138,12 +151,22 @@ void decode(Job& job, const DiagnoseOptions& options, const model::ModelCard& ca
   const std::string& path = job.item.path;
   try {
     const io::Image image = io::read_image(path, options.read);
+    // A NaN or infinite pixel (float TIFF/NIfTI, a DICOM rescale overflowing float) would
+    // make every probability NaN: refused as this image's error, never diagnosed.
+    if (const int64_t bad = count_non_finite(image.pixels); bad > 0) {
+      throw Error(ErrorKind::kCorruption, "cannot read image '" + path + "': " + std::to_string(bad) +
+                                              " pixel value(s) are not finite (NaN or infinity)");
+    }
     r.width = image.pixels.cols;
     r.height = image.pixels.rows;
     r.format = io::format_name(image.format);
     const cv::Mat display = io::to_display(image);
     job.scope = scope_check(image, display, card);
     job.input = preprocess::prepare_display(display, config, &job.letterbox);
+    if (count_non_finite(job.input) > 0) {
+      throw Error(ErrorKind::kCorruption, "cannot diagnose '" + path +
+                                              "': the model input is not finite after preprocessing (the card's mean or std?)");
+    }
     if (keep_display) job.display = display;
   } catch (const Error& e) {
     r.error = e.what();
@@ -518,6 +541,11 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         auto& r = good[b]->record;
         const double* row = probs[static_cast<int64_t>(b)].data_ptr<double>();
         const std::vector<double> p(row, row + card.classes.size());
+        if (!std::all_of(p.begin(), p.end(), [](double v) { return std::isfinite(v); })) {
+          // The inputs were finite (decode checks them); weights or a card can still overflow.
+          r.error = "cannot diagnose '" + good[b]->item.path + "': the model's output is not finite (NaN or infinity)";
+          continue;
+        }
         for (size_t c = 0; c < card.classes.size(); ++c) r.probabilities.emplace_back(card.classes[c], p[c]);
         const int best = eval::decide(p, card.threshold);
         r.diagnosis = card.classes[best];

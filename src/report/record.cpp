@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/text.h"
 #include "report/terminal.h"
 
 namespace medattn::report {
@@ -80,7 +81,8 @@ class CsvWriter : public RecordWriter {
   std::vector<std::string> classes_;
 };
 
-// Buffers rows to align columns (people read tables, so the wait is acceptable), unless
+// File names, errors and paths are shown through printable() (core/text.h): a name holding
+// ESC or BEL must not drive the terminal. Buffers rows to align columns (people read tables, so the wait is acceptable), unless
 // previews are drawn: then each record is printed as it comes, with its picture.
 class TableWriter : public RecordWriter {
  public:
@@ -90,7 +92,7 @@ class TableWriter : public RecordWriter {
       rows_.push_back(r);
       return;
     }
-    print_row(r, std::max<size_t>(4, std::min(options_.max_path, r.file.size())), 9);
+    print_row(r, std::max<size_t>(4, std::min(options_.max_path, printable(r.file).size())), 9);
     const auto mode = static_cast<ColourMode>(options_.colour_mode);
     if (mode == ColourMode::kAscii && !r.preview_heat.empty()) {
       out_ << render_ascii_heat(r.preview_heat, options_.preview_width) << legend_line(mode) << "\n";
@@ -103,7 +105,7 @@ class TableWriter : public RecordWriter {
     if (options_.preview) return;
     size_t wf = 4, wd = 9;
     for (const auto& r : rows_) {
-      wf = std::max(wf, std::min(options_.max_path, r.file.size()));
+      wf = std::max(wf, std::min(options_.max_path, printable(r.file).size()));
       if (r.ok && r.abstained.empty()) wd = std::max(wd, r.diagnosis.size());
     }
     out_ << std::left << std::setw(static_cast<int>(wf)) << "FILE" << "  " << std::setw(static_cast<int>(wd))
@@ -114,20 +116,20 @@ class TableWriter : public RecordWriter {
 
  private:
   void print_row(const DiagnosisRecord& r, size_t wf, size_t wd) {
-    out_ << std::left << std::setw(static_cast<int>(wf)) << shorten_middle(r.file, wf) << "  ";
+    out_ << std::left << std::setw(static_cast<int>(wf)) << shorten_middle(printable(r.file), wf) << "  ";
     if (!r.ok) {
-      out_ << std::setw(static_cast<int>(wd)) << "-" << "  " << std::setw(6) << "-" << "  error: " << r.error << "\n";
+      out_ << std::setw(static_cast<int>(wd)) << "-" << "  " << std::setw(6) << "-" << "  error: " << printable(r.error) << "\n";
       return;
     }
     if (!r.abstained.empty()) {
       // No diagnosis: the probabilities are shown for whoever wants them, after the reason.
-      out_ << std::setw(static_cast<int>(wd)) << "ABSTAINED" << "  " << std::setw(6) << "-" << "  " << r.abstained;
+      out_ << std::setw(static_cast<int>(wd)) << "ABSTAINED" << "  " << std::setw(6) << "-" << "  " << printable(r.abstained);
       if (r.ood_score) out_ << "  ood_score=" << fixed(*r.ood_score, 2);
       out_ << "\n" << std::string(wf + 2, ' ');
       for (size_t i = 0; i < r.probabilities.size(); ++i) {
         out_ << (i ? " " : "") << r.probabilities[i].first << "=" << fixed(r.probabilities[i].second, 3);
       }
-      if (!r.heatmap.empty()) out_ << "  heatmap: " << r.heatmap;
+      if (!r.heatmap.empty()) out_ << "  heatmap: " << printable(r.heatmap);
       out_ << "\n";
       return;
     }
@@ -143,10 +145,10 @@ class TableWriter : public RecordWriter {
     for (size_t i = 0; i < r.probabilities.size(); ++i) {
       out_ << (i ? " " : "") << r.probabilities[i].first << "=" << fixed(r.probabilities[i].second, 3);
     }
-    if (!r.heatmap.empty()) out_ << "  heatmap: " << r.heatmap;
+    if (!r.heatmap.empty()) out_ << "  heatmap: " << printable(r.heatmap);
     if (r.ood_score) out_ << "  ood_score=" << fixed(*r.ood_score, 2);
     out_ << "\n";
-    if (!r.warning.empty()) out_ << std::string(wf + 2, ' ') << "warning: " << r.warning << "\n";
+    if (!r.warning.empty()) out_ << std::string(wf + 2, ' ') << "warning: " << printable(r.warning) << "\n";
     if (!r.attention_regions.empty()) out_ << std::string(wf + 2, ' ') << region_summary(r.attention_regions) << "\n";
   }
 
@@ -158,42 +160,48 @@ class TableWriter : public RecordWriter {
 }  // namespace
 
 json record_to_json(const DiagnosisRecord& r) {
+  // JSON strings must be UTF-8. Every string is made so (bytes that are not become "\xHH");
+  // the file name, which --resume and merge match on, keeps its exact bytes in "file_hex".
+  const auto text = [](const std::string& s) { return json(utf8_or_escaped(s)); };
   json j = json::object();
-  j["file"] = r.file;
+  j["file"] = text(r.file);
+  if (!valid_utf8(r.file)) j["file_hex"] = to_hex(r.file);
   if (r.ok) {
     const bool abstained = !r.abstained.empty();
-    j["diagnosis"] = abstained ? json(nullptr) : json(r.diagnosis);
+    j["diagnosis"] = abstained ? json(nullptr) : text(r.diagnosis);
     j["probability"] = abstained ? json(nullptr) : json(round6(r.probability));
     json probs = json::object();
-    for (const auto& [name, p] : r.probabilities) probs[name] = round6(p);
+    for (const auto& [name, p] : r.probabilities) probs[utf8_or_escaped(name)] = round6(p);
     j["probabilities"] = probs;
   } else {
     j["diagnosis"] = nullptr;
     j["probability"] = nullptr;
     j["probabilities"] = nullptr;
   }
-  j["heatmap"] = r.heatmap.empty() ? json(nullptr) : json(r.heatmap);
-  j["heatmap_raw"] = r.heatmap_raw.empty() ? json(nullptr) : json(r.heatmap_raw);
-  j["error"] = r.ok ? json(nullptr) : json(r.error);
-  j["abstained"] = r.abstained.empty() ? json(nullptr) : json(r.abstained);
+  j["heatmap"] = r.heatmap.empty() ? json(nullptr) : text(r.heatmap);
+  j["heatmap_raw"] = r.heatmap_raw.empty() ? json(nullptr) : text(r.heatmap_raw);
+  j["error"] = r.ok ? json(nullptr) : text(r.error);
+  j["abstained"] = r.abstained.empty() ? json(nullptr) : text(r.abstained);
   j["ood_score"] = r.ood_score ? json(std::round(*r.ood_score * 1e4) / 1e4) : json(nullptr);
-  if (!r.warning.empty()) j["warning"] = r.warning;
+  if (!r.warning.empty()) j["warning"] = text(r.warning);
   if (r.width > 0) {
     j["width"] = r.width;
     j["height"] = r.height;
   }
-  if (!r.format.empty()) j["format"] = r.format;
-  if (!r.model.empty()) j["model"] = r.model;
+  if (!r.format.empty()) j["format"] = text(r.format);
+  if (!r.model.empty()) j["model"] = text(r.model);
   if (!r.attention_regions.empty()) {
     json regions = json::object();
-    for (const auto& [name, share] : r.attention_regions) regions[name] = round6(share);
+    for (const auto& [name, share] : r.attention_regions) regions[utf8_or_escaped(name)] = round6(share);
     j["attention_regions"] = regions;
   }
   if (r.ok && !r.clinical_attention.empty()) {
     json shares = json::object();
-    for (const auto& [name, share] : r.clinical_attention) shares[name] = round6(share);
+    for (const auto& [name, share] : r.clinical_attention) shares[utf8_or_escaped(name)] = round6(share);
     j["clinical_attention"] = shares;
-    j["clinical_missing"] = r.clinical_missing;
+    json missing = json::array();
+    for (const auto& name : r.clinical_missing) missing.push_back(text(name));
+    j["clinical_missing"] = missing;
   }
   return j;
 }

@@ -46,7 +46,9 @@ struct DiagnosisRecord {
 
 // The JSON object of CLI.md: file, diagnosis, probability, probabilities, heatmap, error,
 // abstained, ood_score (null where absent), plus heatmap_raw, width, height, format, model, and
-// warning when there is one. An abstained record has "diagnosis" and "probability" null and
+// warning when there is one. Strings are UTF-8: a byte that is not part of well-formed UTF-8
+// is written "\xHH", and a file name holding one also gets "file_hex", the hex of its exact
+// bytes (what --resume and merge read back; see README "Outputs"). An abstained record has "diagnosis" and "probability" null and
 // keeps "probabilities". Probabilities rounded to 6
 // decimals so output is stable across platforms.
 nlohmann::json record_to_json(const DiagnosisRecord& record);

@@ -72,12 +72,35 @@ int xterm256(int r, int g, int b) {
   return 16 + 36 * level(r) + 6 * level(g) + level(b);
 }
 
+namespace {
+
+// At most this many text rows per picture: a 1x100000 sliver at 62 columns would otherwise
+// be 3 million lines (gigabytes of escapes). A picture taller than that is drawn narrower,
+// keeping its aspect; a sliver becomes one column or one row.
+constexpr int kMaxPreviewRows = 64;
+
+// The picture's size in text cells: `width` columns (fewer for a tall image) and rows of
+// two pixels' height, since a cell is about twice as tall as wide.
+cv::Size preview_cells(int cols, int rows, int width) {
+  const double aspect = static_cast<double>(rows) / std::max(1, cols) / 2;  // text rows per column
+  double w = width, h = width * aspect;
+  if (h > kMaxPreviewRows) {
+    h = kMaxPreviewRows;
+    w = kMaxPreviewRows / aspect;
+  }
+  return {std::clamp(static_cast<int>(std::lround(w)), 1, width), std::clamp(static_cast<int>(std::lround(h)), 1, kMaxPreviewRows)};
+}
+
+}  // namespace
+
 std::string render_halfblocks(const cv::Mat& bgr, int width, ColourMode mode) {
   CV_Assert(bgr.type() == CV_8UC3 && width > 0);
   std::ostringstream out;
   if (mode == ColourMode::kAscii) {
     // Text cells are about twice as tall as wide: one cell per 1x2 pixels.
-    const int rows = std::max(1, static_cast<int>(std::lround(bgr.rows * static_cast<double>(width) / bgr.cols / 2)));
+    const cv::Size cells = preview_cells(bgr.cols, bgr.rows, width);
+    const int rows = cells.height;
+    width = cells.width;
     cv::Mat small, grey;
     cv::resize(bgr, small, cv::Size(width, rows), 0, 0, cv::INTER_AREA);
     cv::cvtColor(small, grey, cv::COLOR_BGR2GRAY);
@@ -87,7 +110,9 @@ std::string render_halfblocks(const cv::Mat& bgr, int width, ColourMode mode) {
     }
     return out.str();
   }
-  const int rows = std::max(1, static_cast<int>(std::lround(bgr.rows * static_cast<double>(width) / bgr.cols / 2)));
+  const cv::Size cells = preview_cells(bgr.cols, bgr.rows, width);
+  const int rows = cells.height;
+  width = cells.width;
   cv::Mat small;
   cv::resize(bgr, small, cv::Size(width, 2 * rows), 0, 0, cv::INTER_AREA);
   for (int y = 0; y < rows; ++y) {
@@ -103,7 +128,9 @@ std::string render_halfblocks(const cv::Mat& bgr, int width, ColourMode mode) {
 
 std::string render_ascii_heat(const cv::Mat& heatmap, int width) {
   CV_Assert(heatmap.type() == CV_32FC1 && width > 0);
-  const int rows = std::max(1, static_cast<int>(std::lround(heatmap.rows * static_cast<double>(width) / heatmap.cols / 2)));
+  const cv::Size cells = preview_cells(heatmap.cols, heatmap.rows, width);
+  const int rows = cells.height;
+  width = cells.width;
   cv::Mat small;
   cv::resize(heatmap, small, cv::Size(width, rows), 0, 0, cv::INTER_AREA);
   std::ostringstream out;

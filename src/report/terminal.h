@@ -29,11 +29,12 @@ ColourMode detect_colour_mode();
 // Draws `bgr` (CV_8UC3) `width` characters wide, two pixel rows per text row (upper half
 // block U+2580: foreground = upper pixel, background = lower pixel), each line ending with a
 // reset. kAscii draws one character per cell from " .:-=+*#%@" by brightness instead.
+// At most 64 text rows: a taller picture is drawn narrower (aspect kept, at least 1x1).
 std::string render_halfblocks(const cv::Mat& bgr, int width, ColourMode mode);
 
 // The heatmap itself (CV_32FC1 in [0,1]) in ASCII shades " .:-=+*#%@" (low to high), `width`
 // characters wide, one character per 1x2 pixels: what --ascii shows, since plain text has no
-// colour to blend the map into the image.
+// colour to blend the map into the image. At most 64 rows, like render_halfblocks.
 std::string render_ascii_heat(const cv::Mat& heatmap, int width);
 
 // "low ████████ high" in the heatmap's colour map (plain "low .:-=+*#%@ high" for kAscii).
