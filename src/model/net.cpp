@@ -178,9 +178,12 @@ AttnNetImpl::AttnNetImpl(const ArchConfig& arch, int image_size, int num_classes
 NetOutput AttnNetImpl::forward(const torch::Tensor& x, bool keep_attention, const torch::Tensor& clinical) {
   NetOutput out;
   auto f = x;
+  int index = 0;
   for (auto& m : *stem) {
     auto* conv = m.ptr()->as<nn::Conv2dImpl>();
     f = conv ? conv_each(*conv, f) : m.forward(f);
+    // Six modules per stage: conv, BN, GELU, conv, BN, GELU (the constructor).
+    if (++index % 6 == 0 && !is_training()) out.stage_means.push_back(f.mean({2, 3}));
   }
   out.feature_map = f;                                                    // [B,C,g,g]
   auto tokens = conv_each(*proj, out.feature_map).flatten(2).transpose(1, 2);  // [B,g*g,D]
@@ -204,7 +207,8 @@ NetOutput AttnNetImpl::forward(const torch::Tensor& x, bool keep_attention, cons
       if (keep_attention) out.cross_attentions.push_back(cw);
     }
   }
-  out.logits = linear_each(head, norm(h).select(1, 0));
+  out.tokens = norm(h);
+  out.logits = linear_each(head, out.tokens.select(1, 0));
   return out;
 }
 

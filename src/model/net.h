@@ -74,6 +74,9 @@ struct NetOutput {
   // Cross fusion, per block: [B,H,1+grid*grid,F] (keep_attention only).
   std::vector<torch::Tensor> cross_attentions;
   torch::Tensor feature_map;              // last CNN stage before projection: [B,C,g,g]
+  torch::Tensor tokens;                   // the token sequence after the final norm: [B,T,D]
+  // Eval mode only: the spatial mean of each stem stage's output, [B,C_s] per stage.
+  std::vector<torch::Tensor> stage_means;
 };
 
 // One token per clinical covariate (ModelCard::clinical): numeric values through a learned

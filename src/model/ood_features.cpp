@@ -1,55 +1,34 @@
 #include "model/ood_features.h"
 
-#include <limits>
-
 #include "core/error.h"
 
 namespace medattn::model {
 
 namespace {
 
-// The final normalised token sequence [B,T,D]; *stages (when not null) gets the spatial mean of
-// each stem stage's output.
-torch::Tensor final_tokens(AttnNet& net, const torch::Tensor& x, const torch::Tensor& clinical,
-                           std::vector<torch::Tensor>* stages) {
+// One eval pass of the network itself (so the features share its batch invariance).
+NetOutput eval_pass(AttnNet& net, const torch::Tensor& x, const torch::Tensor& clinical) {
   torch::NoGradGuard no_grad;
   net->eval();
-  auto& n = *net;
-  torch::Tensor map = x;
-  int index = 0;
-  for (auto& m : *n.stem) {
-    map = m.forward(map);
-    // Six modules per stage: conv, BN, GELU, conv, BN, GELU (AttnNetImpl's constructor).
-    if (++index % 6 == 0 && stages != nullptr) stages->push_back(map.mean({2, 3}));
-  }
-  auto tokens = n.proj(map).flatten(2).transpose(1, 2);  // [B,g*g,D]
-  auto h = torch::cat({n.cls_token.expand({x.size(0), -1, -1}), tokens}, 1) + n.pos_embed;
-  torch::Tensor context;
-  if (n.clinical_count() > 0) {
-    auto values = clinical.defined() ? clinical.to(torch::kFloat32)
-                                     : torch::full({x.size(0), n.clinical_count()}, std::numeric_limits<float>::quiet_NaN());
-    context = n.clinical_tokens->forward(values);
-    if (!n.cross_fusion()) h = torch::cat({h, context}, 1);
-  }
-  for (size_t l = 0; l < n.blocks->size(); ++l) {
-    h = n.blocks[l]->as<BlockImpl>()->forward(h);
-    if (n.cross_fusion()) h = n.cross[l]->as<CrossBlockImpl>()->forward(h, context);
-  }
-  return n.norm(h);
+  return net->forward(x, /*keep_attention=*/false, clinical);
+}
+
+// The gate's feature of one pass: [B,D] (cls) or [B,2D+sum(stem channels)] (layers).
+torch::Tensor feature_of(AttnNet& net, const NetOutput& o, const std::string& kind) {
+  if (kind == "cls") return o.tokens.select(1, 0);
+  std::vector<torch::Tensor> parts{o.tokens.select(1, 0), o.tokens.slice(1, 1, 1 + net->image_tokens()).mean(1)};
+  parts.insert(parts.end(), o.stage_means.begin(), o.stage_means.end());
+  return torch::cat(parts, 1);
 }
 
 }  // namespace
 
 torch::Tensor cls_features(AttnNet& net, const torch::Tensor& x, const torch::Tensor& clinical) {
-  return final_tokens(net, x, clinical, nullptr).select(1, 0);  // [B,D]
+  return feature_of(net, eval_pass(net, x, clinical), "cls");  // [B,D]
 }
 
 torch::Tensor layer_features(AttnNet& net, const torch::Tensor& x, const torch::Tensor& clinical) {
-  std::vector<torch::Tensor> parts;
-  const auto h = final_tokens(net, x, clinical, &parts);
-  const auto image = h.slice(1, 1, 1 + net->image_tokens()).mean(1);  // [B,D]
-  parts.insert(parts.begin(), {h.select(1, 0), image});
-  return torch::cat(parts, 1);
+  return feature_of(net, eval_pass(net, x, clinical), "layers");
 }
 
 void check_feature_kind(const std::string& kind) {
@@ -59,11 +38,17 @@ void check_feature_kind(const std::string& kind) {
 }
 
 torch::Tensor gate_features(const std::vector<AttnNet>& nets, const torch::Tensor& x, const torch::Tensor& clinical,
-                            const std::string& kind) {
+                            const std::string& kind, torch::Tensor* logits) {
   TORCH_CHECK(!nets.empty(), "gate_features: no network");
   check_feature_kind(kind);
   std::vector<torch::Tensor> parts;
-  for (auto net : nets) parts.push_back(kind == "cls" ? cls_features(net, x, clinical) : layer_features(net, x, clinical));
+  torch::Tensor sum;
+  for (auto net : nets) {
+    const auto o = eval_pass(net, x, clinical);
+    parts.push_back(feature_of(net, o, kind));
+    sum = sum.defined() ? sum + o.logits : o.logits;
+  }
+  if (logits != nullptr) *logits = nets.size() == 1 ? sum : sum / static_cast<double>(nets.size());
   return parts.size() == 1 ? parts[0] : torch::cat(parts, 1);
 }
 

@@ -26,9 +26,10 @@ torch::Tensor layer_features(AttnNet& net, const torch::Tensor& x, const torch::
 void check_feature_kind(const std::string& kind);
 
 // The gate's feature for a model: `kind`'s feature of every network, concatenated
-// ([B, dim * nets]).
+// ([B, dim * nets]). The same passes give the model's plain logits (mean over the networks,
+// [B,K]) into *logits when it is not null.
 torch::Tensor gate_features(const std::vector<AttnNet>& nets, const torch::Tensor& x, const torch::Tensor& clinical,
-                            const std::string& kind);
+                            const std::string& kind, torch::Tensor* logits = nullptr);
 
 // The feature length gate_features gives for `card` and `kind`.
 int gate_feature_dim(const ModelCard& card, const std::string& kind);

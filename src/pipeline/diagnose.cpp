@@ -487,17 +487,8 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
       std::vector<double> scores;
       const bool plain = !maps_needed && F == 0 && views.size() <= 1;
       if (gate && plain) {
-        // One pass gives both: the head reads the gate's feature.
-        // Each network's part of the feature starts with its CLS feature (model/ood_features.h).
-        const int64_t D = card.arch.dim;
-        const int64_t part = model::gate_feature_dim(card, card.ood.feature) / card.network_count();
-        const auto features = model::gate_features(model.nets, x, clinical, card.ood.feature);
-        for (size_t n = 0; n < model.nets.size(); ++n) {
-          const auto l = model.nets[n]->head(features.slice(1, static_cast<int64_t>(n) * part, static_cast<int64_t>(n) * part + D));
-          logits = logits.defined() ? logits + l : l;
-        }
-        if (model.nets.size() > 1) logits = logits / static_cast<double>(model.nets.size());
-        scores = model::gate_scores(*gate, features);
+        // One pass per network gives both the gate's feature and the diagnosis.
+        scores = model::gate_scores(*gate, model::gate_features(model.nets, x, clinical, card.ood.feature, &logits));
       } else if (gate) {
         scores = model::gate_scores(*gate, model::gate_features(model.nets, x, clinical, card.ood.feature));
       }

@@ -25,20 +25,15 @@
 namespace fs = std::filesystem;
 using clitest::fixture;
 using clitest::medattn;
+using clitest::q;
 using clitest::Run;
 using clitest::slurp;
 
 namespace {
 
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
-
 std::vector<nlohmann::json> read_jsonl(const fs::path& p) {
-  std::vector<nlohmann::json> out;
   std::ifstream in(p);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  }
-  return out;
+  return clitest::jsonl_objects(in);
 }
 
 // file -> record, failing on a file recorded twice.

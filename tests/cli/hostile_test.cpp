@@ -18,20 +18,15 @@
 namespace fs = std::filesystem;
 using clitest::fixture;
 using clitest::medattn;
+using clitest::q;
 using clitest::Run;
 using clitest::slurp;
 
 namespace {
 
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
-
 std::vector<nlohmann::json> parse_lines(const std::string& text) {
-  std::vector<nlohmann::json> out;
   std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  }
-  return out;
+  return clitest::jsonl_objects(in);
 }
 
 // "e961" -> "\xe9a" (the test's own decoder, so that it checks the README's description).

@@ -9,6 +9,7 @@
 #include "explain/methods.h"
 #include "model/card.h"
 #include "model/net.h"
+#include "model/ood_features.h"
 #include "support/tiny_model.h"
 
 using namespace medattn;
@@ -78,5 +79,27 @@ TEST_CASE("heatmaps do not depend on which images share the batch, a lone image 
     const auto whole = maps(x);
     CHECK(rows_differing(in_chunks(x, std::vector<int64_t>(6, 1), maps), whole) == 0);
     CHECK(rows_differing(in_chunks(x, {2, 4}, maps), whole) == 0);
+  }
+}
+
+TEST_CASE("the OOD gate's features and the logits of its pass do not depend on the batch", "[model][batch][ood]") {
+  auto net = tiny_net(1);
+  torch::manual_seed(5);
+  const auto x = torch::rand({7, 1, 32, 32});
+  const std::vector<model::AttnNet> nets{net};
+  for (const char* kind : {"cls", "layers"}) {
+    INFO(kind);
+    torch::Tensor logits;
+    const auto whole = model::gate_features(nets, x, {}, kind, &logits);
+    CHECK(rows_differing(in_chunks(x, std::vector<int64_t>(7, 1), [&](const torch::Tensor& xb) {
+            return model::gate_features(nets, xb, {}, kind);
+          }), whole) == 0);
+    torch::NoGradGuard no_grad;
+    CHECK(rows_differing(logits, net->forward(x, false).logits) == 0);
+    CHECK(rows_differing(in_chunks(x, {3, 4}, [&](const torch::Tensor& xb) {
+            torch::Tensor l;
+            model::gate_features(nets, xb, {}, kind, &l);
+            return l;
+          }), logits) == 0);
   }
 }

@@ -93,7 +93,7 @@ std::vector<report::DiagnosisRecord> diagnose(const std::vector<std::string>& in
   return out;
 }
 
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+using clitest::q;
 
 }  // namespace
 

@@ -8,7 +8,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <istream>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 // Not inside namespace medattn: the tests call the helper `medattn(...)`, like the binary.
 namespace clitest {
@@ -29,6 +32,18 @@ inline Run medattn(const std::string& args, const std::string& err = "/dev/null"
   const int status = pclose(p);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// A path in single quotes, for the shell fragments medattn() takes.
+inline std::string q(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+
+// The JSON objects of a jsonl stream, one per non-empty line.
+inline std::vector<nlohmann::json> jsonl_objects(std::istream& in) {
+  std::vector<nlohmann::json> out;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  }
+  return out;
 }
 
 inline std::string slurp(const std::filesystem::path& p) {
