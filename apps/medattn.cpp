@@ -490,6 +490,7 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
       for (const auto& s : g.ood) j["ood_sets"].push_back(set(s));
     }
   }
+  if (r.has_shift) j["shift"] = eval::shift_to_json(r.shift);
   const auto& hm = r.heatmaps;
   if (!hm.method.empty()) {
     j["method"] = hm.method;
@@ -603,6 +604,7 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
       for (int v : m.confusion[t]) std::printf(" %10d", v);
       std::printf("\n");
     }
+    if (r.has_shift) std::printf("%s", eval::shift_table(r.shift).c_str());
     if (!hm.method.empty()) {
       std::printf("\nheatmaps (%s, %d images)\n", hm.method.c_str(), hm.images);
       if (hm.deletion_auc >= 0) std::printf("deletion auc   %.4f (lower is better)\ninsertion auc  %.4f (higher is better)\n", hm.deletion_auc, hm.insertion_auc);
@@ -827,6 +829,16 @@ int main(int argc, char** argv) {
   evaluate->add_option("--group-regex", e.group_regex, "With --val-fraction: train's --group-regex");
   evaluate->add_option("--ood-limit", e.ood_limit, "At most this many images per --ood set, spread evenly over it")
       ->check(in_range(1, 100000000))->capture_default_str();
+  std::vector<std::string> shift_set_names;
+  for (const auto& set : eval::shift_sets()) shift_set_names.push_back(set.name);
+  evaluate->add_flag("--shift", e.shift,
+                     "Also run the shift benchmark: DATA under realistic acquisition changes at 5 severities (accuracy, AUC, ECE, "
+                     "coverage per corruption; means over the corruptions the model's training augmentation does not apply)");
+  evaluate->add_option("--shift-set", e.shift_set, "Corruption set for --shift (default: from the card's modalities)")
+      ->check(CLI::IsMember(shift_set_names));
+  evaluate->add_option("--shift-limit", e.shift_limit, "--shift on at most this many images, spread evenly (0 = all)")
+      ->check(in_range(0, 100000000))->capture_default_str();
+  evaluate->add_option("--shift-seed", e.shift_seed, "Seed of the corruptions' random draws")->capture_default_str();
   evaluate->add_option("--occlusion-patch", e.explain.occlusion_patch, "Occlusion: patch side in model-input pixels")
       ->check(in_range(1, 4096))->capture_default_str();
   evaluate->add_option("--occlusion-stride", e.explain.occlusion_stride, "Occlusion: step between patches")

@@ -3,8 +3,12 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace medattn {
+
+// The items with `separator` between them (join({"a","b"}, ", ") == "a, b").
+std::string join(const std::vector<std::string>& items, const std::string& separator);
 
 // ASCII lower case.
 std::string lower(std::string s);

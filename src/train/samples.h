@@ -68,6 +68,12 @@ GateMetrics evaluate_gate(const model::LoadedModel& model, const Tensors& t, con
                           const eval::Predictions& predictions, const EvaluateOptions& options,
                           const NoticeCallback& on_notice);
 
+// The shift benchmark (train.h EvaluateOptions::shift) on the rows of `t` (prepared from
+// `data`): every corruption of the set at severities 1..5 and the clean images, each through
+// the card's preprocessing, decision rule, temperature, test-time flips and gate.
+eval::ShiftResult run_shift(const model::LoadedModel& model, const io::Dataset& data, const Tensors& t,
+                            const EvaluateOptions& options, const NoticeCallback& on_notice);
+
 // The fewest validation images whose `percentile` is worth a threshold: 100 / (100 - p), so that
 // at least one validation image lies above it (50 for the 98th percentile).
 int64_t min_gate_validation(double percentile);

@@ -624,6 +624,10 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
     throw file_error(ErrorKind::kInvalidArgument, "cannot measure --ood with", options.model_dir,
                      "the model has no OOD gate (medattn fit-ood fits one)");
   }
+  if (options.shift) {
+    result.shift = run_shift(model, data, t, options, on_notice);
+    result.has_shift = true;
+  }
   if (t.c.defined()) {
     const auto F = t.c.size(1);
     std::vector<double> shares(F, 0.0);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "eval/metrics.h"
+#include "eval/shift.h"
 #include "explain/options.h"
 #include "model/card.h"
 
@@ -109,6 +110,12 @@ struct EvaluateOptions {
   // recursively), npz or CSV datasets, each scored against DATA as the in-distribution set.
   std::vector<std::string> ood_data;
   int ood_limit = 2000;  // at most this many images per OOD set (evenly spread over the walk)
+  // The shift benchmark (eval/shift.h): the evaluated images under the corruptions of
+  // `shift_set` (empty: the set for the card's modalities) at five severities.
+  bool shift = false;
+  std::string shift_set;
+  int shift_limit = 1000;    // at most this many images (evenly spread; 0 = all)
+  uint64_t shift_seed = 1;   // the corruptions' random draws
 };
 
 // The abstention gate (scope checks and the OOD score) measured on DATA and on OOD sets.
@@ -160,6 +167,8 @@ struct EvaluateResult {
   std::vector<std::pair<std::string, eval::Metrics>> clinical_ablation;
   int skipped = 0;  // samples that could not be read (reported as notices)
   GateMetrics gate;  // when the model has an OOD gate
+  bool has_shift = false;
+  eval::ShiftResult shift;  // when EvaluateOptions::shift
 };
 
 // Runs the model over a labelled dataset. Classes are matched to the model's by name,
