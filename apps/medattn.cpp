@@ -23,6 +23,7 @@
 #include "core/fs.h"
 #include "core/text.h"
 #include "eval/metrics.h"
+#include "eval/shift.h"
 #include "explain/overlay.h"
 #include "io/image.h"
 #include "model/card.h"
@@ -35,6 +36,7 @@
 #include "report/roc_plot.h"
 #include "report/terminal.h"
 #include "train/fit_ood.h"
+#include "train/pretrain.h"
 #include "train/train.h"
 
 namespace fs = std::filesystem;
@@ -422,6 +424,43 @@ int run_train_command(TrainArgs& args, const std::string& command) {
   return kExitOk;
 }
 
+struct PretrainArgs {
+  train::PretrainOptions options;
+  std::string stem = "16,32,64";
+  int image_size = 96;
+  int threads = 0;
+};
+
+int run_pretrain_command(PretrainArgs& args, const std::string& command) {
+  auto& opt = args.options;
+  const int threads = pipeline::set_threads(args.threads);
+  opt.card.preprocess.image_size = args.image_size;
+  opt.card.arch.stem_channels.clear();
+  for (const auto& c : split_list(args.stem)) {
+    try {
+      opt.card.arch.stem_channels.push_back(std::stoi(c));
+    } catch (const std::exception&) {
+      throw Error(ErrorKind::kInvalidArgument, "--stem expects comma-separated channel counts (got '" + args.stem + "')");
+    }
+  }
+  opt.card.name = fs::path(opt.out).filename().string();
+  opt.command = command;
+  spdlog::info("pretraining ({}) with {} thread(s)", opt.objective, threads);
+  const char* kill_after = std::getenv("MEDATTN_TEST_KILL_AFTER_EPOCH");
+  const int kill_epoch = kill_after != nullptr ? std::atoi(kill_after) : 0;
+  const auto r = train::run_pretrain(
+      opt,
+      [kill_epoch](const train::PretrainEpoch& e) {
+        if (kill_epoch > 0 && e.epoch == kill_epoch) ::raise(SIGKILL);
+        spdlog::info("epoch {:>3}/{}  loss {:.4f}  {:.0f} img/s  {}  eta {}", e.epoch, e.epochs, e.loss, e.images_per_second,
+                     format_seconds(e.seconds), format_seconds(e.eta_seconds));
+      },
+      [](const std::string& n) { spdlog::warn("{}", n); });
+  spdlog::info("wrote {}/{} and {} ({} images; loss {:.4f} -> {:.4f}; {})", opt.out, train::kEncoderFile, train::kPretrainCard,
+               r.images, r.losses.front(), r.losses.back(), format_seconds(r.seconds));
+  return kExitOk;
+}
+
 int run_evaluate_command(const train::EvaluateOptions& options, const std::string& format,
                          const std::string& roc_path, const std::string& compare_model) {
   const auto r = train::run_evaluate(options, [](const std::string& n) { spdlog::warn("{}", n); });
@@ -764,6 +803,9 @@ int main(int argc, char** argv) {
   trainc->add_option("--group-regex", t.options.group_regex,
                      "Patient id from the file name (first capture group) so validation is split by patient, e.g. 'person(\\d+)_'");
   trainc->add_flag("--resume", t.options.resume, "Continue from MODEL/checkpoint (same optimizer and random state)");
+  trainc->add_option("--init", t.options.init,
+                     "Start from a pretrained encoder: DIR of medattn pretrain (encoder.bin) or a model of the same "
+                     "architecture (weights.bin); the head is trained afresh");
   trainc->add_option("--members", t.options.members,
                      "Train an ensemble of N networks, one after the other (seeds SEED, SEED+1, ...), on the same split; "
                      "the model's logits are the mean of theirs")
@@ -788,6 +830,42 @@ int main(int argc, char** argv) {
       ->check(in_range(0.0, 100.0))->capture_default_str();
   trainc->add_option("--threads", t.threads, "Threads (default: all cores; at most 256)")->check(in_range(0, kMaxThreads));
   trainc->footer("Example:\n  medattn phantom --out ph --count 600 && medattn train ph/images --out models/mine --epochs 12");
+
+  // pretrain
+  PretrainArgs pt;
+  auto* pretrainc = app.add_subcommand("pretrain", "Self-supervised pretraining of the encoder on unlabelled images, for train --init");
+  pretrainc->add_option("data", pt.options.data, "Image folders (any images; labels ignored), MedMNIST .npz or CSV (path column)")
+      ->required()->expected(1, -1);
+  pretrainc->add_option("--out", pt.options.out, "Directory to write (encoder.bin, pretrain.json)")->required();
+  pretrainc->add_option("--objective", pt.options.objective,
+                        "dino (self-distillation of two views with a momentum teacher) or mim (masked image modelling)")
+      ->check(CLI::IsMember({"dino", "mim"}))->capture_default_str();
+  pretrainc->add_option("--split", pt.options.split, "npz arrays NAME_images and CSV rows with split == NAME (\"\" = all CSV rows)")
+      ->capture_default_str();
+  pretrainc->add_option("--limit", pt.options.limit, "At most this many images per DATA, spread evenly (0 = all)")
+      ->check(in_range(0, 100000000))->capture_default_str();
+  pretrainc->add_option("--epochs", pt.options.epochs, "Epochs")->check(in_range(1, 100000))->capture_default_str();
+  pretrainc->add_option("--batch-size", pt.options.batch_size, "Batch size")->check(in_range(2, 4096))->capture_default_str();
+  pretrainc->add_option("--lr", pt.options.lr, "Peak learning rate (AdamW)")->check(in_range(1e-7, 1.0))->capture_default_str();
+  pretrainc->add_option("--weight-decay", pt.options.weight_decay, "AdamW weight decay")->check(in_range(0.0, 10.0))->capture_default_str();
+  pretrainc->add_option("--warmup-epochs", pt.options.warmup_epochs, "Epochs of linear learning-rate warm-up")
+      ->check(in_range(0, 100000))->capture_default_str();
+  pretrainc->add_option("--mask-ratio", pt.options.mask_ratio, "mim: share of the token grid masked")
+      ->check(in_range(0.05, 0.95))->capture_default_str();
+  pretrainc->add_option("--prototypes", pt.options.prototypes, "dino: prototypes of the projection head")
+      ->check(in_range(8, 65536))->capture_default_str();
+  pretrainc->add_option("--image-size", pt.image_size, "Input size S (S x S): the architecture train --init will use")->capture_default_str();
+  pretrainc->add_option("--stem", pt.stem, "CNN stem channels per stage")->capture_default_str();
+  pretrainc->add_option("--dim", pt.options.card.arch.dim, "Token width")->capture_default_str();
+  pretrainc->add_option("--depth", pt.options.card.arch.depth, "Transformer blocks")->capture_default_str();
+  pretrainc->add_option("--heads", pt.options.card.arch.heads, "Attention heads")->capture_default_str();
+  pretrainc->add_option("--channels", pt.options.card.preprocess.channels, "Input channels: 1 (grey) or 3 (colour, BGR)")
+      ->check(CLI::IsMember({1, 3}))->capture_default_str();
+  pretrainc->add_option("--seed", pt.options.seed, "Random seed")->capture_default_str();
+  pretrainc->add_flag("--resume", pt.options.resume, "Continue from OUT/checkpoint (same data and options)");
+  pretrainc->add_option("--threads", pt.threads, "Threads (default: all cores; at most 256)")->check(in_range(0, kMaxThreads));
+  pretrainc->footer("Example:\n  medattn pretrain ../shared/data/chest_xray_224/train --out pre/cxr64 --image-size 64 --epochs 20\n"
+                    "  medattn train ../shared/data/chest_xray_224/train --out models/mine --image-size 64 --init pre/cxr64");
 
   // evaluate
   train::EvaluateOptions e;
@@ -912,6 +990,7 @@ int main(int argc, char** argv) {
     }
     if (*merge) return run_merge_command(merge_files, merge_out, merge_inputs);
     if (*trainc) return run_train_command(t, command_line(argc, argv));
+    if (*pretrainc) return run_pretrain_command(pt, command_line(argc, argv));
     if (*evaluate) {
       pipeline::set_threads(eval_threads);
       return run_evaluate_command(e, eval_format, eval_roc, eval_compare);

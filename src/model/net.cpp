@@ -336,7 +336,15 @@ void save_weights(torch::nn::Module& net, const std::string& path) {
   write_file_atomic(path, out);
 }
 
-void load_weights(torch::nn::Module& net, const std::string& path) {
+void load_weights(torch::nn::Module& net, const std::string& path) { load_encoder_weights(net, path, {}); }
+
+int load_encoder_weights(torch::nn::Module& net, const std::string& path, const std::vector<std::string>& fresh) {
+  auto is_fresh = [&](const std::string& name) {
+    for (const auto& prefix : fresh) {
+      if (name.compare(0, prefix.size(), prefix) == 0) return true;
+    }
+    return false;
+  };
   const std::string bytes = read_file(path);
   auto fail = [&](const std::string& why) {
     return file_error(ErrorKind::kModel, "cannot load weights", path, why);
@@ -368,6 +376,12 @@ void load_weights(torch::nn::Module& net, const std::string& path) {
       numel *= static_cast<uint64_t>(d);
       if (numel > in.remaining() / sizeof(float) + 1) throw fail("file is truncated in tensor '" + name + "'");
     }
+    if (is_fresh(name)) {  // read past it
+      if (numel * sizeof(float) > in.remaining()) throw fail("file is truncated in tensor '" + name + "'");
+      std::vector<float> skipped(numel);
+      in.read(skipped.data(), numel * sizeof(float));
+      continue;
+    }
     auto it = expected.find(name);
     if (it == expected.end()) throw fail("unexpected tensor '" + name + "' (not in this architecture)");
     const auto want = it->second.sizes().vec();
@@ -380,11 +394,17 @@ void load_weights(torch::nn::Module& net, const std::string& path) {
     if (!loaded.emplace(name, t).second) throw fail("duplicate tensor '" + name + "'");
   }
   for (const auto& [name, tensor] : expected) {
-    if (!loaded.count(name)) throw fail("missing tensor '" + name + "'");
+    if (!loaded.count(name) && !is_fresh(name)) throw fail("missing tensor '" + name + "'");
   }
   if (in.remaining() != 0) throw fail(std::to_string(in.remaining()) + " trailing bytes after the last tensor");
   torch::NoGradGuard no_grad;
-  for (auto& [name, tensor] : expected) tensor.copy_(loaded[name]);
+  int copied = 0;
+  for (auto& [name, tensor] : expected) {
+    if (is_fresh(name)) continue;
+    tensor.copy_(loaded[name]);
+    ++copied;
+  }
+  return copied;
 }
 
 void copy_weights(torch::nn::Module& dst, torch::nn::Module& src) {

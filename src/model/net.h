@@ -166,6 +166,12 @@ void save_weights(torch::nn::Module& net, const std::string& path);
 // expected [2,64])", "... missing tensor 'blocks.1.attn.qkv.weight'", "... truncated".
 void load_weights(torch::nn::Module& net, const std::string& path);
 
+// load_weights for initialising from another network's encoder (train --init): tensors whose
+// names start with one of `fresh` (e.g. "head.") are left as they are in `net` and skipped in
+// the file; every other tensor must be in both with the same shape, with load_weights' checks
+// and messages. Returns how many tensors were copied.
+int load_encoder_weights(torch::nn::Module& net, const std::string& path, const std::vector<std::string>& fresh);
+
 // Copies every parameter and buffer of `src` into `dst`. REQUIRES: same architecture.
 void copy_weights(torch::nn::Module& dst, torch::nn::Module& src);
 

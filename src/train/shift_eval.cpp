@@ -40,9 +40,17 @@ void parallel_rows(int64_t n, F&& body) {
   for (auto& t : pool) t.join();
 }
 
+// What the model's training changed in its images: its own augmentation and, for a model
+// initialised from a pretrained encoder, the pretraining's views.
 std::string augment_of(const model::ModelCard& card) {
+  std::string out;
   const auto it = card.training.find("augment");
-  return it != card.training.end() && it->is_string() ? it->get<std::string>() : "";
+  if (it != card.training.end() && it->is_string()) out = it->get<std::string>();
+  const auto init = card.training.find("init");
+  if (init != card.training.end() && init->is_object() && init->contains("augment") && (*init)["augment"].is_string()) {
+    out += (out.empty() ? "" : "; ") + (*init)["augment"].get<std::string>();
+  }
+  return out;
 }
 
 }  // namespace

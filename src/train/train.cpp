@@ -32,6 +32,7 @@
 #include "train/loss.h"
 #include "model/ood.h"
 #include "train/samples.h"
+#include "train/pretrain.h"
 
 namespace medattn::train {
 namespace {
@@ -210,6 +211,51 @@ struct Batch {
   std::optional<Mixed> mix;  // set when the images were blended (--mixup)
 };
 
+// Layers that --init leaves as initialised: the head, and the covariate layers a pretrained
+// image encoder has not got.
+const std::vector<std::string> kFreshAtInit = {"head.", "clinical_tokens.", "cross."};
+
+// Where --init takes the encoder from.
+struct InitSource {
+  std::string dir, path;  // path: DIR/encoder.bin or DIR/weights.bin; empty: no --init
+  nlohmann::json pretrain = nlohmann::json::object();  // DIR/pretrain.json when present
+  int tensors = 0;  // copied into the network (set when loaded)
+};
+
+InitSource find_init(const std::string& dir) {
+  InitSource s;
+  if (dir.empty()) return s;
+  s.dir = dir;
+  std::error_code ec;
+  const fs::path encoder = fs::path(dir) / kEncoderFile, weights = fs::path(dir) / model::kWeightsFile;
+  if (fs::is_regular_file(encoder, ec)) {
+    s.path = encoder.string();
+    const auto card = fs::path(dir) / kPretrainCard;
+    if (fs::is_regular_file(card, ec)) {
+      try {
+        s.pretrain = nlohmann::json::parse(read_file(card.string()));
+      } catch (const nlohmann::json::exception& e) {
+        throw file_error(ErrorKind::kInvalidArgument, "cannot initialise from", card.string(), std::string("not JSON: ") + e.what());
+      }
+    }
+  } else if (fs::is_regular_file(weights, ec)) {
+    s.path = weights.string();
+  } else {
+    throw file_error(ErrorKind::kInvalidArgument, "cannot initialise from", dir,
+                     std::string("no ") + kEncoderFile + " (medattn pretrain) or " + model::kWeightsFile + " (a model)");
+  }
+  return s;
+}
+
+nlohmann::json describe_init(const InitSource& s) {
+  nlohmann::json j = {{"from", s.dir}, {"file", fs::path(s.path).filename().string()}, {"sha256", sha256_file(s.path)},
+                      {"tensors", s.tensors}};
+  for (const char* key : {"objective", "data", "images", "epochs", "augment", "command"}) {
+    if (s.pretrain.contains(key)) j[key] = s.pretrain[key];
+  }
+  return j;
+}
+
 }  // namespace
 
 TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch,
@@ -290,6 +336,16 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
     card = model::card_from_json(model::card_to_json(card), "train options");
     card.clinical = fields;
     card.clinical_fusion = fusion;
+  }
+
+  // --init: the encoder must fit this architecture; checked before the data are prepared.
+  InitSource init = find_init(options.init);
+  if (!init.path.empty()) {
+    model::ModelCard image_only = card;
+    image_only.clinical.clear();
+    auto probe = model::build_net(image_only);
+    model::load_encoder_weights(*probe, init.path, kFreshAtInit);
+    torch::manual_seed(options.seed);  // the probe's initialisation does not count
   }
 
   Tensors all = prepare_samples(train_set, card.preprocess, on_notice);
@@ -377,6 +433,9 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
     // Member 0 draws from the seed set above, as a single model always has.
     if (member > 0) torch::manual_seed(options.seed + static_cast<uint64_t>(member));
     model::AttnNet net = model::build_net(card);
+    if (!init.path.empty() && resume_member != member) {
+      init.tensors = model::load_encoder_weights(*net, init.path, kFreshAtInit);
+    }
     model::AttnNet best = model::build_net(card);
     model::AttnNet ema{nullptr};
     if (options.ema > 0) {
@@ -527,6 +586,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   card.training["loss"] = {{"name", describe_loss(balance)}, {"balance", balance_name(balance)}, {"label_smoothing", options.label_smoothing},
                            {"mixup", options.mixup}};
   card.training["ema"] = options.ema;
+  if (!init.path.empty()) card.training["init"] = describe_init(init);
   if (!card.clinical.empty()) {
     card.training["clinical"] = {{"columns", options.clinical}, {"dropout", options.clinical_dropout}, {"fusion", options.fusion}};
   }

@@ -42,6 +42,10 @@ struct TrainOptions {
   int patience = 0;                 // early stop after this many epochs without a better val AUC (0 = off)
   std::string group_regex;          // patient id from the file name (first capture group), for grouped splits
   bool resume = false;              // continue from OUT/checkpoint
+  // Start every network from a pretrained encoder: DIR/encoder.bin (medattn pretrain) or
+  // DIR/weights.bin (another model); all tensors but the head (and covariate layers) must match
+  // the architecture. Empty: random initialisation.
+  std::string init;
   int members = 1;                  // ensemble: networks trained one after the other (seeds seed,
                                     // seed+1, ...) whose mean logits are the model's
   bool calibrate = true;            // fit a softmax temperature on validation
