@@ -666,7 +666,13 @@ int main(int argc, char** argv) {
   diagnose->add_flag("--ascii", d.ascii, "Draw the preview with plain ASCII shades instead of colour");
   diagnose->add_option("--contour", d.options.contour_top, "Outline the top fraction of the heatmap, e.g. 0.05 (0 = off)")
       ->check(in_range(0.0, 1.0))->capture_default_str();
-  diagnose->add_option("--window", d.window, "Display window CENTER,WIDTH overriding the file's (e.g. 40,400 for CT soft tissue)");
+  diagnose->add_option("--overlay-size", d.options.overlay_min_side,
+                       "Enlarge the overlay's image to at least this many pixels on its shorter side, so that the caption and "
+                       "legend (drawn beside it, never over it) stay readable on small images (0 = the image's own size)")
+      ->check(in_range(0, 8192))->capture_default_str();
+  diagnose->add_option("--window", d.window,
+                       "Window CENTER,WIDTH overriding the file's (e.g. 40,400 for CT soft tissue). It sets the model's input as "
+                       "well as the display, so it can change the diagnosis; the record keeps the window used");
   diagnose->add_option("--frame", d.options.read.frame, "DICOM multi-frame: frame to read (0-based)")->check(in_range(0, 1000000))->capture_default_str();
   diagnose->add_option("--slice", d.options.read.slice, "NIfTI 3D: axial slice to read (0-based; default: the middle one)")
       ->check(in_range(0, 32767));

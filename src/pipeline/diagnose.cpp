@@ -358,6 +358,19 @@ class Feeder {
   std::vector<std::thread> workers_;
 };
 
+// The overlay's caption: the answer, the method, and for --target the class the map is for.
+std::string overlay_caption(const std::vector<std::string>& classes, const std::vector<double>& p, int best, int target,
+                            const std::string& method, const std::string& abstained) {
+  std::string caption = (abstained.empty() ? "" : "ABSTAINED; model said ") + classes[best] + " " +
+                        explain::format_probability(p[best]) + " [" + method + "]";
+  if (target >= 0 && target != best) {
+    caption += "\nmap for target " + classes[target] + " (p " + explain::format_probability(p[target]) + ")";
+  } else if (target >= 0) {
+    caption += "\nmap for target " + classes[target];
+  }
+  return caption;
+}
+
 }  // namespace
 
 int set_threads(int n) {
@@ -562,7 +575,6 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
             r.abstained = reason;
           }
         }
-        const std::string shown_diagnosis = r.diagnosis;
         if (!r.abstained.empty()) {
           r.diagnosis.clear();
           r.probability = 0;
@@ -575,12 +587,9 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         explain::OverlayOptions look;
         look.alpha = options.heatmap_alpha;
         look.contour_top = options.contour_top;
-        const int shown = target >= 0 ? target : best;
-        char caption[160];
-        std::snprintf(caption, sizeof(caption), "%s %.2f  [%s]", card.classes[shown].c_str(), p[shown],
-                      options.method.c_str());
-        look.caption = target >= 0 ? std::string(caption) + " (target; diagnosis " + shown_diagnosis + ")" : caption;
-        if (!r.abstained.empty()) look.caption = "ABSTAINED  " + look.caption;
+        look.min_side = options.overlay_min_side;
+        look.legend_note = "per image";
+        look.caption = overlay_caption(card.classes, p, best, target, options.method, r.abstained);
         explain::OverlayOptions plain = look;  // previews and thumbnails are too small for text
         plain.caption.clear();
         plain.legend = false;
