@@ -160,6 +160,12 @@ void decode(Job& job, const DiagnoseOptions& options, const model::ModelCard& ca
     r.width = image.pixels.cols;
     r.height = image.pixels.rows;
     r.format = io::format_name(image.format);
+    if (options.read.window || image.format == io::FileFormat::kDicom || image.format == io::FileFormat::kNifti ||
+        image.format == io::FileFormat::kNiftiGz) {
+      r.window_center = image.window.center;
+      r.window_width = image.window.width;
+      r.window_source = options.read.window ? "--window" : "file";
+    }
     const cv::Mat display = io::to_display(image);
     job.scope = scope_check(image, display, card);
     job.input = preprocess::prepare_display(display, config, &job.letterbox);

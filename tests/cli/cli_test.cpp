@@ -267,7 +267,7 @@ TEST_CASE("a pipe gets the table only, --preview forces the picture", "[cli][ter
   const Run forced = medattn("diagnose --preview --preview-width 20 " + model + img);
   CHECK(forced.code == 0);
   CHECK(forced.out.find("\u2580") != std::string::npos);
-  CHECK(forced.out.find("attention: ") != std::string::npos);
+  CHECK(forced.out.find("map regions: ") != std::string::npos);
   CHECK(forced.out.find("low ") != std::string::npos);
   const Run ascii = medattn("diagnose --preview --ascii --preview-width 20 " + model + img);
   CHECK(ascii.out.find('\x1b') == std::string::npos);
@@ -295,7 +295,7 @@ TEST_CASE("in a terminal (tmux) the diagnosis is followed by its half-block heat
   CHECK(fs::exists(done));
   CHECK(text.find("nodule_0000.png") != std::string::npos);
   CHECK(text.find("\u2580") != std::string::npos);
-  CHECK(text.find("attention: ") != std::string::npos);
+  CHECK(text.find("map regions: ") != std::string::npos);
   CHECK(text.find("high") != std::string::npos);
 }
 
