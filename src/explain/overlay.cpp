@@ -18,8 +18,23 @@ constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
 const cv::Scalar kStrip(32, 32, 32);
 const cv::Scalar kText(255, 255, 255);
 
-// The image with the map blended in, at the image's size.
-cv::Mat blend(const cv::Mat& display, const cv::Mat& clipped, double alpha) {
+const cv::Vec3f kFor(40, 40, 230);      // BGR red: evidence for the class
+const cv::Vec3f kAgainst(230, 120, 30); // BGR blue: evidence against it
+
+// A signed map's colours: red where h > 0, blue where h < 0 (CV_8UC3).
+cv::Mat diverging_colours(const cv::Mat& signed_map) {
+  cv::Mat out(signed_map.size(), CV_8UC3);
+  for (int y = 0; y < signed_map.rows; ++y) {
+    const float* h = signed_map.ptr<float>(y);
+    auto* o = out.ptr<cv::Vec3b>(y);
+    for (int x = 0; x < signed_map.cols; ++x) o[x] = h[x] >= 0 ? cv::Vec3b(kFor) : cv::Vec3b(kAgainst);
+  }
+  return out;
+}
+
+// The image with the map blended in, at the image's size. `clipped` in [0,1], or in [-1,1]
+// when `diverging`.
+cv::Mat blend(const cv::Mat& display, const cv::Mat& clipped, double alpha, bool diverging) {
   cv::Mat base;
   if (display.channels() == 3) {
     display.convertTo(base, CV_8UC3, 255.0);  // colour models: the colours a reader reads
@@ -28,12 +43,17 @@ cv::Mat blend(const cv::Mat& display, const cv::Mat& clipped, double alpha) {
     display.convertTo(base8, CV_8U, 255.0);
     cv::cvtColor(base8, base, cv::COLOR_GRAY2BGR);
   }
-  cv::Mat heat8, colour;
-  clipped.convertTo(heat8, CV_8U, 255.0);
-  cv::applyColorMap(heat8, colour, cv::COLORMAP_TURBO);
-  // Per-pixel weight alpha * h: strong evidence shows in colour, the rest stays readable.
-  cv::Mat weight, w3;
-  clipped.convertTo(weight, CV_32F, alpha);
+  cv::Mat colour, weight, w3;
+  if (diverging) {
+    colour = diverging_colours(clipped);
+    weight = cv::abs(clipped) * alpha;
+  } else {
+    cv::Mat heat8;
+    clipped.convertTo(heat8, CV_8U, 255.0);
+    cv::applyColorMap(heat8, colour, cv::COLORMAP_TURBO);
+    // Per-pixel weight alpha * h: strong evidence shows in colour, the rest stays readable.
+    clipped.convertTo(weight, CV_32F, alpha);
+  }
   cv::merge(std::vector<cv::Mat>{weight, weight, weight}, w3);
   cv::Mat basef, colourf;
   base.convertTo(basef, CV_32FC3);
@@ -105,9 +125,9 @@ cv::Rect draw_text(cv::Mat& canvas, const std::string& text, cv::Point top_left,
   return cv::Rect(top_left.x, top_left.y, text_width(text, f), f.height);
 }
 
-std::string tick(double v) {
+std::string tick(double v, bool diverging) {
   char buf[16];
-  std::snprintf(buf, sizeof(buf), "%.1f", v);
+  std::snprintf(buf, sizeof(buf), diverging && v > 0 ? "+%.0f" : diverging ? "%.0f" : "%.1f", v);
   return buf;
 }
 
@@ -132,11 +152,11 @@ float top_fraction_threshold(const cv::Mat& heatmap, double fraction) {
 cv::Mat make_overlay(const cv::Mat& display, const cv::Mat& heatmap, const OverlayOptions& options, OverlayLayout* layout) {
   CV_Assert(heatmap.type() == CV_32FC1 && display.size() == heatmap.size());
   cv::Mat clipped;
-  cv::min(cv::max(heatmap, 0.0), 1.0, clipped);
+  cv::min(cv::max(heatmap, options.diverging ? -1.0 : 0.0), 1.0, clipped);
   const bool annotated = !options.caption.empty() || options.legend;
 
   // The image part: enlarged for the annotations when it is small.
-  cv::Mat picture = blend(display, clipped, options.alpha);
+  cv::Mat picture = blend(display, clipped, options.alpha, options.diverging);
   cv::Mat heat = clipped;
   const int side0 = std::min(picture.rows, picture.cols);
   if (annotated && options.min_side > 0 && side0 < options.min_side) {
@@ -148,7 +168,7 @@ cv::Mat make_overlay(const cv::Mat& display, const cv::Mat& heatmap, const Overl
   const int side = std::min(picture.rows, picture.cols);
   if (options.contour_top > 0.0) {
     const int thick = std::max(1, side / 300);
-    cv::Mat top = heat >= top_fraction_threshold(heat, options.contour_top);
+    cv::Mat top = heat >= std::max(1e-6f, top_fraction_threshold(heat, options.contour_top));  // the positive part
     std::vector<std::vector<cv::Point>> contours;
     cv::findContours(top, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
     cv::drawContours(picture, contours, -1, cv::Scalar(255, 255, 255), thick + 1, cv::LINE_AA);
@@ -168,7 +188,7 @@ cv::Mat make_overlay(const cv::Mat& display, const cv::Mat& heatmap, const Overl
   int legend_w = 0, legend_h = 0, bar_w = 0;
   if (options.legend) {
     bar_w = std::max(8, f.height);
-    const int ticks_w = std::max({text_width("1.0", f), text_width("0.5", f), text_width("0.0", f)});
+    const int ticks_w = std::max({text_width("1.0", f), text_width("0.5", f), text_width("0.0", f), text_width("+1", f)});
     legend_w = m + bar_w + m / 2 + ticks_w + m;
     legend_w = std::max(legend_w, 2 * m + text_width(options.legend_title, f));
     if (!options.legend_note.empty()) legend_w = std::max(legend_w, 2 * m + text_width(options.legend_note, f));
@@ -203,10 +223,21 @@ cv::Mat make_overlay(const cv::Mat& display, const cv::Mat& heatmap, const Overl
     const int note_top = bottom - (options.legend_note.empty() ? 0 : f.height);
     const int bar_y = y + f.height / 2;  // room for the top tick's upper half
     const int bar_h = std::max(2, note_top - f.height / 2 - (options.legend_note.empty() ? 0 : m / 2) - bar_y);
-    cv::Mat ramp(bar_h, 1, CV_8UC1);
-    for (int i = 0; i < bar_h; ++i) ramp.at<uint8_t>(i) = static_cast<uint8_t>(255 - (255 * i) / std::max(1, bar_h - 1));
     cv::Mat bar;
-    cv::applyColorMap(ramp, bar, cv::COLORMAP_TURBO);
+    if (options.diverging) {
+      // +1 (red) at the top through the grey of an unmarked image to -1 (blue) at the bottom.
+      bar.create(bar_h, 1, CV_8UC3);
+      for (int i = 0; i < bar_h; ++i) {
+        const float v = 1.0f - 2.0f * static_cast<float>(i) / std::max(1, bar_h - 1);
+        const cv::Vec3f c = v >= 0 ? kFor : kAgainst;
+        const float w = std::abs(v);
+        bar.at<cv::Vec3b>(i) = cv::Vec3b(cv::Vec3f(128, 128, 128) * (1 - w) + c * w);
+      }
+    } else {
+      cv::Mat ramp(bar_h, 1, CV_8UC1);
+      for (int i = 0; i < bar_h; ++i) ramp.at<uint8_t>(i) = static_cast<uint8_t>(255 - (255 * i) / std::max(1, bar_h - 1));
+      cv::applyColorMap(ramp, bar, cv::COLORMAP_TURBO);
+    }
     cv::resize(bar, bar, cv::Size(bar_w, bar_h), 0, 0, cv::INTER_NEAREST);
     bar.copyTo(canvas(cv::Rect(x0, bar_y, bar_w, bar_h)));
     cv::rectangle(canvas, cv::Rect(x0, bar_y, bar_w, bar_h), cv::Scalar(255, 255, 255), 1);
@@ -214,7 +245,8 @@ cv::Mat make_overlay(const cv::Mat& display, const cv::Mat& heatmap, const Overl
     for (double v : {1.0, 0.5, 0.0}) {
       const int cy = bar_y + static_cast<int>((1.0 - v) * (bar_h - 1));
       const int ty = std::clamp(cy - f.height / 2, caption_h, caption_h + body_h - f.height);
-      where.text.push_back(draw_text(canvas, tick(v), cv::Point(tx, ty), f));
+      const double shown = options.diverging ? 2 * v - 1 : v;  // +1, 0, -1
+      where.text.push_back(draw_text(canvas, tick(shown, options.diverging), cv::Point(tx, ty), f));
     }
     if (!options.legend_note.empty()) {
       where.text.push_back(draw_text(canvas, options.legend_note, cv::Point(x0, note_top), f));

@@ -15,6 +15,9 @@ struct OverlayOptions {
   std::string caption;
   double contour_top = 0.0;  // > 0: outline the top fraction of the map's pixels (e.g. 0.05)
   bool legend = true;        // a colour bar with values in a strip right of the image
+  // The heatmap is signed, in [-1,1] (Method::kContrast): evidence for the class in red,
+  // against it in blue, opacity alpha * |h|; the legend runs from +1 to -1.
+  bool diverging = false;
   std::string legend_title = "relevance";  // above the bar
   std::string legend_note;   // below the bar, e.g. "per image" (how the map was scaled)
   // The image part is enlarged (bilinear) until its shorter side is at least this many
@@ -33,7 +36,7 @@ struct OverlayLayout {
 };
 
 // display: the windowed original, CV_32FC1 or CV_32FC3 (BGR) in [0,1]; heatmap: CV_32FC1 in
-// [0,1] of the same size. Returns a CV_8UC3 BGR image: the original (in colour when it has
+// [0,1] of the same size ([-1,1] with options.diverging). Returns a CV_8UC3 BGR image: the original (in colour when it has
 // three channels, else grey) with the heatmap in the TURBO colour map blended in, weighted by
 // alpha * heatmap (cold regions stay the original), and the contour. With a caption or a
 // legend the canvas grows: the image part is scaled to at least options.min_side on its

@@ -405,6 +405,19 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
 
   auto model = model::load_model(options.model_dir);
   const auto& card = model.card;
+  double scale_reference = 0;  // > 0: --heatmap-scale model
+  if (options.heatmap_scale == "model") {
+    const auto it = card.heatmap_scale.find(options.method);
+    if (it == card.heatmap_scale.end()) {
+      throw Error(ErrorKind::kInvalidArgument, "--heatmap-scale model: model '" + card.name + "' has no heatmap scale for method '" +
+                                                   options.method + "' (evaluate -m MODEL VALIDATION_DATA --method " +
+                                                   options.method + " --calibrate-heatmap-scale writes one)");
+    }
+    scale_reference = it->second;
+    xopt.absolute = true;
+  } else if (options.heatmap_scale != "image") {
+    throw Error(ErrorKind::kInvalidArgument, "--heatmap-scale must be image or model (got '" + options.heatmap_scale + "')");
+  }
   const bool heatmaps = !options.heatmap_dir.empty();
   if (heatmaps) check_writable_dir(options.heatmap_dir);
   const bool maps_needed = heatmaps || options.preview || options.thumbnail_size > 0;
@@ -502,7 +515,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
           }
         }
       }
-      torch::Tensor logits, maps, shares;
+      torch::Tensor logits, maps, signed_maps, shares;
       std::vector<double> scores;
       const bool plain = !maps_needed && F == 0 && views.size() <= 1;
       if (gate && plain) {
@@ -516,7 +529,15 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
       } else if (maps_needed) {
         const auto ex = explain::explain(model.nets, x, xopt, std::vector<int>(good.size(), target), clinical, views);
         logits = ex.logits;
-        maps = ex.maps.contiguous();
+        maps = ex.maps;
+        signed_maps = ex.signed_maps;
+        if (scale_reference > 0) {
+          // Comparable across images: the card's reference is 1; above it the colour saturates.
+          maps = (maps / scale_reference).clamp(0.0, 1.0);
+          if (signed_maps.defined()) signed_maps = (signed_maps / scale_reference).clamp(-1.0, 1.0);
+        }
+        maps = maps.contiguous();
+        if (signed_maps.defined()) signed_maps = signed_maps.contiguous();
         if (F > 0) shares = explain::clinical_attention(model.nets, x, clinical);
       } else if (F > 0) {
         // Per network, one pass gives both the diagnosis and the attention that reached the
@@ -594,13 +615,21 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         look.alpha = options.heatmap_alpha;
         look.contour_top = options.contour_top;
         look.min_side = options.overlay_min_side;
-        look.legend_note = "per image";
+        look.legend_note = scale_reference > 0 ? "model scale" : "per image";
         look.caption = overlay_caption(card.classes, p, best, target, options.method, r.abstained);
+        cv::Mat shown_heat = heat;  // what the overlay draws: the signed map for contrast
+        if (signed_maps.defined()) {
+          auto sm = signed_maps[static_cast<int64_t>(b)];
+          shown_heat = preprocess::map_to_original(cv::Mat(size, size, CV_32FC1, sm.data_ptr<float>()), good[b]->letterbox, size);
+          look.diverging = true;
+          look.legend_title = "evidence";
+          look.caption += "\nred: for " + card.classes[target >= 0 ? target : best] + ", blue: against";
+        }
         explain::OverlayOptions plain = look;  // previews and thumbnails are too small for text
         plain.caption.clear();
         plain.legend = false;
         if (options.preview || options.thumbnail_size > 0) {
-          const cv::Mat overlay = explain::make_overlay(good[b]->display, heat, plain);
+          const cv::Mat overlay = explain::make_overlay(good[b]->display, shown_heat, plain);
           if (options.preview) {
             r.preview = overlay;
             r.preview_heat = heat;
@@ -616,7 +645,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         }
         if (!heatmaps) continue;
         try {
-          explain::write_png(good[b]->stem + ".heatmap.png", explain::make_overlay(good[b]->display, heat, look));
+          explain::write_png(good[b]->stem + ".heatmap.png", explain::make_overlay(good[b]->display, shown_heat, look));
           explain::write_png(good[b]->stem + ".heatmap-raw.png", explain::heatmap_to_u16(heat));
           r.heatmap = good[b]->stem + ".heatmap.png";
           r.heatmap_raw = good[b]->stem + ".heatmap-raw.png";
