@@ -174,11 +174,19 @@ class ProgressPrinter {
     if (p.seconds - last_ < every && !(p.total >= 0 && p.done == p.total)) return;
     last_ = p.seconds;
     const double rate = p.done / std::max(1e-9, p.seconds);
+    // The ETA from the pace since the first record: the first one also carries the model's
+    // loading and the pipeline's start, which would make a one-minute job read "ETA 22m".
+    if (first_done_ < 0 && p.done > 0) {
+      first_done_ = p.done;
+      first_seconds_ = p.seconds;
+    }
+    const int since = p.done - first_done_;
+    const double pace = since > 0 ? since / std::max(1e-9, p.seconds - first_seconds_) : 0.0;
     std::string line = std::to_string(p.done) + (p.total >= 0 ? "/" + std::to_string(p.total) : "") + " images";
     char buf[96];
     std::snprintf(buf, sizeof(buf), ", %.1f images/s", rate);
     line += buf;
-    if (p.total >= 0 && rate > 0) line += ", ETA " + format_seconds(std::max(0, p.total - p.done) / rate);
+    if (p.total >= 0 && pace > 0 && since >= 2) line += ", ETA " + format_seconds(std::max(0, p.total - p.done) / pace);
     if (p.failed > 0) line += ", " + std::to_string(p.failed) + " failed";
     if (terminal_) {
       std::fprintf(stderr, "\r\x1b[K%s", line.c_str());
@@ -200,6 +208,8 @@ class ProgressPrinter {
  private:
   bool quiet_, terminal_;
   double last_ = -1e9;
+  int first_done_ = -1;
+  double first_seconds_ = 0;
   bool drawn_ = false;
 };
 
@@ -758,9 +768,10 @@ int main(int argc, char** argv) {
   trainc->add_option("--dim", t.options.card.arch.dim, "Token width")->capture_default_str();
   trainc->add_option("--depth", t.options.card.arch.depth, "Transformer blocks")->capture_default_str();
   trainc->add_option("--heads", t.options.card.arch.heads, "Attention heads")->capture_default_str();
-  trainc->add_option("--clahe", t.options.card.preprocess.clahe, "Apply CLAHE after windowing (stored in the card)");
+  // A flag (--clahe, or --clahe=true/false as before) rather than an option that shows BOOLEAN in --help.
+  trainc->add_flag("--clahe", t.options.card.preprocess.clahe, "Apply CLAHE after windowing (stored in the card)");
   trainc->add_option("--seed", t.options.seed, "Random seed (split, initialisation, shuffling)")->capture_default_str();
-  trainc->add_flag("!--no-augment", t.options.augment, "Disable augmentation");
+  trainc->add_flag_callback("--no-augment", [&t] { t.options.augment = false; }, "Disable augmentation");
   trainc->add_flag("--hflip", t.options.hflip, "Also flip images horizontally when augmenting (off: anatomy has a side)");
   trainc->add_flag("--vflip", t.options.vflip, "Also flip images vertically when augmenting (e.g. dermoscopy)");
   trainc->add_option("--channels", t.options.card.preprocess.channels, "Input channels: 1 (grey) or 3 (colour, BGR)")
