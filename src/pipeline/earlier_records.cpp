@@ -26,7 +26,7 @@ std::string str(const json& j, const char* key) {
 report::DiagnosisRecord from_json(const json& j, const std::vector<std::string>& classes) {
   report::DiagnosisRecord r;
   r.file = str(j, "file");
-  if (std::string bytes; j.contains("file_hex") && j["file_hex"].is_string() && from_hex(j["file_hex"], &bytes)) r.file = bytes;
+  if (std::string bytes; j.contains("file_hex") && j["file_hex"].is_string() && from_hex(j["file_hex"].get<std::string>(), &bytes)) r.file = bytes;
   r.error = str(j, "error");
   r.ok = r.error.empty();
   r.diagnosis = str(j, "diagnosis");
