@@ -194,6 +194,11 @@ TEST_CASE("--heatmap-scale model shows maps on the model's calibrated scale", "[
   const auto per_model = raw_peaks(d / "ux_scale_model");
   REQUIRE(per_image.size() == 8);
   REQUIRE(per_model.size() == 8);
-  for (int p : per_image) CHECK(p == 65535);
-  CHECK(*std::min_element(per_model.begin(), per_model.end()) < *std::max_element(per_model.begin(), per_model.end()));
+  // (At the model's input every per-image map peaks at exactly 1; resizing to the original
+  // image's size takes a little off.)
+  const auto [image_lo, image_hi] = std::minmax_element(per_image.begin(), per_image.end());
+  const auto [model_lo, model_hi] = std::minmax_element(per_model.begin(), per_model.end());
+  CAPTURE(*image_lo, *image_hi, *model_lo, *model_hi);
+  CHECK(*image_lo > 60000);
+  CHECK(*model_hi - *model_lo > 4 * (*image_hi - *image_lo));
 }

@@ -101,7 +101,10 @@ TEST_CASE("contrast gives signed evidence with the known sign on a hand-made bin
   const auto s = present.signed_maps[0];
   // Evidence for "present" on the blob in the quadrant, and it is the strongest there.
   CHECK(s[3][3].item<float>() > 0.5f);
-  CHECK(s.max().item<float>() == Approx(1.0f));
+  // Its dark pixels (below the normalised mean) are evidence against it.
+  CHECK(s[6][6].item<float>() < 0.0f);
+  CHECK(s[0][6].item<float>() < 0.0f);
+  CHECK(s.abs().max().item<float>() == Approx(1.0f));
   // Outside the quadrant the logit does not depend on the pixels: no evidence either way.
   CHECK(std::abs(s[12][12].item<float>()) < 1e-6f);
   CHECK(std::abs(s[15][15].item<float>()) < 1e-6f);
