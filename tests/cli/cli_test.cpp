@@ -85,12 +85,14 @@ TEST_CASE("diagnose reports every good image and one error per bad one, exit 1",
       const std::string hm = rec["heatmap"];
       REQUIRE(fs::exists(hm));
       CHECK(fs::path(hm).parent_path() == heat);
-      // The overlay has the input's size.
+      // The raw map has the input's size; the overlay adds the caption strip and the legend.
       const cv::Mat overlay = cv::imread(hm, cv::IMREAD_UNCHANGED);
-      CHECK(overlay.cols == rec["width"].get<int>());
-      CHECK(overlay.rows == rec["height"].get<int>());
+      CHECK(overlay.cols > rec["width"].get<int>());
+      CHECK(overlay.rows > rec["height"].get<int>());
       const cv::Mat raw = cv::imread(rec["heatmap_raw"].get<std::string>(), cv::IMREAD_UNCHANGED);
       CHECK(raw.depth() == CV_16U);
+      CHECK(raw.cols == rec["width"].get<int>());
+      CHECK(raw.rows == rec["height"].get<int>());
     } else {
       ++bad;
       CHECK(rec["diagnosis"].is_null());
@@ -149,9 +151,10 @@ TEST_CASE("every shared DICOM and NIfTI file and a chest X-ray JPEG get a heatma
   for (const auto& rec : records) {
     INFO(rec.dump());
     REQUIRE(rec["error"].is_null());
-    const cv::Mat overlay = cv::imread(rec["heatmap"].get<std::string>(), cv::IMREAD_UNCHANGED);
-    CHECK(overlay.cols == rec["width"].get<int>());
-    CHECK(overlay.rows == rec["height"].get<int>());
+    // The raw map has the image's size (the overlay adds its caption strip and legend).
+    const cv::Mat raw = cv::imread(rec["heatmap_raw"].get<std::string>(), cv::IMREAD_UNCHANGED);
+    CHECK(raw.cols == rec["width"].get<int>());
+    CHECK(raw.rows == rec["height"].get<int>());
   }
 }
 

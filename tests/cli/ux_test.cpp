@@ -163,7 +163,7 @@ std::vector<int> raw_peaks(const fs::path& dir) {
 
 }  // namespace
 
-TEST_CASE("--heatmap-scale model shows maps on the model's calibrated scale", "[cli][ux]") {
+TEST_CASE("diagnose --heatmap-scale model shows maps on the model's calibrated scale", "[cli][ux]") {
   const fs::path d = fixture();
   const fs::path model = d / "ux_scaled_model";
   fs::remove_all(model);
