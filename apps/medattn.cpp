@@ -24,6 +24,7 @@
 #include "core/text.h"
 #include "eval/metrics.h"
 #include "eval/shift.h"
+#include "eval/model_checks.h"
 #include "explain/overlay.h"
 #include "io/image.h"
 #include "model/card.h"
@@ -31,6 +32,7 @@
 #include "pipeline/diagnose.h"
 #include "pipeline/version.h"
 #include "pipeline/batch.h"
+#include "pipeline/earlier_records.h"
 #include "report/html_report.h"
 #include "report/record.h"
 #include "report/roc_plot.h"
@@ -174,11 +176,19 @@ class ProgressPrinter {
     if (p.seconds - last_ < every && !(p.total >= 0 && p.done == p.total)) return;
     last_ = p.seconds;
     const double rate = p.done / std::max(1e-9, p.seconds);
+    // The ETA from the pace since the first record: the first one also carries the model's
+    // loading and the pipeline's start, which would make a one-minute job read "ETA 22m".
+    if (first_done_ < 0 && p.done > 0) {
+      first_done_ = p.done;
+      first_seconds_ = p.seconds;
+    }
+    const int since = p.done - first_done_;
+    const double pace = since > 0 ? since / std::max(1e-9, p.seconds - first_seconds_) : 0.0;
     std::string line = std::to_string(p.done) + (p.total >= 0 ? "/" + std::to_string(p.total) : "") + " images";
     char buf[96];
     std::snprintf(buf, sizeof(buf), ", %.1f images/s", rate);
     line += buf;
-    if (p.total >= 0 && rate > 0) line += ", ETA " + format_seconds(std::max(0, p.total - p.done) / rate);
+    if (p.total >= 0 && pace > 0 && since >= 2) line += ", ETA " + format_seconds(std::max(0, p.total - p.done) / pace);
     if (p.failed > 0) line += ", " + std::to_string(p.failed) + " failed";
     if (terminal_) {
       std::fprintf(stderr, "\r\x1b[K%s", line.c_str());
@@ -200,6 +210,8 @@ class ProgressPrinter {
  private:
   bool quiet_, terminal_;
   double last_ = -1e9;
+  int first_done_ = -1;
+  double first_seconds_ = 0;
   bool drawn_ = false;
 };
 
@@ -287,6 +299,12 @@ int run_diagnose_command(DiagnoseArgs& args) {
           info.command = args.command;
           info.method = opt.method;
           html = std::make_unique<report::HtmlReport>(args.report, info);
+          // A resumed run's report shows the whole output file: first what earlier runs wrote.
+          if (args.resume) {
+            for (const auto& r : pipeline::read_earlier_records(args.output, csv, classes, opt.skip_files, opt.thumbnail_size)) {
+              html->add_earlier(r);
+            }
+          }
         }
         const auto card = model::read_card(opt.model_dir);
         const auto& use = card.intended_use;
@@ -418,6 +436,7 @@ int run_train_command(TrainArgs& args, const std::string& command) {
     spdlog::info("operating point {}: {} when its probability >= {:.4f}", result.card.operating_point,
                  result.card.classes[1], result.card.threshold);
   }
+  for (const auto& w : result.warnings) spdlog::warn("{}", w);
   spdlog::info("wrote {} ({}: val_auc {:.4f}, val_acc {:.4f}; {} train / {} val images; {})", opt.out,
                opt.members > 1 ? fmt::format("ensemble of {} networks", opt.members) : fmt::format("kept epoch {}", result.best_epoch), result.validation.auc, result.validation.accuracy, result.train_count,
                result.val_count, format_seconds(result.seconds));
@@ -474,6 +493,9 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
   j["ece_if_calibrated"] = {{"mean", round4(chance.mean)}, {"p95", round4(chance.p95)}};
   j["decision"] = r.threshold >= 0 ? "threshold " + std::to_string(r.threshold) + " on " + r.classes[1] : "argmax";
   j["tta"] = r.tta;
+  if (r.classes.size() == 2) j["positive_class"] = r.classes[1];
+  if (!options.class_map.empty()) j["model_classes"] = r.model_classes;
+  j["warnings"] = r.warnings;
   if (r.skipped > 0) j["skipped"] = r.skipped;
   if (!r.clinical_attention.empty()) {
     nlohmann::json att = nlohmann::json::object(), ablation = nlohmann::json::object();
@@ -533,6 +555,7 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
   const auto& hm = r.heatmaps;
   if (!hm.method.empty()) {
     j["method"] = hm.method;
+    if (hm.scale_reference > 0) j["heatmap_scale_reference"] = hm.scale_reference;
     j["heatmap_images"] = hm.images;
     auto opt = [&](double v) { return v < 0 ? nlohmann::json(nullptr) : nlohmann::json(round4(v)); };
     j["deletion_auc"] = opt(hm.deletion_auc);
@@ -586,6 +609,8 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
       for (const auto& f : r.tta) flips += (flips.empty() ? "" : ", ") + f;
       std::printf("test-time    mean logits over %d views (%s)\n", 1 << static_cast<int>(r.tta.size()), flips.c_str());
     }
+    if (r.classes.size() == 2) std::printf("positive     %s (auc, sensitivity and f1 are for it)\n", r.classes[1].c_str());
+    if (!options.class_map.empty()) std::printf("class map    %s\n", options.class_map.c_str());
     std::printf("n            %d\n", m.n);
     std::printf("accuracy     %.4f  (95%% CI %.4f-%.4f)\n", m.accuracy, ci.accuracy.low, ci.accuracy.high);
     std::printf("auc          %.4f  (95%% CI %.4f-%.4f)\n", m.auc, ci.auc.low, ci.auc.high);
@@ -631,19 +656,28 @@ int run_evaluate_command(const train::EvaluateOptions& options, const std::strin
         std::printf("%-18s %8.4f %8.4f %+10.4f   %+8.4f to %+8.4f\n", name, d->a, d->b, d->difference, d->ci.low, d->ci.high);
       }
     }
-    std::printf("\n%-16s %9s %9s\n", "class", "precision", "recall");
+    // Per class with its n: an AUC of 0.999 on 3 images says little.
+    int name_w = 16;
+    for (const auto& c : r.classes) name_w = std::max(name_w, static_cast<int>(c.size()));
+    const auto counts = eval::class_counts(m);
+    std::printf("\n%-*s %6s %9s %9s %9s\n", name_w, "class", "n", "precision", "recall", "auc");
     for (size_t k = 0; k < r.classes.size(); ++k) {
-      std::printf("%-16s %9.4f %9.4f\n", r.classes[k].c_str(), m.precision[k], m.recall[k]);
+      std::printf("%-*s %6d %9.4f %9.4f %9.4f\n", name_w, r.classes[k].c_str(), counts[k], m.precision[k], m.recall[k],
+                  k < m.auc_per_class.size() ? m.auc_per_class[k] : 0.0);
     }
-    std::printf("\nconfusion (rows: true, columns: predicted)\n%-16s", "");
-    for (const auto& c : r.classes) std::printf(" %10.10s", c.c_str());
+    // Columns as wide as the longest class name, so no name is cut.
+    int col_w = 6;
+    for (const auto& c : r.classes) col_w = std::max(col_w, static_cast<int>(c.size()));
+    std::printf("\nconfusion (rows: true, columns: predicted)\n%-*s", name_w, "");
+    for (const auto& c : r.classes) std::printf(" %*s", col_w, c.c_str());
     std::printf("\n");
     for (size_t t = 0; t < r.classes.size(); ++t) {
-      std::printf("%-16s", r.classes[t].c_str());
-      for (int v : m.confusion[t]) std::printf(" %10d", v);
+      std::printf("%-*s", name_w, r.classes[t].c_str());
+      for (int v : m.confusion[t]) std::printf(" %*d", col_w, v);
       std::printf("\n");
     }
     if (r.has_shift) std::printf("%s", eval::shift_table(r.shift).c_str());
+    for (const auto& w : r.warnings) std::printf("\nwarning: %s\n", w.c_str());
     if (!hm.method.empty()) {
       std::printf("\nheatmaps (%s, %d images)\n", hm.method.c_str(), hm.images);
       if (hm.deletion_auc >= 0) std::printf("deletion auc   %.4f (lower is better)\ninsertion auc  %.4f (higher is better)\n", hm.deletion_auc, hm.insertion_auc);
@@ -676,9 +710,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json", "jsonl", "csv"}))->capture_default_str();
   diagnose->add_option("-o,--output", d.output, "Write results to FILE instead of standard output");
   diagnose->add_option("--heatmaps", d.options.heatmap_dir, "Write an overlay PNG and a 16-bit raw map per image to DIR");
-  diagnose->add_option("--method", d.options.method, "Heatmap method: saliency, rollout, gradcam, attn-grad or occlusion (random, centre: baselines)")
-      ->check(CLI::IsMember({"rollout", "gradcam", "attn-grad", "saliency", "occlusion", "random", "centre"}))->capture_default_str();
-  diagnose->add_option("--target", d.options.target, "Explain this class instead of the diagnosis");
+  diagnose->add_option("--method", d.options.method, "Heatmap method: saliency, rollout, gradcam, attn-grad, occlusion, contrast (signed: evidence for the class in red, against it in blue), or the baselines random and centre")
+      ->check(CLI::IsMember({"rollout", "gradcam", "attn-grad", "saliency", "occlusion", "contrast", "random", "centre"}))->capture_default_str();
+  diagnose->add_option("--target", d.options.target, "Explain this class instead of the diagnosis (two-class models: unsigned maps look alike for both classes; use --method contrast)");
   diagnose->add_option("--clinical", d.options.clinical_csv,
                        "CSV of clinical covariates (a path column and the model's covariate columns) for models that take them");
   diagnose->add_option("--tta", d.options.tta,
@@ -707,7 +741,18 @@ int main(int argc, char** argv) {
   diagnose->add_flag("--ascii", d.ascii, "Draw the preview with plain ASCII shades instead of colour");
   diagnose->add_option("--contour", d.options.contour_top, "Outline the top fraction of the heatmap, e.g. 0.05 (0 = off)")
       ->check(in_range(0.0, 1.0))->capture_default_str();
-  diagnose->add_option("--window", d.window, "Display window CENTER,WIDTH overriding the file's (e.g. 40,400 for CT soft tissue)");
+  diagnose->add_option("--heatmap-scale", d.options.heatmap_scale,
+                       "How maps become colours: image (each map from its own minimum to maximum, so every map has a hot "
+                       "spot) or model (divided by the model's reference from evaluate --calibrate-heatmap-scale: "
+                       "comparable across images, a weak map stays cold)")
+      ->check(CLI::IsMember({"image", "model"}))->capture_default_str();
+  diagnose->add_option("--overlay-size", d.options.overlay_min_side,
+                       "Enlarge the overlay's image to at least this many pixels on its shorter side, so that the caption and "
+                       "legend (drawn beside it, never over it) stay readable on small images (0 = the image's own size)")
+      ->check(in_range(0, 8192))->capture_default_str();
+  diagnose->add_option("--window", d.window,
+                       "Window CENTER,WIDTH overriding the file's (e.g. 40,400 for CT soft tissue). It sets the model's input as "
+                       "well as the display, so it can change the diagnosis; the record keeps the window used");
   diagnose->add_option("--frame", d.options.read.frame, "DICOM multi-frame: frame to read (0-based)")->check(in_range(0, 1000000))->capture_default_str();
   diagnose->add_option("--slice", d.options.read.slice, "NIfTI 3D: axial slice to read (0-based; default: the middle one)")
       ->check(in_range(0, 32767));
@@ -764,9 +809,10 @@ int main(int argc, char** argv) {
   trainc->add_option("--dim", t.options.card.arch.dim, "Token width")->capture_default_str();
   trainc->add_option("--depth", t.options.card.arch.depth, "Transformer blocks")->capture_default_str();
   trainc->add_option("--heads", t.options.card.arch.heads, "Attention heads")->capture_default_str();
-  trainc->add_option("--clahe", t.options.card.preprocess.clahe, "Apply CLAHE after windowing (stored in the card)");
+  // A flag (--clahe, or --clahe=true/false as before) rather than an option that shows BOOLEAN in --help.
+  trainc->add_flag("--clahe", t.options.card.preprocess.clahe, "Apply CLAHE after windowing (stored in the card)");
   trainc->add_option("--seed", t.options.seed, "Random seed (split, initialisation, shuffling)")->capture_default_str();
-  trainc->add_flag("!--no-augment", t.options.augment, "Disable augmentation");
+  trainc->add_flag_callback("--no-augment", [&t] { t.options.augment = false; }, "Disable augmentation");
   trainc->add_flag("--hflip", t.options.hflip, "Also flip images horizontally when augmenting (off: anatomy has a side)");
   trainc->add_flag("--vflip", t.options.vflip, "Also flip images vertically when augmenting (e.g. dermoscopy)");
   trainc->add_option("--channels", t.options.card.preprocess.channels, "Input channels: 1 (grey) or 3 (colour, BGR)")
@@ -884,8 +930,16 @@ int main(int argc, char** argv) {
                        "(this - other) of balanced accuracy, macro-F1, AUC and accuracy with 95% intervals");
   evaluate->add_option("--method", e.method, "Also measure this heatmap method: deletion_auc, insertion_auc (and with --masks "
                                              "pointing_game, heatmap_iou)")
-      ->check(CLI::IsMember({"rollout", "gradcam", "attn-grad", "saliency", "occlusion", "random", "centre"}));
-  evaluate->add_option("--masks", e.masks, "Lesion masks at the same relative paths as DATA's images (e.g. phantoms/masks)");
+      ->check(CLI::IsMember({"rollout", "gradcam", "attn-grad", "saliency", "occlusion", "contrast", "random", "centre"}));
+  evaluate->add_option("--masks", e.masks, "Lesion masks at the same relative paths as DATA's images (e.g. phantoms/masks); "
+                                           "without --method, the default method (saliency) is measured");
+  evaluate->add_flag("--calibrate-heatmap-scale", e.calibrate_heatmap_scale,
+                     "Write the model's heatmap scale for --method (default saliency) from DATA (use the validation split): "
+                     "the median of each map's largest value, what diagnose --heatmap-scale model shows as 1");
+  evaluate->add_option("--class-map", e.class_map,
+                       "Score data whose classes merge the model's: DATA_CLASS=MODEL_CLASS[+MODEL_CLASS...],... "
+                       "(e.g. no=notumor,yes=glioma+meningioma+pituitary); each data class gets the sum of its model classes' "
+                       "probabilities");
   evaluate->add_flag("--randomization-check", e.randomization_check,
                      "Re-initialise the weights top-down and report the rank correlation with the original maps");
   evaluate->add_option("--tta", e.tta,

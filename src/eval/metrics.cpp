@@ -155,6 +155,7 @@ Metrics compute_metrics(const Predictions& p, double threshold) {
   };
   m.balanced_accuracy = mean(m.recall);
   m.macro_f1 = mean(f1);
+  m.auc_per_class = auc;
   if (K == 2) {
     m.auc = auc[1];
     m.sensitivity = m.recall[1];
@@ -382,7 +383,10 @@ nlohmann::json metrics_to_json(const Metrics& m, const std::vector<std::string>&
   j["confusion"] = m.confusion;
   nlohmann::json per = nlohmann::json::object();
   for (size_t k = 0; k < classes.size() && k < m.recall.size(); ++k) {
-    per[classes[k]] = {{"precision", num(m.precision[k])}, {"recall", num(m.recall[k])}};
+    int n = 0;
+    for (int v : m.confusion[k]) n += v;
+    per[classes[k]] = {{"precision", num(m.precision[k])}, {"recall", num(m.recall[k])}, {"n", n}};
+    if (k < m.auc_per_class.size()) per[classes[k]]["auc"] = num(m.auc_per_class[k]);
   }
   j["per_class"] = per;
   return j;

@@ -47,6 +47,7 @@ struct Metrics {
   double ece = 0;          // 15 bins
   std::vector<std::vector<int>> confusion;  // [true][predicted]
   std::vector<double> precision, recall;    // per class
+  std::vector<double> auc_per_class;        // one-vs-rest, per class (NaN: a class without samples)
 };
 
 // Decision rule: the most probable class (first one on ties); for two classes with
@@ -111,7 +112,8 @@ double fit_temperature(const std::vector<std::vector<double>>& logits, const std
 Predictions apply_temperature(const std::vector<std::vector<double>>& logits, const std::vector<int>& labels,
                               double temperature);
 
-// The evaluate JSON keys of ../shared/CLI.md plus balanced_accuracy, precision, recall.
+// The evaluate JSON keys of ../shared/CLI.md plus balanced_accuracy and per_class: precision,
+// recall, n (samples of the class) and auc (one-vs-rest).
 nlohmann::json metrics_to_json(const Metrics& m, const std::vector<std::string>& classes);
 
 }  // namespace medattn::eval

@@ -1,6 +1,7 @@
 #include "explain/methods.h"
 
 #include <cmath>
+#include <limits>
 
 #include "core/error.h"
 
@@ -17,6 +18,14 @@ torch::Tensor normalise(const torch::Tensor& maps) {
   auto out = torch::where(range > 1e-12, (flat - lo) / range.clamp_min(1e-12), torch::zeros_like(flat));
   return out.reshape(maps.sizes());
 }
+
+// The method's maps as the options want them: each scaled to [0,1], or left in its own units.
+torch::Tensor scaled(const torch::Tensor& maps, const ExplainOptions& options) {
+  return options.absolute ? maps : normalise(maps);
+}
+
+// Token-grid maps [B,g,g] upsampled to [B,S,S], then scaled as the options say.
+torch::Tensor upsample_scaled(const torch::Tensor& maps, int size, const ExplainOptions& options);
 
 std::vector<int> resolve_targets(const torch::Tensor& logits, const std::vector<int>& targets) {
   const auto B = logits.size(0);
@@ -58,7 +67,9 @@ torch::Tensor blurred(const torch::Tensor& x) { return gaussian_blur(x, std::max
 
 }  // namespace
 
-torch::Tensor upsample_maps(const torch::Tensor& maps, int size) {
+namespace {
+
+torch::Tensor upsample_raw(const torch::Tensor& maps, int size) {
   auto up = maps.unsqueeze(1).to(torch::kFloat32);
   if (maps.size(1) != size || maps.size(2) != size) {
     up = F::interpolate(up, F::InterpolateFuncOptions()
@@ -66,8 +77,16 @@ torch::Tensor upsample_maps(const torch::Tensor& maps, int size) {
                                 .mode(torch::kBilinear)
                                 .align_corners(false));
   }
-  return normalise(up.squeeze(1));
+  return up.squeeze(1);
 }
+
+torch::Tensor upsample_scaled(const torch::Tensor& maps, int size, const ExplainOptions& options) {
+  return scaled(upsample_raw(maps, size), options);
+}
+
+}  // namespace
+
+torch::Tensor upsample_maps(const torch::Tensor& maps, int size) { return normalise(upsample_raw(maps, size)); }
 
 torch::Tensor blurred_baseline(const torch::Tensor& x) { return blurred(x); }
 
@@ -119,7 +138,7 @@ Explanation explain_one(model::AttnNet& net, const torch::Tensor& x, const Expla
       out.logits = o.logits;
       out.targets = resolve_targets(o.logits, targets);
       auto rel = attention_rollout(o.attentions, options.rollout);
-      out.maps = upsample_maps(rel.narrow(1, 0, net->image_tokens()).reshape({B, grid, grid}), S);
+      out.maps = upsample_scaled(rel.narrow(1, 0, net->image_tokens()).reshape({B, grid, grid}), S, options);
       break;
     }
     case Method::kGradCam: {
@@ -130,7 +149,7 @@ Explanation explain_one(model::AttnNet& net, const torch::Tensor& x, const Expla
       auto g = torch::autograd::grad({target_score(o.logits, out.targets)}, {o.feature_map})[0];  // [B,C,g,g]
       auto weights = g.mean({2, 3}, /*keepdim=*/true);
       auto cam = torch::relu((weights * o.feature_map.detach()).sum(1));  // [B,g,g]
-      out.maps = upsample_maps(cam, S);
+      out.maps = upsample_scaled(cam, S, options);
       break;
     }
     case Method::kSaliency: {
@@ -145,7 +164,7 @@ Explanation explain_one(model::AttnNet& net, const torch::Tensor& x, const Expla
       auto g = torch::autograd::grad({target_score(logits, out.targets)}, {input})[0];
       const double sigma = options.saliency_sigma < 0 ? std::max(1.0, S / 24.0) : options.saliency_sigma;
       auto magnitude = g.detach().abs().sum(1, /*keepdim=*/true);  // over colour channels
-      out.maps = normalise((sigma > 0 ? gaussian_blur(magnitude, sigma) : magnitude).squeeze(1));
+      out.maps = scaled((sigma > 0 ? gaussian_blur(magnitude, sigma) : magnitude).squeeze(1), options);
       break;
     }
     case Method::kAttnGrad: {
@@ -163,7 +182,7 @@ Explanation explain_one(model::AttnNet& net, const torch::Tensor& x, const Expla
         R = R + torch::matmul(cam, R);
       }
       auto rel = R.select(1, 0).narrow(1, 1, net->image_tokens());
-      out.maps = upsample_maps(rel.reshape({B, grid, grid}), S);
+      out.maps = upsample_scaled(rel.reshape({B, grid, grid}), S, options);
       break;
     }
     case Method::kOcclusion: {
@@ -214,9 +233,12 @@ Explanation explain_one(model::AttnNet& net, const torch::Tensor& x, const Expla
           }
         }
       }
-      out.maps = normalise(torch::relu(heat / count.clamp_min(1)));
+      out.maps = scaled(torch::relu(heat / count.clamp_min(1)), options);
       break;
     }
+    case Method::kContrast:
+      TORCH_CHECK(false, "explain_one: contrast maps come from explain_contrast");
+      break;
     case Method::kRandom:
     case Method::kCentre: {
       torch::NoGradGuard no_grad;
@@ -240,6 +262,40 @@ Explanation explain_one(model::AttnNet& net, const torch::Tensor& x, const Expla
 
 namespace {
 
+// Method::kContrast for one network and one orientation: input x gradient of the target's
+// log-odds log(p_t / (1 - p_t)) = z_t - logsumexp(z_others) (two classes: z_t - z_other), summed
+// over colour channels and blurred like saliency; [B,S,S], signed, unscaled. For two classes
+// the map for one class is exactly the negative of the other's, which is what a reader of a
+// binary model needs: where the image argues for the class and where against it.
+torch::Tensor contrast_raw(model::AttnNet& net, const torch::Tensor& x, const std::vector<int>& targets,
+                           const torch::Tensor& clinical, double sigma_option) {
+  net->eval();
+  torch::AutoGradMode grad(true);
+  auto input = x.detach().clone().requires_grad_(true);
+  auto logits = net->forward(input, false, clinical).logits;  // [B,K]
+  auto idx = torch::tensor(std::vector<int64_t>(targets.begin(), targets.end()), torch::kInt64).view({-1, 1});
+  auto target_logit = logits.gather(1, idx).squeeze(1);
+  auto is_target = torch::zeros_like(logits, torch::kBool).scatter(1, idx, true);
+  auto others = logits.masked_fill(is_target, -std::numeric_limits<float>::infinity()).logsumexp(1);
+  auto g = torch::autograd::grad({(target_logit - others).sum()}, {input})[0];
+  auto evidence = (g.detach() * x.detach()).sum(1, /*keepdim=*/true);  // [B,1,S,S]
+  const int S = static_cast<int>(x.size(2));
+  const double sigma = sigma_option < 0 ? std::max(1.0, S / 24.0) : sigma_option;
+  return (sigma > 0 ? gaussian_blur(evidence, sigma) : evidence).squeeze(1);
+}
+
+// Per image, divided by its largest magnitude: [-1,1], sign kept; an all-zero map stays zero.
+torch::Tensor normalise_signed(const torch::Tensor& maps) {
+  auto flat = maps.reshape({maps.size(0), -1});
+  auto peak = std::get<0>(flat.abs().max(1, true));
+  auto out = torch::where(peak > 1e-12, flat / peak.clamp_min(1e-12), torch::zeros_like(flat));
+  return out.reshape(maps.sizes());
+}
+
+}  // namespace
+
+namespace {
+
 // The views the maps are averaged over, as flip bits: the prediction's views and the requested
 // flips, closed under composition (hflip and vflip give all four views).
 int map_view_bits(const ExplainOptions& options, const std::vector<int>& views) {
@@ -255,11 +311,39 @@ torch::Tensor view_maps(model::AttnNet& net, const torch::Tensor& x, const Expla
                         const std::vector<int>& targets, const torch::Tensor& clinical, int bits) {
   if (bits == 0) return explain_one(net, x, options, targets, clinical).maps;
   torch::Tensor sum;
-  for (int v : model::views_of(bits)) {
+  const auto views = model::views_of(bits);
+  for (int v : views) {
     auto maps = model::flip_view(explain_one(net, model::flip_view(x, v), options, targets, clinical).maps, v);
     sum = sum.defined() ? sum + maps : maps;
   }
-  return normalise(sum);
+  return options.absolute ? sum / static_cast<double>(views.size()) : normalise(sum);
+}
+
+}  // namespace
+
+namespace {
+
+// Method::kContrast: the logits as diagnose's plain pass gives them, the signed maps averaged
+// over the networks and the views (each taken back to the image's orientation), then scaled.
+Explanation explain_contrast(const std::vector<model::AttnNet>& nets, const torch::Tensor& x, const ExplainOptions& options,
+                             const std::vector<int>& targets, const torch::Tensor& clinical, const std::vector<int>& views) {
+  Explanation out;
+  out.logits = model::view_logits(nets, x, clinical, views);
+  out.targets = resolve_targets(out.logits, targets);
+  const int bits = map_view_bits(options, views);
+  const std::vector<int> orientations = bits == 0 ? std::vector<int>{0} : model::views_of(bits);
+  torch::Tensor sum;
+  for (auto net : nets) {
+    for (int v : orientations) {
+      auto m = contrast_raw(net, v == 0 ? x : model::flip_view(x, v), out.targets, clinical, options.saliency_sigma);
+      if (v != 0) m = model::flip_view(m, v);
+      sum = sum.defined() ? sum + m : m;
+    }
+  }
+  const double count = static_cast<double>(nets.size() * orientations.size());
+  out.signed_maps = options.absolute ? sum / count : normalise_signed(sum);
+  out.maps = torch::relu(out.signed_maps);
+  return out;
 }
 
 }  // namespace
@@ -273,6 +357,7 @@ namespace {
 
 Explanation explain_batch(const std::vector<model::AttnNet>& nets, const torch::Tensor& x, const ExplainOptions& options,
                           const std::vector<int>& targets, const torch::Tensor& clinical, const std::vector<int>& views) {
+  if (options.method == Method::kContrast) return explain_contrast(nets, x, options, targets, clinical, views);
   auto first = nets[0];
   const int bits = map_view_bits(options, views);
   const bool plain_prediction = views.empty() || (views.size() == 1 && views[0] == 0);
@@ -295,7 +380,7 @@ Explanation explain_batch(const std::vector<model::AttnNet>& nets, const torch::
     auto maps = view_maps(net, x, options, out.targets, clinical, bits);
     sum = sum.defined() ? sum + maps : maps;
   }
-  out.maps = normalise(sum);
+  out.maps = options.absolute ? sum / static_cast<double>(nets.size()) : normalise(sum);
   return out;
 }
 
@@ -305,7 +390,7 @@ Explanation explain(const std::vector<model::AttnNet>& nets, const torch::Tensor
                     const std::vector<int>& targets, const torch::Tensor& clinical, const std::vector<int>& views) {
   TORCH_CHECK(!nets.empty(), "explain: no network");
   const bool gradient = options.method == Method::kSaliency || options.method == Method::kGradCam ||
-                        options.method == Method::kAttnGrad;
+                        options.method == Method::kAttnGrad || options.method == Method::kContrast;
   if (x.size(0) != 1 || !gradient) return explain_batch(nets, x, options, targets, clinical, views);
   // Backward passes of a batch of one take other kernels than those of any larger batch (the
   // maps differ in their last bits; a forward pass does not). Explained beside a copy of
@@ -315,6 +400,7 @@ Explanation explain(const std::vector<model::AttnNet>& nets, const torch::Tensor
                            clinical.defined() ? torch::cat({clinical, clinical}) : clinical, views);
   two.logits = two.logits.slice(0, 0, 1);
   two.maps = two.maps.slice(0, 0, 1);
+  if (two.signed_maps.defined()) two.signed_maps = two.signed_maps.slice(0, 0, 1);
   two.targets.resize(1);
   return two;
 }

@@ -11,7 +11,7 @@ struct MethodName {
 };
 constexpr MethodName kMethods[] = {{Method::kRollout, "rollout"},     {Method::kGradCam, "gradcam"},
                                    {Method::kAttnGrad, "attn-grad"},  {Method::kSaliency, "saliency"},
-                                   {Method::kOcclusion, "occlusion"},
+                                   {Method::kOcclusion, "occlusion"}, {Method::kContrast, "contrast"},
                                    {Method::kRandom, "random"},       {Method::kCentre, "centre"}};
 
 }  // namespace
@@ -29,7 +29,7 @@ Method parse_method(const std::string& name) {
     if (name == m.name) return m.method;
   }
   throw Error(ErrorKind::kInvalidArgument,
-              "unknown heatmap method '" + name + "' (expected rollout, gradcam, attn-grad, saliency, occlusion, random or centre)");
+              "unknown heatmap method '" + name + "' (expected rollout, gradcam, attn-grad, saliency, occlusion, contrast, random or centre)");
 }
 
 const char* method_name(Method method) {

@@ -26,11 +26,12 @@ enum class Method {
   kAttnGrad,   // gradient-weighted attention relevance through the blocks (Chefer et al. 2021)
   kSaliency,   // smoothed input-gradient magnitude |d score / d x| (Simonyan et al. 2014)
   kOcclusion,  // drop in the class probability when a patch is blurred away (model-agnostic)
+  kContrast,   // signed: input x gradient of the class's log-odds against the others, blurred
   kRandom,     // baseline: a smooth random map (seeded)
   kCentre,     // baseline: a centred Gaussian
 };
 
-// Parses "rollout", "gradcam", "attn-grad", "saliency", "occlusion", "random", "centre"; throws
+// Parses "rollout", "gradcam", "attn-grad", "saliency", "occlusion", "contrast", "random", "centre"; throws
 // medattn::Error(kInvalidArgument) naming the choices otherwise.
 Method parse_method(const std::string& name);
 const char* method_name(Method method);
@@ -47,6 +48,11 @@ struct ExplainOptions {
   // each view's map taken back to the image's orientation, as pytorch-grad-cam's aug_smooth
   // does: a model trained with flips should not be explained by one orientation's artefacts.
   std::vector<std::string> flips;
+  // Keep the method's own units instead of scaling each map to [0,1] by its own minimum and
+  // maximum (views and networks are averaged): maps that can be compared across images, for
+  // --heatmap-scale model, which divides them by the card's reference. The baselines (random,
+  // centre) stay scaled.
+  bool absolute = false;
 };
 
 struct RandomizationStep {

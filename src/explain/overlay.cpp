@@ -3,13 +3,143 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <algorithm>
+#include <cstdio>
 #include <functional>
+#include <sstream>
 #include <vector>
 
 #include "core/error.h"
 #include "core/fs.h"
 
 namespace medattn::explain {
+namespace {
+
+constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
+const cv::Scalar kStrip(32, 32, 32);
+const cv::Scalar kText(255, 255, 255);
+
+const cv::Vec3f kFor(40, 40, 230);      // BGR red: evidence for the class
+const cv::Vec3f kAgainst(230, 120, 30); // BGR blue: evidence against it
+
+// A signed map's colours: red where h > 0, blue where h < 0 (CV_8UC3).
+cv::Mat diverging_colours(const cv::Mat& signed_map) {
+  cv::Mat out(signed_map.size(), CV_8UC3);
+  for (int y = 0; y < signed_map.rows; ++y) {
+    const float* h = signed_map.ptr<float>(y);
+    auto* o = out.ptr<cv::Vec3b>(y);
+    for (int x = 0; x < signed_map.cols; ++x) o[x] = h[x] >= 0 ? cv::Vec3b(kFor) : cv::Vec3b(kAgainst);
+  }
+  return out;
+}
+
+// The image with the map blended in, at the image's size. `clipped` in [0,1], or in [-1,1]
+// when `diverging`.
+cv::Mat blend(const cv::Mat& display, const cv::Mat& clipped, double alpha, bool diverging) {
+  cv::Mat base;
+  if (display.channels() == 3) {
+    display.convertTo(base, CV_8UC3, 255.0);  // colour models: the colours a reader reads
+  } else {
+    cv::Mat base8;
+    display.convertTo(base8, CV_8U, 255.0);
+    cv::cvtColor(base8, base, cv::COLOR_GRAY2BGR);
+  }
+  cv::Mat colour, weight, w3;
+  if (diverging) {
+    colour = diverging_colours(clipped);
+    weight = cv::abs(clipped) * alpha;
+  } else {
+    cv::Mat heat8;
+    clipped.convertTo(heat8, CV_8U, 255.0);
+    cv::applyColorMap(heat8, colour, cv::COLORMAP_TURBO);
+    // Per-pixel weight alpha * h: strong evidence shows in colour, the rest stays readable.
+    clipped.convertTo(weight, CV_32F, alpha);
+  }
+  cv::merge(std::vector<cv::Mat>{weight, weight, weight}, w3);
+  cv::Mat basef, colourf;
+  base.convertTo(basef, CV_32FC3);
+  colour.convertTo(colourf, CV_32FC3);
+  cv::Mat blended = basef.mul(cv::Scalar::all(1.0) - w3) + colourf.mul(w3);
+  cv::Mat out;
+  blended.convertTo(out, CV_8UC3);
+  return out;
+}
+
+struct Font {
+  double scale = 0.5;
+  int thick = 1;
+  int height = 0;   // ascent + descent + thickness of one line
+  int ascent = 0;
+};
+
+Font font_for(int side) {
+  Font f;
+  f.scale = std::clamp(side / 560.0, 0.45, 2.0);
+  f.thick = f.scale < 0.8 ? 1 : f.scale < 1.5 ? 2 : 3;
+  int base = 0;
+  const cv::Size s = cv::getTextSize("Ag|]", kFont, f.scale, f.thick, &base);
+  f.ascent = s.height + f.thick;
+  f.height = s.height + base + 2 * f.thick;
+  return f;
+}
+
+int text_width(const std::string& text, const Font& f) {
+  int base = 0;
+  return cv::getTextSize(text, kFont, f.scale, f.thick, &base).width + f.thick + 1;
+}
+
+// Greedy word wrap to `width` pixels; a word wider than a line is cut between characters.
+std::vector<std::string> wrap(const std::string& caption, int width, const Font& f) {
+  std::vector<std::string> lines;
+  std::stringstream paragraphs(caption);
+  std::string paragraph;
+  while (std::getline(paragraphs, paragraph, '\n')) {
+    std::stringstream words(paragraph);
+    std::string word, line;
+    auto flush = [&] {
+      if (!line.empty()) lines.push_back(line);
+      line.clear();
+    };
+    while (words >> word) {
+      const std::string joined = line.empty() ? word : line + " " + word;
+      if (text_width(joined, f) <= width) {
+        line = joined;
+        continue;
+      }
+      flush();
+      while (text_width(word, f) > width && word.size() > 1) {
+        size_t n = word.size() - 1;
+        while (n > 1 && text_width(word.substr(0, n), f) > width) --n;
+        lines.push_back(word.substr(0, n));
+        word = word.substr(n);
+      }
+      line = word;
+    }
+    flush();
+  }
+  return lines;
+}
+
+// Draws `text` with its top-left corner at `top_left`; returns its box.
+cv::Rect draw_text(cv::Mat& canvas, const std::string& text, cv::Point top_left, const Font& f) {
+  cv::putText(canvas, text, cv::Point(top_left.x, top_left.y + f.ascent), kFont, f.scale, kText, f.thick, cv::LINE_AA);
+  return cv::Rect(top_left.x, top_left.y, text_width(text, f), f.height);
+}
+
+std::string tick(double v, bool diverging) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), diverging && v > 0 ? "+%.0f" : diverging ? "%.0f" : "%.1f", v);
+  return buf;
+}
+
+}  // namespace
+
+std::string format_probability(double p) {
+  if (p >= 0.9995) return ">0.999";
+  if (p < 0.0005) return "<0.001";
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%.3f", p);
+  return buf;
+}
 
 float top_fraction_threshold(const cv::Mat& heatmap, double fraction) {
   std::vector<float> values(heatmap.begin<float>(), heatmap.end<float>());
@@ -19,73 +149,111 @@ float top_fraction_threshold(const cv::Mat& heatmap, double fraction) {
   return values[k];
 }
 
-cv::Mat make_overlay(const cv::Mat& display, const cv::Mat& heatmap, const OverlayOptions& options) {
+cv::Mat make_overlay(const cv::Mat& display, const cv::Mat& heatmap, const OverlayOptions& options, OverlayLayout* layout) {
   CV_Assert(heatmap.type() == CV_32FC1 && display.size() == heatmap.size());
-  cv::Mat grey = display;
-  if (display.channels() == 3) cv::cvtColor(display, grey, cv::COLOR_BGR2GRAY);
-  cv::Mat base8, base;
-  grey.convertTo(base8, CV_8U, 255.0);
-  cv::cvtColor(base8, base, cv::COLOR_GRAY2BGR);
+  cv::Mat clipped;
+  cv::min(cv::max(heatmap, options.diverging ? -1.0 : 0.0), 1.0, clipped);
+  const bool annotated = !options.caption.empty() || options.legend;
 
-  cv::Mat heat8, colour, clipped;
-  cv::min(cv::max(heatmap, 0.0), 1.0, clipped);
-  clipped.convertTo(heat8, CV_8U, 255.0);
-  cv::applyColorMap(heat8, colour, cv::COLORMAP_TURBO);
-
-  // Per-pixel weight alpha * h: strong evidence shows in colour, the rest stays readable.
-  cv::Mat weight, w3;
-  clipped.convertTo(weight, CV_32F, options.alpha);
-  cv::merge(std::vector<cv::Mat>{weight, weight, weight}, w3);
-  cv::Mat basef, colourf;
-  base.convertTo(basef, CV_32FC3);
-  colour.convertTo(colourf, CV_32FC3);
-  cv::Mat blended = basef.mul(cv::Scalar::all(1.0) - w3) + colourf.mul(w3);
-  cv::Mat out;
-  blended.convertTo(out, CV_8UC3);
-
-  const int side = std::min(out.rows, out.cols);
-  if (side < 96) return out;  // too small for annotations: the overlay alone
-  const int thick = std::max(1, side / 300);
+  // The image part: enlarged for the annotations when it is small.
+  cv::Mat picture = blend(display, clipped, options.alpha, options.diverging);
+  cv::Mat heat = clipped;
+  const int side0 = std::min(picture.rows, picture.cols);
+  if (annotated && options.min_side > 0 && side0 < options.min_side) {
+    const double k = static_cast<double>(options.min_side) / side0;
+    const cv::Size size(std::max(1, static_cast<int>(picture.cols * k + 0.5)), std::max(1, static_cast<int>(picture.rows * k + 0.5)));
+    cv::resize(picture, picture, size, 0, 0, cv::INTER_LINEAR);
+    cv::resize(clipped, heat, size, 0, 0, cv::INTER_LINEAR);
+  }
+  const int side = std::min(picture.rows, picture.cols);
   if (options.contour_top > 0.0) {
-    cv::Mat top = clipped >= top_fraction_threshold(clipped, options.contour_top);
+    const int thick = std::max(1, side / 300);
+    cv::Mat top = heat >= std::max(1e-6f, top_fraction_threshold(heat, options.contour_top));  // the positive part
     std::vector<std::vector<cv::Point>> contours;
     cv::findContours(top, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
-    cv::drawContours(out, contours, -1, cv::Scalar(255, 255, 255), thick + 1, cv::LINE_AA);
-    cv::drawContours(out, contours, -1, cv::Scalar(0, 0, 0), std::max(1, thick / 2), cv::LINE_AA);
+    cv::drawContours(picture, contours, -1, cv::Scalar(255, 255, 255), thick + 1, cv::LINE_AA);
+    cv::drawContours(picture, contours, -1, cv::Scalar(0, 0, 0), std::max(1, thick / 2), cv::LINE_AA);
+  }
+  OverlayLayout where;
+  if (!annotated) {
+    where.image = cv::Rect(0, 0, picture.cols, picture.rows);
+    if (layout) *layout = where;
+    return picture;
+  }
+
+  const Font f = font_for(side);
+  const int m = std::max(4, f.height / 3);  // margin
+
+  // Legend strip: title, bar with ticks 1.0 / 0.5 / 0.0, note.
+  int legend_w = 0, legend_h = 0, bar_w = 0;
+  if (options.legend) {
+    bar_w = std::max(8, f.height);
+    const int ticks_w = std::max({text_width("1.0", f), text_width("0.5", f), text_width("0.0", f), text_width("+1", f)});
+    legend_w = m + bar_w + m / 2 + ticks_w + m;
+    legend_w = std::max(legend_w, 2 * m + text_width(options.legend_title, f));
+    if (!options.legend_note.empty()) legend_w = std::max(legend_w, 2 * m + text_width(options.legend_note, f));
+    const int note_h = options.legend_note.empty() ? 0 : f.height + m / 2;
+    legend_h = m + f.height + m + f.height / 2 + 4 * f.height + f.height / 2 + note_h + m + 2;  // the bar at least four lines tall
+  }
+  const int body_h = std::max(picture.rows, legend_h);
+  const int canvas_w = picture.cols + legend_w;
+  std::vector<std::string> lines;
+  if (!options.caption.empty()) lines = wrap(options.caption, std::max(1, canvas_w - 2 * m), f);
+  const int caption_h = lines.empty() ? 0 : 2 * m + static_cast<int>(lines.size()) * f.height + (static_cast<int>(lines.size()) - 1) * (m / 2);
+
+  cv::Mat canvas(caption_h + body_h, canvas_w, CV_8UC3, kStrip);
+  where.image = cv::Rect(0, caption_h, picture.cols, picture.rows);
+  picture.copyTo(canvas(where.image));
+  where.font_scale = f.scale;
+  if (!lines.empty()) {
+    where.caption = cv::Rect(0, 0, canvas_w, caption_h);
+    int y = m;
+    for (const auto& line : lines) {
+      where.text.push_back(draw_text(canvas, line, cv::Point(m, y), f));
+      y += f.height + m / 2;
+    }
   }
   if (options.legend) {
-    // Vertical bar at the right edge: high at the top, low at the bottom.
-    const int bw = std::max(6, side / 40), bh = out.rows / 3;
-    const int x0 = out.cols - bw - side / 40, y0 = side / 40 + side / 9;  // below the caption
-    cv::Mat ramp(bh, 1, CV_8UC1);
-    for (int i = 0; i < bh; ++i) ramp.at<uint8_t>(i) = static_cast<uint8_t>(255 - (255 * i) / std::max(1, bh - 1));
+    where.legend = cv::Rect(picture.cols, caption_h, legend_w, body_h);
+    const int x0 = picture.cols + m;
+    int y = caption_h + m;
+    where.text.push_back(draw_text(canvas, options.legend_title, cv::Point(x0, y), f));
+    y += f.height + m;
+    const int bottom = caption_h + body_h - m;
+    const int note_top = bottom - (options.legend_note.empty() ? 0 : f.height);
+    const int bar_y = y + f.height / 2;  // room for the top tick's upper half
+    const int bar_h = std::max(2, note_top - f.height / 2 - (options.legend_note.empty() ? 0 : m / 2) - bar_y);
     cv::Mat bar;
-    cv::applyColorMap(ramp, bar, cv::COLORMAP_TURBO);
-    cv::resize(bar, bar, cv::Size(bw, bh), 0, 0, cv::INTER_NEAREST);
-    bar.copyTo(out(cv::Rect(x0, y0, bw, bh)));
-    cv::rectangle(out, cv::Rect(x0, y0, bw, bh), cv::Scalar(255, 255, 255), 1);
-    const double fs = side / 700.0;
-    auto label = [&](const char* text, int y) {
-      int base_line = 0;
-      const cv::Size ts = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, fs, thick, &base_line);
-      const cv::Point at(x0 - ts.width - 4, y);
-      cv::putText(out, text, at, cv::FONT_HERSHEY_SIMPLEX, fs, cv::Scalar(0, 0, 0), thick + 2, cv::LINE_AA);
-      cv::putText(out, text, at, cv::FONT_HERSHEY_SIMPLEX, fs, cv::Scalar(255, 255, 255), thick, cv::LINE_AA);
-    };
-    label("high", y0 + static_cast<int>(12 * fs * 2));
-    label("low", y0 + bh);
+    if (options.diverging) {
+      // +1 (red) at the top through the grey of an unmarked image to -1 (blue) at the bottom.
+      bar.create(bar_h, 1, CV_8UC3);
+      for (int i = 0; i < bar_h; ++i) {
+        const float v = 1.0f - 2.0f * static_cast<float>(i) / std::max(1, bar_h - 1);
+        const cv::Vec3f c = v >= 0 ? kFor : kAgainst;
+        const float w = std::abs(v);
+        bar.at<cv::Vec3b>(i) = cv::Vec3b(cv::Vec3f(128, 128, 128) * (1 - w) + c * w);
+      }
+    } else {
+      cv::Mat ramp(bar_h, 1, CV_8UC1);
+      for (int i = 0; i < bar_h; ++i) ramp.at<uint8_t>(i) = static_cast<uint8_t>(255 - (255 * i) / std::max(1, bar_h - 1));
+      cv::applyColorMap(ramp, bar, cv::COLORMAP_TURBO);
+    }
+    cv::resize(bar, bar, cv::Size(bar_w, bar_h), 0, 0, cv::INTER_NEAREST);
+    bar.copyTo(canvas(cv::Rect(x0, bar_y, bar_w, bar_h)));
+    cv::rectangle(canvas, cv::Rect(x0, bar_y, bar_w, bar_h), cv::Scalar(255, 255, 255), 1);
+    const int tx = x0 + bar_w + m / 2;
+    for (double v : {1.0, 0.5, 0.0}) {
+      const int cy = bar_y + static_cast<int>((1.0 - v) * (bar_h - 1));
+      const int ty = std::clamp(cy - f.height / 2, caption_h, caption_h + body_h - f.height);
+      const double shown = options.diverging ? 2 * v - 1 : v;  // +1, 0, -1
+      where.text.push_back(draw_text(canvas, tick(shown, options.diverging), cv::Point(tx, ty), f));
+    }
+    if (!options.legend_note.empty()) {
+      where.text.push_back(draw_text(canvas, options.legend_note, cv::Point(x0, note_top), f));
+    }
   }
-  if (!options.caption.empty()) {
-    const double fs = side / 450.0;
-    int base_line = 0;
-    const cv::Size ts = cv::getTextSize(options.caption, cv::FONT_HERSHEY_SIMPLEX, fs, thick, &base_line);
-    const cv::Rect box(0, 0, std::min(out.cols, ts.width + 12), ts.height + base_line + 12);
-    cv::Mat roi = out(box);
-    roi = roi * 0.35;  // darken behind the text so it reads on any image
-    cv::putText(out, options.caption, cv::Point(6, ts.height + 6), cv::FONT_HERSHEY_SIMPLEX, fs,
-                cv::Scalar(255, 255, 255), thick, cv::LINE_AA);
-  }
-  return out;
+  if (layout) *layout = where;
+  return canvas;
 }
 
 void write_png(const std::string& path, const cv::Mat& image) {

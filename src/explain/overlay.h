@@ -4,22 +4,50 @@
 
 #include <opencv2/core.hpp>
 #include <string>
+#include <vector>
 
 namespace medattn::explain {
 
 struct OverlayOptions {
   double alpha = 0.5;        // colour opacity at the hottest point; it falls with the heatmap
-  std::string caption;       // e.g. "nodule 0.97", drawn in the top-left corner (empty: none)
+  // Printed in a strip above the image (never over it), one entry per '\n'-separated line,
+  // each wrapped to the canvas width. Empty: no strip.
+  std::string caption;
   double contour_top = 0.0;  // > 0: outline the top fraction of the map's pixels (e.g. 0.05)
-  bool legend = true;        // a low-to-high colour bar at the right edge
+  bool legend = true;        // a colour bar with values in a strip right of the image
+  // The heatmap is signed, in [-1,1] (Method::kContrast): evidence for the class in red,
+  // against it in blue, opacity alpha * |h|; the legend runs from +1 to -1.
+  bool diverging = false;
+  std::string legend_title = "relevance";  // above the bar
+  std::string legend_note;   // below the bar, e.g. "per image" (how the map was scaled)
+  // The image part is enlarged (bilinear) until its shorter side is at least this many
+  // pixels, so that small images (64x64 MR, 33x41 NIfTI slices) give a readable overlay.
+  // 0: the image's own size. Only when a caption or legend is drawn.
+  int min_side = 256;
 };
 
-// display: the windowed original, CV_32FC1 or CV_32FC3 in [0,1]; heatmap: CV_32FC1 in [0,1]
-// of the same size. Returns a CV_8UC3 BGR image of the same size: the original in grey with
-// the heatmap in the TURBO colour map blended in, weighted by alpha * heatmap (cold regions
-// stay the original), plus the caption, contour and legend where the image is large enough
-// to hold them (at least 96 pixels on its shorter side).
-cv::Mat make_overlay(const cv::Mat& display, const cv::Mat& heatmap, const OverlayOptions& options = {});
+// Where make_overlay() put things, in canvas pixels (for tests and for callers that crop).
+struct OverlayLayout {
+  cv::Rect image;                  // the overlaid image (scaled)
+  cv::Rect caption;                // the caption strip (empty when no caption)
+  cv::Rect legend;                 // the legend strip (empty when no legend)
+  std::vector<cv::Rect> text;      // every text line's bounding box, all inside the canvas
+  double font_scale = 0;
+};
+
+// display: the windowed original, CV_32FC1 or CV_32FC3 (BGR) in [0,1]; heatmap: CV_32FC1 in
+// [0,1] of the same size ([-1,1] with options.diverging). Returns a CV_8UC3 BGR image: the original (in colour when it has
+// three channels, else grey) with the heatmap in the TURBO colour map blended in, weighted by
+// alpha * heatmap (cold regions stay the original), and the contour. With a caption or a
+// legend the canvas grows: the image part is scaled to at least options.min_side on its
+// shorter side, the caption goes in a dark strip above it and the legend (bar, values 0 to 1,
+// title and note) in a strip to its right, sized from the text so that nothing is clipped.
+// Without either, the result has the image's size. `layout`, when given, receives the places.
+cv::Mat make_overlay(const cv::Mat& display, const cv::Mat& heatmap, const OverlayOptions& options = {},
+                     OverlayLayout* layout = nullptr);
+
+// "0.996", ">0.999", "<0.001": a probability in three decimals that never rounds to 1 or 0.
+std::string format_probability(double p);
 
 // The threshold above which the top `fraction` of the map's pixels lie.
 float top_fraction_threshold(const cv::Mat& heatmap, double fraction);

@@ -300,6 +300,13 @@ json card_to_json(const ModelCard& card) {
     j["heatmaps"] = {{"flips", card.heatmap_flips},
                      {"rule", "each map is the mean over the flipped views' maps, taken back to the image's orientation"}};
   }
+  if (!card.heatmap_scale.empty()) {
+    json scale = json::object();
+    for (const auto& [method, reference] : card.heatmap_scale) scale[method] = reference;
+    j["heatmap_scale"] = {{"reference", scale},
+                          {"rule", "--heatmap-scale model shows map / reference (clipped): the median over validation "
+                                   "images of each image's largest map value"}};
+  }
   j["calibration"] = {{"temperature", card.temperature}};
   if (card.threshold >= 0) {
     j["decision"] = {{"rule", "threshold"}, {"positive_class", card.classes.size() > 1 ? card.classes[1] : ""},
@@ -476,6 +483,16 @@ ModelCard card_from_json(const json& j, const std::string& source) {
   };
   if (j.contains("tta")) card.tta = flips_at("tta");
   if (j.contains("heatmaps")) card.heatmap_flips = flips_at("heatmaps");
+  if (j.contains("heatmap_scale")) {
+    const json& hs = object_at(j, "heatmap_scale", source);
+    if (!hs.contains("reference") || !hs["reference"].is_object()) invalid(source, "heatmap_scale.reference must be an object");
+    for (const auto& [method, value] : hs["reference"].items()) {
+      if (!value.is_number() || !(value.get<double>() > 0.0)) {
+        invalid(source, "heatmap_scale.reference." + method + " must be a positive number");
+      }
+      card.heatmap_scale[method] = value.get<double>();
+    }
+  }
   if (j.contains("decision")) {
     const json& d = object_at(j, "decision", source);
     std::string rule = "argmax";

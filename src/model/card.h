@@ -3,6 +3,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,10 @@ struct ModelCard {
   // Heatmaps are averaged over these flips of the input (parse_flips names; see
   // explain::ExplainOptions::flips): by default the flips the model was trained with.
   std::vector<std::string> heatmap_flips;
+  // --heatmap-scale model: per heatmap method, the map value shown as 1 (the median over the
+  // validation images of each one's largest value, in the method's own units), so that maps
+  // can be compared across images; written by `evaluate --calibrate-heatmap-scale`. Empty: none.
+  std::map<std::string, double> heatmap_scale;
   // Softmax temperature fitted on validation (probabilities = softmax(logits / T)); 1 = none.
   double temperature = 1.0;
   // Binary models: class 1 when P(class 1) >= threshold; negative = the most probable class.

@@ -160,6 +160,12 @@ void decode(Job& job, const DiagnoseOptions& options, const model::ModelCard& ca
     r.width = image.pixels.cols;
     r.height = image.pixels.rows;
     r.format = io::format_name(image.format);
+    if (options.read.window || image.format == io::FileFormat::kDicom || image.format == io::FileFormat::kNifti ||
+        image.format == io::FileFormat::kNiftiGz) {
+      r.window_center = image.window.center;
+      r.window_width = image.window.width;
+      r.window_source = options.read.window ? "--window" : "file";
+    }
     const cv::Mat display = io::to_display(image);
     job.scope = scope_check(image, display, card);
     job.input = preprocess::prepare_display(display, config, &job.letterbox);
@@ -358,6 +364,19 @@ class Feeder {
   std::vector<std::thread> workers_;
 };
 
+// The overlay's caption: the answer, the method, and for --target the class the map is for.
+std::string overlay_caption(const std::vector<std::string>& classes, const std::vector<double>& p, int best, int target,
+                            const std::string& method, const std::string& abstained) {
+  std::string caption = (abstained.empty() ? "" : "ABSTAINED; model said ") + classes[best] + " " +
+                        explain::format_probability(p[best]) + " [" + method + "]";
+  if (target >= 0 && target != best) {
+    caption += "\nmap for target " + classes[target] + " (p " + explain::format_probability(p[target]) + ")";
+  } else if (target >= 0) {
+    caption += "\nmap for target " + classes[target];
+  }
+  return caption;
+}
+
 }  // namespace
 
 int set_threads(int n) {
@@ -386,6 +405,19 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
 
   auto model = model::load_model(options.model_dir);
   const auto& card = model.card;
+  double scale_reference = 0;  // > 0: --heatmap-scale model
+  if (options.heatmap_scale == "model") {
+    const auto it = card.heatmap_scale.find(options.method);
+    if (it == card.heatmap_scale.end()) {
+      throw Error(ErrorKind::kInvalidArgument, "--heatmap-scale model: model '" + card.name + "' has no heatmap scale for method '" +
+                                                   options.method + "' (evaluate -m MODEL VALIDATION_DATA --method " +
+                                                   options.method + " --calibrate-heatmap-scale writes one)");
+    }
+    scale_reference = it->second;
+    xopt.absolute = true;
+  } else if (options.heatmap_scale != "image") {
+    throw Error(ErrorKind::kInvalidArgument, "--heatmap-scale must be image or model (got '" + options.heatmap_scale + "')");
+  }
   const bool heatmaps = !options.heatmap_dir.empty();
   if (heatmaps) check_writable_dir(options.heatmap_dir);
   const bool maps_needed = heatmaps || options.preview || options.thumbnail_size > 0;
@@ -483,7 +515,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
           }
         }
       }
-      torch::Tensor logits, maps, shares;
+      torch::Tensor logits, maps, signed_maps, shares;
       std::vector<double> scores;
       const bool plain = !maps_needed && F == 0 && views.size() <= 1;
       if (gate && plain) {
@@ -497,7 +529,15 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
       } else if (maps_needed) {
         const auto ex = explain::explain(model.nets, x, xopt, std::vector<int>(good.size(), target), clinical, views);
         logits = ex.logits;
-        maps = ex.maps.contiguous();
+        maps = ex.maps;
+        signed_maps = ex.signed_maps;
+        if (scale_reference > 0) {
+          // Comparable across images: the card's reference is 1; above it the colour saturates.
+          maps = (maps / scale_reference).clamp(0.0, 1.0);
+          if (signed_maps.defined()) signed_maps = (signed_maps / scale_reference).clamp(-1.0, 1.0);
+        }
+        maps = maps.contiguous();
+        if (signed_maps.defined()) signed_maps = signed_maps.contiguous();
         if (F > 0) shares = explain::clinical_attention(model.nets, x, clinical);
       } else if (F > 0) {
         // Per network, one pass gives both the diagnosis and the attention that reached the
@@ -562,7 +602,6 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
             r.abstained = reason;
           }
         }
-        const std::string shown_diagnosis = r.diagnosis;
         if (!r.abstained.empty()) {
           r.diagnosis.clear();
           r.probability = 0;
@@ -575,17 +614,22 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         explain::OverlayOptions look;
         look.alpha = options.heatmap_alpha;
         look.contour_top = options.contour_top;
-        const int shown = target >= 0 ? target : best;
-        char caption[160];
-        std::snprintf(caption, sizeof(caption), "%s %.2f  [%s]", card.classes[shown].c_str(), p[shown],
-                      options.method.c_str());
-        look.caption = target >= 0 ? std::string(caption) + " (target; diagnosis " + shown_diagnosis + ")" : caption;
-        if (!r.abstained.empty()) look.caption = "ABSTAINED  " + look.caption;
+        look.min_side = options.overlay_min_side;
+        look.legend_note = scale_reference > 0 ? "model scale" : "per image";
+        look.caption = overlay_caption(card.classes, p, best, target, options.method, r.abstained);
+        cv::Mat shown_heat = heat;  // what the overlay draws: the signed map for contrast
+        if (signed_maps.defined()) {
+          auto sm = signed_maps[static_cast<int64_t>(b)];
+          shown_heat = preprocess::map_to_original(cv::Mat(size, size, CV_32FC1, sm.data_ptr<float>()), good[b]->letterbox, size);
+          look.diverging = true;
+          look.legend_title = "evidence";
+          look.caption += "\nred: for " + card.classes[target >= 0 ? target : best] + ", blue: against";
+        }
         explain::OverlayOptions plain = look;  // previews and thumbnails are too small for text
         plain.caption.clear();
         plain.legend = false;
         if (options.preview || options.thumbnail_size > 0) {
-          const cv::Mat overlay = explain::make_overlay(good[b]->display, heat, plain);
+          const cv::Mat overlay = explain::make_overlay(good[b]->display, shown_heat, plain);
           if (options.preview) {
             r.preview = overlay;
             r.preview_heat = heat;
@@ -601,7 +645,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         }
         if (!heatmaps) continue;
         try {
-          explain::write_png(good[b]->stem + ".heatmap.png", explain::make_overlay(good[b]->display, heat, look));
+          explain::write_png(good[b]->stem + ".heatmap.png", explain::make_overlay(good[b]->display, shown_heat, look));
           explain::write_png(good[b]->stem + ".heatmap-raw.png", explain::heatmap_to_u16(heat));
           r.heatmap = good[b]->stem + ".heatmap.png";
           r.heatmap_raw = good[b]->stem + ".heatmap-raw.png";

@@ -34,6 +34,11 @@ struct DiagnoseOptions {
   double saliency_sigma = -1;        // saliency: blur sigma in model-input pixels (< 0: size / 24)
   double heatmap_alpha = 0.5;        // overlay opacity at the hottest point
   double contour_top = 0.0;          // > 0: outline the top fraction of the heatmap (e.g. 0.05)
+  int overlay_min_side = 256;        // the overlay's image part is enlarged to at least this (0: as is)
+  // How maps are scaled to the colours: "image" (each map by its own minimum and maximum: every
+  // map has a hot spot) or "model" (the method's values divided by the card's heatmap_scale
+  // reference for the method, clipped: comparable across images, a weak map stays cold).
+  std::string heatmap_scale = "image";
   bool preview = false;              // compute heatmaps and attach the overlay to each record
   int thumbnail_size = 0;            // > 0: attach an overlay thumbnail this many pixels on its long side
   // CSV of clinical covariates with a `path` column (and the model's covariate columns), for

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -44,6 +45,26 @@ return asc ? c : -c;});
 rows.forEach(function(r){body.appendChild(r);});});});)";
 
 }  // namespace
+
+std::string relative_link(const std::string& target, const std::string& report) {
+  std::error_code ec;
+  const fs::path from = fs::absolute(fs::path(report), ec).parent_path().lexically_normal();
+  const fs::path to = fs::absolute(fs::path(target), ec).lexically_normal();
+  const std::string rel = to.lexically_relative(from).generic_string();
+  if (rel.empty()) return {};
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : rel) {
+    if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
 
 std::string html_escape(const std::string& text) {
   std::string out;
@@ -108,6 +129,11 @@ HtmlReport::~HtmlReport() {
   fs::remove(rows_path_, ec);
 }
 
+void HtmlReport::add_earlier(const DiagnosisRecord& r) {
+  ++earlier_;
+  add(r);
+}
+
 void HtmlReport::add(const DiagnosisRecord& r) {
   ++count_;
   std::ostringstream row;
@@ -134,7 +160,11 @@ void HtmlReport::add(const DiagnosisRecord& r) {
   if (!r.thumbnail.empty()) {
     std::vector<unsigned char> jpeg;
     if (cv::imencode(".jpg", r.thumbnail, jpeg, {cv::IMWRITE_JPEG_QUALITY, 80})) {
+      // The thumbnail opens the full-size overlay, by a link relative to the report.
+      const std::string link = r.heatmap.empty() ? std::string() : relative_link(r.heatmap, path_);
+      if (!link.empty()) row << "<a href=\"" << html_escape(link) << "\">";
       row << "<img alt=\"heatmap of " << html_escape(r.file) << "\" src=\"data:image/jpeg;base64," << base64(jpeg) << "\">";
+      if (!link.empty()) row << "</a>";
     }
   }
   row << "</td><td>" << html_escape(r.abstained.empty() ? r.warning : r.abstained) << "</td><td class=\"num\">"
@@ -166,6 +196,7 @@ void HtmlReport::finish(const RunTotals& totals) {
   line("threads", std::to_string(totals.threads) + " model, " + std::to_string(totals.workers) + " decoding");
   if (!totals.shard.empty()) line("shard", totals.shard);
   if (totals.resumed > 0) line("resumed", std::to_string(totals.resumed) + " input(s) recorded by an earlier run, not repeated here");
+  if (earlier_ > 0) line("from earlier runs", std::to_string(earlier_) + " of these records were read back from the output file");
   if (!info_.method.empty()) line("heatmaps", info_.method);
   line("command", info_.command);
   head << "</table>\n<h2>Results</h2>\n"

@@ -39,6 +39,9 @@ class HtmlReport {
   HtmlReport& operator=(const HtmlReport&) = delete;
 
   void add(const DiagnosisRecord& record);
+  // A record an earlier run wrote to the same output (--resume): listed like the others and
+  // counted apart in the summary, so the report always shows the whole output file.
+  void add_earlier(const DiagnosisRecord& record);
   // Writes the page atomically. REQUIRES: called once, after the last add().
   void finish(const RunTotals& totals);
 
@@ -49,8 +52,13 @@ class HtmlReport {
   int count_ = 0, failed_ = 0, abstained_ = 0;
   std::map<std::string, int> per_diagnosis_;
   std::map<std::string, int> per_reason_;
+  int earlier_ = 0;
   bool finished_ = false;
 };
+
+// The path of `target` relative to the folder of `report`, percent-encoded for an href (bytes
+// outside A-Z a-z 0-9 - _ . ~ / become %HH). Empty when there is none.
+std::string relative_link(const std::string& target, const std::string& report);
 
 // "<" -> "&lt;" and so on, for text and attribute values.
 std::string html_escape(const std::string& text);

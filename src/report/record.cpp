@@ -1,5 +1,6 @@
 #include "report/record.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iomanip>
@@ -81,6 +82,19 @@ class CsvWriter : public RecordWriter {
   std::vector<std::string> classes_;
 };
 
+// "covariates: used age, sex; missing localization": which of the model's covariates this
+// image had, so that a --clinical CSV without the image's row does not change an answer unseen.
+std::string covariate_summary(const DiagnosisRecord& r) {
+  std::string used, missing;
+  for (const auto& [name, share] : r.clinical_attention) {
+    const bool absent = std::find(r.clinical_missing.begin(), r.clinical_missing.end(), name) != r.clinical_missing.end();
+    std::string& list = absent ? missing : used;
+    list += (list.empty() ? "" : ", ") + printable(name);
+  }
+  if (used.empty()) return "covariates: all missing (" + missing + ")";
+  return "covariates: used " + used + (missing.empty() ? "" : "; missing " + missing);
+}
+
 // File names, errors and paths are shown through printable() (core/text.h): a name holding
 // ESC or BEL must not drive the terminal. Buffers rows to align columns (people read tables, so the wait is acceptable), unless
 // previews are drawn: then each record is printed as it comes, with its picture.
@@ -145,11 +159,14 @@ class TableWriter : public RecordWriter {
     for (size_t i = 0; i < r.probabilities.size(); ++i) {
       out_ << (i ? " " : "") << r.probabilities[i].first << "=" << fixed(r.probabilities[i].second, 3);
     }
-    if (!r.heatmap.empty()) out_ << "  heatmap: " << printable(r.heatmap);
     if (r.ood_score) out_ << "  ood_score=" << fixed(*r.ood_score, 2);
     out_ << "\n";
-    if (!r.warning.empty()) out_ << std::string(wf + 2, ' ') << "warning: " << printable(r.warning) << "\n";
-    if (!r.attention_regions.empty()) out_ << std::string(wf + 2, ' ') << region_summary(r.attention_regions) << "\n";
+    const std::string indent(wf + 2, ' ');
+    if (!r.warning.empty()) out_ << indent << "warning: " << printable(r.warning) << "\n";
+    if (!r.clinical_attention.empty()) out_ << indent << covariate_summary(r) << "\n";
+    if (!r.attention_regions.empty()) out_ << indent << region_summary(r.attention_regions) << "\n";
+    // On its own line: a long heatmap path would wrap the row on an ordinary terminal.
+    if (!r.heatmap.empty()) out_ << indent << "heatmap: " << printable(r.heatmap) << "\n";
   }
 
   std::ostream& out_;
@@ -189,6 +206,10 @@ json record_to_json(const DiagnosisRecord& r) {
     j["height"] = r.height;
   }
   if (!r.format.empty()) j["format"] = text(r.format);
+  if (!r.window_source.empty()) {
+    j["window"] = {{"center", std::round(r.window_center * 1e4) / 1e4}, {"width", std::round(r.window_width * 1e4) / 1e4},
+                   {"source", r.window_source}};
+  }
   if (!r.model.empty()) j["model"] = text(r.model);
   if (!r.attention_regions.empty()) {
     json regions = json::object();

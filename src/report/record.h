@@ -31,6 +31,11 @@ struct DiagnosisRecord {
   std::string warning;
   int width = 0, height = 0;  // original image size
   std::string format;         // "dicom", "png", ...
+  // The window (centre, width) that mapped the pixels to the model's input and the display, and
+  // where it came from ("file" or "--window"); recorded for DICOM and NIfTI inputs and whenever
+  // --window was given, because it changes the diagnosis. Empty source: not recorded.
+  double window_center = 0, window_width = 0;
+  std::string window_source;
   // Share of the heatmap's mass per cell of a 3x3 grid (report/terminal.h); empty when no
   // heatmap was computed.
   std::vector<std::pair<std::string, double>> attention_regions;

@@ -28,9 +28,11 @@ cv::Mat plot_roc(const std::vector<RocSeries>& series, int size) {
               scale * 1.1, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
   cv::putText(img, "true positive rate (sensitivity)", cv::Point(8, margin / 2), font, scale * 1.1,
               cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
-  const cv::Scalar colours[] = {{180, 90, 20}, {30, 30, 200}, {40, 150, 40}, {160, 40, 160}, {20, 140, 200}, {90, 90, 90}};
+  // Ten distinct colours (BGR), so that up to ten classes never share one.
+  const cv::Scalar colours[] = {{180, 90, 20}, {30, 30, 200},  {40, 150, 40},  {160, 40, 160}, {20, 140, 200},
+                                {90, 90, 90},  {194, 119, 227}, {75, 86, 140}, {34, 189, 188}, {207, 190, 23}};
   for (size_t s = 0; s < series.size(); ++s) {
-    const cv::Scalar colour = colours[s % 6];
+    const cv::Scalar colour = colours[s % 10];
     std::vector<cv::Point> pts;
     for (const auto& p : series[s].points) pts.push_back(at(p.fpr, p.tpr));
     cv::polylines(img, pts, false, colour, 2, cv::LINE_AA);

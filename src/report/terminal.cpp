@@ -44,7 +44,7 @@ std::vector<std::pair<std::string, double>> attention_regions(const cv::Mat& hea
 std::string region_summary(const std::vector<std::pair<std::string, double>>& regions) {
   auto sorted = regions;
   std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
-  std::string out = "attention:";
+  std::string out = "map regions:";
   int shown = 0;
   for (const auto& [name, share] : sorted) {
     if (share < 0.10 || shown == 3) break;

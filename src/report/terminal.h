@@ -16,7 +16,7 @@ namespace medattn::report {
 // heatmap: CV_32FC1, values >= 0.
 std::vector<std::pair<std::string, double>> attention_regions(const cv::Mat& heatmap);
 
-// "attention: 61% lower right, 22% middle right": the cells holding at least 10% of the mass,
+// "map regions: 61% lower right, 22% middle right": the cells holding at least 10% of the mass,
 // largest first, at most three; percentages rounded to whole numbers.
 std::string region_summary(const std::vector<std::pair<std::string, double>>& regions);
 

@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <optional>
 #include <thread>
 
 #include "core/error.h"
+#include "eval/model_checks.h"
 #include "eval/shift.h"
 #include "io/image.h"
 #include "model/ood.h"
@@ -120,6 +122,9 @@ eval::ShiftResult run_shift(const model::LoadedModel& model, const io::Dataset& 
     c = t.c.index_select(0, torch::tensor(idx, torch::kInt64));
   }
 
+  // evaluate --class-map: the data's classes merge the model's, scored as evaluate scores them.
+  std::optional<eval::ClassMap> class_map;
+  if (!options.class_map.empty()) class_map = eval::parse_class_map(options.class_map, card.classes);
   const bool gated = card.ood.enabled();
   model::GaussianStats stats;
   if (gated) stats = model::load_gate(options.model_dir, card, model::gate_feature_dim(card, card.ood.feature));
@@ -145,8 +150,9 @@ eval::ShiftResult run_shift(const model::LoadedModel& model, const io::Dataset& 
         out_of_scope[k] = pipeline::scope_check(meta, shifted, card).empty() ? 0 : 1;
       }
     });
-    const auto predictions = eval::apply_temperature(logits_of(model.nets, x, options.batch_size, c, views), labels, card.temperature);
-    const auto m = eval::compute_metrics(predictions, card.threshold);
+    auto predictions = eval::apply_temperature(logits_of(model.nets, x, options.batch_size, c, views), labels, card.temperature);
+    if (class_map) predictions = eval::merge_classes(predictions, *class_map);
+    const auto m = eval::compute_metrics(predictions, class_map ? -1.0 : card.threshold);
     eval::ShiftCell cell;
     cell.severity = severity;
     cell.param = corruption == nullptr || severity == 0 ? 0.0 : corruption->params[severity - 1];

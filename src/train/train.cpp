@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/sha256.h"
+#include "eval/model_checks.h"
 #include "io/dataset.h"
 #include "io/image.h"
 #include "model/net.h"
@@ -567,6 +568,8 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   }
   result.validation = eval::compute_metrics(calibrated, card.threshold);
   result.ece_before = eval::expected_calibration_error(uncalibrated);
+  result.warnings = eval::model_warnings(calibrated, result.validation, card.classes,
+                                         options.calibrate ? card.temperature : -1.0, "validation");
   result.seconds = seconds_since(t0);
   card.training["data"] = {{"train", options.data}, {"split", options.split},
                            {"validation", options.val_data.empty() && options.val_split.empty()
@@ -602,6 +605,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   card.validation["ece_before_calibration"] = std::round(result.ece_before * 1e6) / 1e6;
   const auto chance = eval::ece_if_calibrated(calibrated);
   card.validation["ece_if_calibrated"] = {{"mean", std::round(chance.mean * 1e6) / 1e6}, {"p95", std::round(chance.p95 * 1e6) / 1e6}};
+  if (!result.warnings.empty()) card.validation["warnings"] = result.warnings;
   model::save_model(options.out, card, nets);
   if (options.ood_percentile <= 0 || va.size() < min_gate_validation(options.ood_percentile)) {
     // A sidecar of an earlier model in the same directory does not belong to this one.
@@ -636,8 +640,10 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
 EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback& on_notice) {
   auto model = model::load_model(options.model_dir);
   const auto& card = model.card;
+  std::optional<eval::ClassMap> class_map;
+  if (!options.class_map.empty()) class_map = eval::parse_class_map(options.class_map, card.classes);
   io::DatasetOptions dopt;
-  dopt.classes = card.classes;
+  dopt.classes = class_map ? class_map->data_classes : card.classes;
   dopt.split = options.split;
   const auto flips = options.tta.empty() ? card.tta : model::parse_flips(options.tta);
   const auto views = model::tta_views(flips);
@@ -673,11 +679,20 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
   result.classes = card.classes;
   result.skipped = static_cast<int>(static_cast<int64_t>(data.samples.size()) - readable);
   if (t.size() == 0) throw file_error(ErrorKind::kInvalidArgument, "cannot evaluate on", options.data, "no readable samples");
-  result.predictions = eval::apply_temperature(logits_of(model.nets, t.x, options.batch_size, t.c, views), labels_of(t.y),
-                                               card.temperature);
-  result.threshold = card.threshold;
+  // With a class map, model_level keeps the model's classes (for the heatmaps' targets) and the
+  // predictions are merged into the data's; the card's threshold belongs to the model's classes.
+  const auto model_level = eval::apply_temperature(logits_of(model.nets, t.x, options.batch_size, t.c, views), labels_of(t.y),
+                                                   card.temperature);
+  result.model_classes = card.classes;
+  result.predictions = class_map ? eval::merge_classes(model_level, *class_map) : model_level;
+  if (class_map) result.classes = class_map->data_classes;
+  result.threshold = class_map ? -1.0 : card.threshold;
   result.tta = flips;
   result.metrics = eval::compute_metrics(result.predictions, result.threshold);
+  result.warnings = eval::model_warnings(result.predictions, result.metrics, result.classes, -1.0, "the data");
+  for (const auto& w : result.warnings) {
+    if (on_notice) on_notice(w);
+  }
   if (card.ood.enabled()) {
     result.gate = evaluate_gate(model, t, data, result.predictions, options, on_notice);
   } else if (!options.ood_data.empty()) {
@@ -707,22 +722,32 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
       } else {
         hidden.fill_(nan);
       }
-      const auto p = eval::apply_temperature(logits_of(model.nets, t.x, options.batch_size, hidden, views), labels_of(t.y),
-                                             card.temperature);
-      result.clinical_ablation.emplace_back(f < F ? card.clinical[f].name : "all", eval::compute_metrics(p, card.threshold));
+      auto p = eval::apply_temperature(logits_of(model.nets, t.x, options.batch_size, hidden, views), labels_of(t.y),
+                                       card.temperature);
+      if (class_map) p = eval::merge_classes(p, *class_map);
+      result.clinical_ablation.emplace_back(f < F ? card.clinical[f].name : "all", eval::compute_metrics(p, result.threshold));
     }
   }
-  if (options.method.empty()) return result;
+  // --masks without --method measures diagnose's default method rather than ignore the masks.
+  std::string method = options.method;
+  if (method.empty() && (!options.masks.empty() || options.calibrate_heatmap_scale)) {
+    method = "saliency";
+    if (on_notice) {
+      on_notice(std::string(options.masks.empty() ? "--calibrate-heatmap-scale" : "--masks") +
+                " without --method: measuring diagnose's default heatmap method, saliency");
+    }
+  }
+  if (method.empty()) return result;
 
   // Heatmap metrics, for the class each image is predicted as (the card's decision rule).
   explain::ExplainOptions xopt = options.explain;
-  xopt.method = explain::parse_method(options.method);
+  xopt.method = explain::parse_method(method);
   xopt.flips = options.heatmap_flips.empty() ? card.heatmap_flips : model::parse_flips(options.heatmap_flips);
   const int S = card.preprocess.image_size;
   HeatmapMetrics& hm = result.heatmaps;
-  hm.method = options.method;
+  hm.method = method;
   std::vector<int> predicted;
-  for (const auto& p : result.predictions.probabilities) predicted.push_back(eval::decide(p, card.threshold));
+  for (const auto& p : model_level.probabilities) predicted.push_back(eval::decide(p, card.threshold));
   bool csv_masks = false;
   for (const auto& smp : data.samples) csv_masks |= !smp.mask.empty();
   const bool with_masks = !options.masks.empty() || csv_masks;
@@ -781,6 +806,32 @@ EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback
   if (hm.masked > 0) {
     hm.pointing_game = static_cast<double>(hits) / hm.masked;
     hm.heatmap_iou = iou_sum / hm.masked;
+  }
+  if (options.calibrate_heatmap_scale) {
+    // Each image's largest value in the method's own units; the median is shown as 1.
+    explain::ExplainOptions absolute = xopt;
+    absolute.absolute = true;
+    std::vector<double> peaks;
+    for (int64_t s = 0; s < t.size(); s += chunk) {
+      const int64_t e = std::min(t.size(), s + chunk);
+      const torch::Tensor cb = t.c.defined() ? t.c.slice(0, s, e) : torch::Tensor();
+      const std::vector<int> targets(predicted.begin() + s, predicted.begin() + e);
+      const auto ex = explain::explain(model.nets, t.x.slice(0, s, e), absolute, targets, cb, views);
+      const auto m = (ex.signed_maps.defined() ? ex.signed_maps.abs() : ex.maps).reshape({e - s, -1}).amax(1);
+      for (int64_t b = 0; b < e - s; ++b) peaks.push_back(m[b].item<double>());
+    }
+    std::sort(peaks.begin(), peaks.end());
+    const size_t n = peaks.size();
+    const double median = n % 2 ? peaks[n / 2] : 0.5 * (peaks[n / 2 - 1] + peaks[n / 2]);
+    if (!(median > 0)) {
+      throw file_error(ErrorKind::kInvalidArgument, "cannot calibrate the heatmap scale on", options.data,
+                       "the maps are zero on most images");
+    }
+    hm.scale_reference = median;
+    model::ModelCard written = model::read_card(options.model_dir);
+    written.heatmap_scale[method] = median;
+    model::write_card(options.model_dir, written);
+    if (on_notice) on_notice("wrote heatmap scale " + std::to_string(median) + " for " + method + " to " + options.model_dir);
   }
   if (options.randomization_check) {
     if (model.nets.size() > 1 && on_notice) {

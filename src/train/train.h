@@ -76,6 +76,7 @@ struct TrainResult {
   double ece_before = 0;     // validation ECE before temperature scaling
   int train_count = 0, val_count = 0;
   double seconds = 0;
+  std::vector<std::string> warnings;  // eval::model_warnings() on validation (also in the card)
 };
 
 using EpochCallback = std::function<void(const EpochReport&)>;
@@ -105,6 +106,10 @@ struct EvaluateOptions {
   bool no_deletion = false;          // skip deletion/insertion (they cost 34 forward passes an image)
   bool randomization_check = false;  // cascading weight randomisation (Adebayo et al. 2018)
   int randomization_images = 32;     // images used by the randomisation check
+  // Also write the card's heatmap_scale reference for the method (model/card.h): the median
+  // over DATA's images (use the validation split) of each map's largest value in the method's
+  // own units, what `diagnose --heatmap-scale model` divides by.
+  bool calibrate_heatmap_scale = false;
   // > 0: evaluate only the validation split that `train --val-fraction F --seed N
   // [--group-regex RE]` carved from DATA (the same split, reproduced).
   double val_fraction = 0;
@@ -120,6 +125,10 @@ struct EvaluateOptions {
   std::string shift_set;
   int shift_limit = 1000;    // at most this many images (evenly spread; 0 = all)
   uint64_t shift_seed = 1;   // the corruptions' random draws
+  // Data whose classes merge the model's (eval/model_checks.h): "no=notumor,yes=glioma+...".
+  // The data's class of an image is scored by the sum of its model classes' probabilities, and
+  // decided by argmax over the data's classes. Empty: the data has the model's classes.
+  std::string class_map;
 };
 
 // The abstention gate (scope checks and the OOD score) measured on DATA and on OOD sets.
@@ -155,6 +164,7 @@ struct HeatmapMetrics {
   double insertion_auc = -1;     // mean; higher is better
   std::vector<explain::RandomizationStep> randomization;
   double randomization_floor = -2;  // two independent random networks' correlation (-2: not computed)
+  double scale_reference = -1;      // written by calibrate_heatmap_scale (-1: not computed)
 };
 
 struct EvaluateResult {
@@ -173,10 +183,16 @@ struct EvaluateResult {
   GateMetrics gate;  // when the model has an OOD gate
   bool has_shift = false;
   eval::ShiftResult shift;  // when EvaluateOptions::shift
+  std::vector<std::string> model_classes;  // the model's own classes (differ from `classes` with a class map)
+  // eval::model_warnings(): no better than chance, a class never predicted, a temperature at
+  // its bound. Also given to the notice callback.
+  std::vector<std::string> warnings;
 };
 
 // Runs the model over a labelled dataset. Classes are matched to the model's by name,
-// case-insensitively; a class the model does not know is an error naming it.
+// case-insensitively (or to the data classes of options.class_map); a class the model does not
+// know is an error naming it. With options.masks and no options.method, the heatmaps are
+// measured with diagnose's default method, saliency (a notice says so).
 EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback& on_notice);
 
 }  // namespace medattn::train

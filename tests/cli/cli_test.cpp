@@ -85,12 +85,14 @@ TEST_CASE("diagnose reports every good image and one error per bad one, exit 1",
       const std::string hm = rec["heatmap"];
       REQUIRE(fs::exists(hm));
       CHECK(fs::path(hm).parent_path() == heat);
-      // The overlay has the input's size.
+      // The raw map has the input's size; the overlay adds the caption strip and the legend.
       const cv::Mat overlay = cv::imread(hm, cv::IMREAD_UNCHANGED);
-      CHECK(overlay.cols == rec["width"].get<int>());
-      CHECK(overlay.rows == rec["height"].get<int>());
+      CHECK(overlay.cols > rec["width"].get<int>());
+      CHECK(overlay.rows > rec["height"].get<int>());
       const cv::Mat raw = cv::imread(rec["heatmap_raw"].get<std::string>(), cv::IMREAD_UNCHANGED);
       CHECK(raw.depth() == CV_16U);
+      CHECK(raw.cols == rec["width"].get<int>());
+      CHECK(raw.rows == rec["height"].get<int>());
     } else {
       ++bad;
       CHECK(rec["diagnosis"].is_null());
@@ -149,9 +151,10 @@ TEST_CASE("every shared DICOM and NIfTI file and a chest X-ray JPEG get a heatma
   for (const auto& rec : records) {
     INFO(rec.dump());
     REQUIRE(rec["error"].is_null());
-    const cv::Mat overlay = cv::imread(rec["heatmap"].get<std::string>(), cv::IMREAD_UNCHANGED);
-    CHECK(overlay.cols == rec["width"].get<int>());
-    CHECK(overlay.rows == rec["height"].get<int>());
+    // The raw map has the image's size (the overlay adds its caption strip and legend).
+    const cv::Mat raw = cv::imread(rec["heatmap_raw"].get<std::string>(), cv::IMREAD_UNCHANGED);
+    CHECK(raw.cols == rec["width"].get<int>());
+    CHECK(raw.rows == rec["height"].get<int>());
   }
 }
 
@@ -267,7 +270,7 @@ TEST_CASE("a pipe gets the table only, --preview forces the picture", "[cli][ter
   const Run forced = medattn("diagnose --preview --preview-width 20 " + model + img);
   CHECK(forced.code == 0);
   CHECK(forced.out.find("\u2580") != std::string::npos);
-  CHECK(forced.out.find("attention: ") != std::string::npos);
+  CHECK(forced.out.find("map regions: ") != std::string::npos);
   CHECK(forced.out.find("low ") != std::string::npos);
   const Run ascii = medattn("diagnose --preview --ascii --preview-width 20 " + model + img);
   CHECK(ascii.out.find('\x1b') == std::string::npos);
@@ -295,7 +298,7 @@ TEST_CASE("in a terminal (tmux) the diagnosis is followed by its half-block heat
   CHECK(fs::exists(done));
   CHECK(text.find("nodule_0000.png") != std::string::npos);
   CHECK(text.find("\u2580") != std::string::npos);
-  CHECK(text.find("attention: ") != std::string::npos);
+  CHECK(text.find("map regions: ") != std::string::npos);
   CHECK(text.find("high") != std::string::npos);
 }
 

@@ -353,6 +353,6 @@ TEST_CASE("randomising the weights destroys the attention map's structure", "[ex
 
 TEST_CASE("unknown methods are usage errors naming the choices", "[explain][methods]") {
   CHECK_THROWS_WITH(explain::parse_method("lime"),
-                    "unknown heatmap method 'lime' (expected rollout, gradcam, attn-grad, saliency, occlusion, random or centre)");
+                    "unknown heatmap method 'lime' (expected rollout, gradcam, attn-grad, saliency, occlusion, contrast, random or centre)");
   CHECK(explain::parse_method("attn-grad") == Method::kAttnGrad);
 }

@@ -14,7 +14,7 @@ TEST_CASE("all of the heatmap's mass in one cell reads 100% for that cell", "[re
   REQUIRE(regions.size() == 9);
   CHECK(regions[8].first == "lower right");
   CHECK(regions[8].second == Approx(1.0));
-  CHECK(region_summary(regions) == "attention: 100% lower right");
+  CHECK(region_summary(regions) == "map regions: 100% lower right");
 }
 
 TEST_CASE("the region summary lists the cells with at least 10%, largest first", "[report][terminal]") {
@@ -23,11 +23,11 @@ TEST_CASE("the region summary lists the cells with at least 10%, largest first",
   heat(cv::Rect(20, 10, 10, 10)).setTo(22.0);  // middle right
   heat(cv::Rect(10, 10, 10, 10)).setTo(12.0);  // centre
   heat(cv::Rect(0, 0, 10, 10)).setTo(5.0);     // upper left: under 10%, not named
-  CHECK(region_summary(attention_regions(heat)) == "attention: 61% lower right, 22% middle right, 12% centre");
+  CHECK(region_summary(attention_regions(heat)) == "map regions: 61% lower right, 22% middle right, 12% centre");
   cv::Mat flat(30, 30, CV_32FC1, cv::Scalar(1));
-  CHECK(region_summary(attention_regions(flat)) == "attention: 11% upper left, 11% upper middle, 11% upper right");
+  CHECK(region_summary(attention_regions(flat)) == "map regions: 11% upper left, 11% upper middle, 11% upper right");
   cv::Mat none(30, 30, CV_32FC1, cv::Scalar(0));
-  CHECK(region_summary(attention_regions(none)) == "attention: spread evenly (no region holds 10%)");
+  CHECK(region_summary(attention_regions(none)) == "map regions: spread evenly (no region holds 10%)");
 }
 
 TEST_CASE("half blocks: upper pixel in the foreground, lower in the background", "[report][terminal]") {
@@ -84,6 +84,6 @@ TEST_CASE("the table prints the region line under each diagnosed row", "[report]
   CHECK(out.str() ==
         "FILE   DIAGNOSIS  PROB    DETAILS\n"
         "x.png  nodule     0.900   normal=0.100 nodule=0.900\n"
-        "       attention: 100% upper left\n");
+        "       map regions: 100% upper left\n");
   CHECK(out.str().find('\x1b') == std::string::npos);  // no colour unless asked
 }
