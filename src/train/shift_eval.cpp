@@ -150,7 +150,27 @@ eval::ShiftResult run_shift(const model::LoadedModel& model, const io::Dataset& 
         out_of_scope[k] = pipeline::scope_check(meta, shifted, card).empty() ? 0 : 1;
       }
     });
-    auto predictions = eval::apply_temperature(logits_of(model.nets, x, options.batch_size, c, views), labels, card.temperature);
+    // With a gate and no test-time flips, one pass gives both the logits and the gate's features.
+    std::vector<std::vector<double>> logits, features;
+    const bool one_pass = gated && views.size() <= 1;
+    if (one_pass) {
+      torch::NoGradGuard no_grad;
+      for (int64_t s = 0; s < n; s += options.batch_size) {
+        const int64_t e = std::min(n, s + options.batch_size);
+        torch::Tensor lb;
+        const auto fb = model::gate_features(model.nets, x.slice(0, s, e), c.defined() ? c.slice(0, s, e) : c, card.ood.feature, &lb)
+                            .to(torch::kFloat64).contiguous();
+        lb = lb.to(torch::kFloat64).contiguous();
+        for (int64_t i = 0; i < e - s; ++i) {
+          logits.emplace_back(lb[i].data_ptr<double>(), lb[i].data_ptr<double>() + lb.size(1));
+          features.emplace_back(fb[i].data_ptr<double>(), fb[i].data_ptr<double>() + fb.size(1));
+        }
+      }
+    } else {
+      logits = logits_of(model.nets, x, options.batch_size, c, views);
+      if (gated) features = model::gate_feature_rows(model.nets, x, c, card.ood.feature, 128);
+    }
+    auto predictions = eval::apply_temperature(logits, labels, card.temperature);
     if (class_map) predictions = eval::merge_classes(predictions, *class_map);
     const auto m = eval::compute_metrics(predictions, class_map ? -1.0 : card.threshold);
     eval::ShiftCell cell;
@@ -162,7 +182,6 @@ eval::ShiftResult run_shift(const model::LoadedModel& model, const io::Dataset& 
     cell.auc = m.auc;
     cell.ece = m.ece;
     if (gated) {
-      const auto features = model::gate_feature_rows(model.nets, x, c, card.ood.feature, 128);
       int covered = 0;
       for (int64_t k = 0; k < n; ++k) {
         covered += !out_of_scope[k] && model::mahalanobis_score(stats, features[k]) <= card.ood.threshold ? 1 : 0;
