@@ -45,6 +45,7 @@ struct Source {
   std::string patient_name = "Doe^Jane";
   std::string charset;  // SpecificCharacterSet; empty: none
   std::string sop_uid;  // empty: generated
+  bool flat = false;    // every pixel the same (the scope check abstains)
 };
 
 std::string new_uid() {
@@ -89,7 +90,7 @@ void write_source(const fs::path& path, const Source& s) {
     std::vector<Uint16> v(n);
     for (size_t i = 0; i < n; ++i) {
       const int y = static_cast<int>(i / s.cols % s.rows), x = static_cast<int>(i % s.cols);
-      v[i] = static_cast<Uint16>(x * 20 + ((y > s.rows / 3 && y < s.rows / 2 && x > s.cols / 3 && x < s.cols / 2) ? 3000 : 0));
+      v[i] = s.flat ? 100 : static_cast<Uint16>(x * 20 + ((y > s.rows / 3 && y < s.rows / 2 && x > s.cols / 3 && x < s.cols / 2) ? 3000 : 0));
     }
     REQUIRE(d->putAndInsertUint16Array(DCM_PixelData, v.data(), static_cast<unsigned long>(n)).good());
   } else {
@@ -380,10 +381,17 @@ TEST_CASE("dicom-out on hostile DICOM: odd patient names and 64-character UIDs g
   Source nostudy;
   nostudy.with_study = false;
   write_source(in / "nostudy.dcm", nostudy);
+  // Abstained (near-constant): the SC and the SR say so instead of a finding.
+  Source flat;
+  flat.flat = true;
+  write_source(in / "flat.dcm", flat);
   int code = -1;
   const auto records = by_file_name(run_dicom_out(tmp.path, q(in), "", &code));
-  REQUIRE(records.size() == 2);
+  REQUIRE(records.size() == 3);
   CHECK(code == 1);  // the input without a study failed
+  REQUIRE(records.at("flat.dcm")["abstained"].is_string());
+  check_outputs(records.at("flat.dcm"), (in / "flat.dcm").string());
+  check_valid(records.at("flat.dcm"));
   check_outputs(records.at("odd.dcm"), (in / "odd.dcm").string());
   check_valid(records.at("odd.dcm"));
   CHECK(records.at("odd.dcm")["sop_uid"] == odd.sop_uid);
@@ -411,7 +419,15 @@ TEST_CASE("dicom-out with resume writes no second SR for an input already done, 
   const std::string first_sr = clitest::slurp(sr_a);
   const auto mtime = fs::last_write_time(sr_a);
   REQUIRE(!first_sr.empty());
-  REQUIRE(clitest::medattn("diagnose" + model + out + "--resume " + q(in / "a.dcm") + " " + q(in / "b.dcm")).code == 0);
+  REQUIRE(clitest::medattn("diagnose" + model + out + "--resume --report " + q(tmp.path / "r.html") + " " + q(in / "a.dcm") +
+                           " " + q(in / "b.dcm")).code == 0);
+  // The report lists the input's identifiers and its objects.
+  Loaded b(( in / "b.dcm").string());
+  const std::string html = clitest::slurp(tmp.path / "r.html");
+  CHECK(html.find("study " + get(b.d, DCM_StudyInstanceUID)) != std::string::npos);
+  CHECK(html.find("SOP " + get(b.d, DCM_SOPInstanceUID)) != std::string::npos);
+  CHECK(html.find("b.sr.dcm") != std::string::npos);
+  CHECK(html.find("DICOM output") != std::string::npos);
   CHECK(clitest::slurp(sr_a) == first_sr);
   CHECK(fs::last_write_time(sr_a) == mtime);
   CHECK(fs::exists(tmp.path / "dcm" / (flat.substr(0, flat.size() - 1) + "b.sr.dcm")));
