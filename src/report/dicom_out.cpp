@@ -275,7 +275,8 @@ DicomWriter::Written DicomWriter::write(const std::string& source, const std::st
   std::string date, time;
   now_date_time(date, time);
   const std::string version = "medattn " + options_.software_version;
-  const std::string key = sop + "\n" + std::to_string(options_.frame) + "\n" + stem;
+  // The output's name, not its folder: the same input gives the same UIDs whatever DIR is.
+  const std::string key = sop + "\n" + std::to_string(options_.frame) + "\n" + fs::path(stem).filename().string();
   auto series_uid = [&](std::map<std::string, std::string>& per_study, const char* kind) {
     auto it = per_study.find(study);
     if (it == per_study.end()) it = per_study.emplace(study, make_uid(std::string(kind) + "\n" + study)).first;

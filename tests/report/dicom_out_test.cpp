@@ -343,18 +343,20 @@ TEST_CASE("dicom-out writes an SC and an SR per DICOM input of a CT, a MONOCHROM
 TEST_CASE("dicom-out with a uid seed gives the same UIDs on a rerun and fresh ones without", "[dicom_out]") {
   medattn::testing::TempDir tmp("dicom_seed");
   write_source(tmp.path / "ct.dcm", Source{});
-  auto uids = [&](const std::string& extra) {
-    fs::remove_all(tmp.path / "dcm");
-    const auto r = by_file_name(run_dicom_out(tmp.path, q(tmp.path / "ct.dcm"), extra)).at("ct.dcm");
+  auto uids = [&](const std::string& extra, const std::string& sub = "run") {
+    fs::remove_all(tmp.path / sub);
+    fs::create_directories(tmp.path / sub);
+    const auto r = by_file_name(run_dicom_out(tmp.path / sub, q(tmp.path / "ct.dcm"), extra)).at("ct.dcm");
     REQUIRE(r["dicom_sr"].is_string());
     Loaded sc(r["dicom_sc"].get<std::string>());
     Loaded sr(r["dicom_sr"].get<std::string>());
-    fs::remove(tmp.path / "r.jsonl");
     return get(sc.d, DCM_SOPInstanceUID) + " " + get(sc.d, DCM_SeriesInstanceUID) + " " + get(sr.d, DCM_SOPInstanceUID) +
            " " + get(sr.d, DCM_SeriesInstanceUID);
   };
   const std::string a = uids("--uid-seed s1 --uid-root 1.2.826.0.1.3680043.10.543");
   CHECK(a == uids("--uid-seed s1 --uid-root 1.2.826.0.1.3680043.10.543"));
+  // Whatever the output folder.
+  CHECK(a == uids("--uid-seed s1 --uid-root 1.2.826.0.1.3680043.10.543", "elsewhere"));
   CHECK(a != uids("--uid-seed s2 --uid-root 1.2.826.0.1.3680043.10.543"));
   CHECK(a.rfind("1.2.826.0.1.3680043.10.543.", 0) == 0);
   CHECK(uids("") != uids(""));
