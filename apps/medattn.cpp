@@ -360,6 +360,10 @@ int run_diagnose_command(DiagnoseArgs& args) {
   for (const auto& [reason, n] : per_abstention) spdlog::info("  abstained, {}: {}", reason, n);
   for (const auto& [reason, n] : per_reason) spdlog::info("  failed, {}: {}", reason, n);
   if (!intended_use.empty()) spdlog::info("  model intended use: {}", intended_use);
+  if (!opt.dicom_dir.empty()) {
+    spdlog::info("  wrote {} DICOM object(s) (Secondary Capture and SR) to {}{}", summary.dicom_objects, opt.dicom_dir,
+                 summary.not_dicom > 0 ? fmt::format("; {} non-DICOM input(s) have none", summary.not_dicom) : "");
+  }
   if (summary.resumed > 0) spdlog::info("  {} input(s) already recorded in {} were not repeated", summary.resumed, args.output);
   if (!opt.shard.all()) spdlog::info("  shard {}: {} input(s) left to the other shards", args.shard, summary.other_shards);
   if (summary.total == 0 && summary.resumed == 0 && summary.other_shards == 0) {
@@ -710,6 +714,12 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json", "jsonl", "csv"}))->capture_default_str();
   diagnose->add_option("-o,--output", d.output, "Write results to FILE instead of standard output");
   diagnose->add_option("--heatmaps", d.options.heatmap_dir, "Write an overlay PNG and a 16-bit raw map per image to DIR");
+  diagnose->add_option("--dicom-out", d.options.dicom_dir,
+                       "Per DICOM input, write a Secondary Capture of the overlay and a Structured Report in its study to DIR");
+  diagnose->add_option("--uid-root", d.options.uid_root, "--dicom-out: root of the UIDs made (default: DCMTK's, "
+                                                           "1.2.276.0.7230010.3.1.4)");
+  diagnose->add_option("--uid-seed", d.options.uid_seed,
+                       "--dicom-out: derive every UID from this text and the input, so that a rerun gives the same UIDs");
   diagnose->add_option("--method", d.options.method, "Heatmap method: saliency, rollout, gradcam, attn-grad, occlusion, contrast (signed: evidence for the class in red, against it in blue), or the baselines random and centre")
       ->check(CLI::IsMember({"rollout", "gradcam", "attn-grad", "saliency", "occlusion", "contrast", "random", "centre"}))->capture_default_str();
   diagnose->add_option("--target", d.options.target, "Explain this class instead of the diagnosis (two-class models: unsigned maps look alike for both classes; use --method contrast)");

@@ -9,9 +9,10 @@ packages=(
   libopencv-dev libdcmtk-dev libnifti2-dev libzip-dev zlib1g-dev
   libcli11-dev libspdlog-dev nlohmann-json3-dev catch2 tmux help2man
 )
-# `setup.sh --test`: also what the test suite drives (a headless browser for the HTML report).
+# `setup.sh --test`: also what the test suite drives (a headless browser for the HTML report,
+# dicom3tools' dciodvfy and DCMTK's dcmdump/dsrdump that validate the --dicom-out objects).
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(chromium)
+  packages+=(chromium dicom3tools dcmtk)
 fi
 # `setup.sh --fuzz`: clang and its libFuzzer runtime.
 if [[ "${1:-}" == "--fuzz" ]]; then

@@ -16,12 +16,12 @@ _medattn() {
     --method) COMPREPLY=($(compgen -W "saliency rollout gradcam attn-grad occlusion random centre" -- "$cur")); return ;;
     --head-fusion) COMPREPLY=($(compgen -W "mean max min" -- "$cur")); return ;;
     --operating-point) COMPREPLY=($(compgen -W "balanced sensitivity=0.95" -- "$cur")); return ;;
-    -m|--model|--out|--heatmaps|--masks|--val) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+    -m|--model|--out|--heatmaps|--dicom-out|--masks|--val) COMPREPLY=($(compgen -d -- "$cur")); return ;;
   esac
   if [[ $cur == -* ]]; then
     local flags=""
     case "$cmd" in
-      diagnose) flags="-m --model --format -o --output --heatmaps --method --target --head-fusion --discard-ratio
+      diagnose) flags="-m --model --format -o --output --heatmaps --dicom-out --uid-root --uid-seed --method --target --head-fusion --discard-ratio
                  --heatmap-alpha --contour --preview --no-preview --preview-width --ascii --window --frame --slice
                  --threads --batch-size --occlusion-patch --occlusion-stride --saliency-sigma --workers --resume
                  --shard --report -q --quiet --max-pixels --max-file-size --max-frames --ignore-scope --no-abstain --help" ;;

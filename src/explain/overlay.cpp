@@ -133,6 +133,29 @@ std::string tick(double v, bool diverging) {
 
 }  // namespace
 
+cv::Mat burn_caption(const cv::Mat& overlay, const std::string& caption) {
+  cv::Mat out = overlay.clone();
+  if (caption.empty() || out.empty()) return out;
+  Font f = font_for(std::min(out.cols, out.rows));
+  f.scale = std::clamp(std::min(out.cols, out.rows) / 700.0, 0.3, 2.0);
+  f.thick = f.scale < 0.8 ? 1 : 2;
+  int base = 0;
+  const cv::Size s = cv::getTextSize("Ag|]", kFont, f.scale, f.thick, &base);
+  f.ascent = s.height + f.thick;
+  f.height = s.height + base + 2 * f.thick;
+  const int margin = std::max(2, f.height / 4);
+  const auto lines = wrap(caption, std::max(1, out.cols - 2 * margin), f);
+  const int band = std::min(out.rows, static_cast<int>(lines.size()) * f.height + 2 * margin);
+  cv::Mat top = out.rowRange(0, band);
+  top.convertTo(top, -1, 0.35, 0);  // darkened, so that the text reads on any image
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const int y = margin + static_cast<int>(i) * f.height;
+    if (y + f.height > out.rows) break;
+    draw_text(out, lines[i], cv::Point(margin, y), f);
+  }
+  return out;
+}
+
 std::string format_probability(double p) {
   if (p >= 0.9995) return ">0.999";
   if (p < 0.0005) return "<0.001";

@@ -46,6 +46,12 @@ struct OverlayLayout {
 cv::Mat make_overlay(const cv::Mat& display, const cv::Mat& heatmap, const OverlayOptions& options = {},
                      OverlayLayout* layout = nullptr);
 
+// The caption burned into `overlay` itself (CV_8UC3), for outputs that must keep the image's
+// rows and columns (DICOM Secondary Capture): wrapped to the width, white on a dark band
+// across the top, at a font scaled to the image (smaller than make_overlay's for small
+// images, never below OpenCV's legible minimum of 0.3). Returns a copy.
+cv::Mat burn_caption(const cv::Mat& overlay, const std::string& caption);
+
 // "0.996", ">0.999", "<0.001": a probability in three decimals that never rounds to 1 or 0.
 std::string format_probability(double p);
 

@@ -34,6 +34,7 @@
 #include "model/ood_features.h"
 #include "pipeline/scope.h"
 #include "preprocess/preprocess.h"
+#include "report/dicom_out.h"
 #include "report/terminal.h"
 
 namespace fs = std::filesystem;
@@ -48,6 +49,7 @@ struct Job {
   Kind kind = Kind::kImage;
   io::InputItem item;
   std::string stem;    // heatmap path without suffix (images, when heatmaps are written)
+  std::string dicom_stem;  // --dicom-out path without suffix (images)
   std::string notice;  // kNotice
   std::string scope;   // the scope check's reason (pipeline/scope.h); empty: in scope
   bool ready = false;  // decoded (images); other kinds are ready when queued
@@ -58,10 +60,10 @@ struct Job {
 };
 using JobPtr = std::shared_ptr<Job>;
 
-void check_writable_dir(const std::string& dir) {
+void check_writable_dir(const std::string& dir, const char* what = "cannot create heatmap directory") {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) throw file_error(ErrorKind::kIOError, "cannot create heatmap directory", dir, ec.message());
+  if (ec) throw file_error(ErrorKind::kIOError, what, dir, ec.message());
   const std::string probe = (fs::path(dir) / ".medattn-write-test").string();
   write_file_atomic(probe, "");
   fs::remove(probe, ec);
@@ -166,6 +168,7 @@ void decode(Job& job, const DiagnoseOptions& options, const model::ModelCard& ca
       r.window_width = image.window.width;
       r.window_source = options.read.window ? "--window" : "file";
     }
+    if (image.format == io::FileFormat::kDicom) report::read_dicom_identity(path, r);
     const cv::Mat display = io::to_display(image);
     job.scope = scope_check(image, display, card);
     job.input = preprocess::prepare_display(display, config, &job.letterbox);
@@ -191,7 +194,7 @@ class Feeder {
  public:
   Feeder(const DiagnoseOptions& options, const model::ModelCard& card, bool keep_display, bool heatmaps)
       : options_(options), card_(card), keep_display_(keep_display), heatmaps_(heatmaps),
-        namer_(options.heatmap_dir),
+        namer_(options.heatmap_dir), dicom_namer_(options.dicom_dir),
         capacity_(static_cast<size_t>(std::max(4 * options.batch_size, options.batch_size + 4 * options.workers))) {
     producer_ = std::thread([this] { produce(); });
     for (int w = 0; w < std::max(1, options.workers); ++w) workers_.emplace_back([this] { work(); });
@@ -271,6 +274,7 @@ class Feeder {
     try {
       io::InputWalker walker(options_.inputs, options_.paths_in);
       if (heatmaps_) walker.exclude(options_.heatmap_dir);  // a rerun must not diagnose its own heatmaps
+      if (!options_.dicom_dir.empty()) walker.exclude(options_.dicom_dir);  // nor its own DICOM output
       io::InputWalker::Event e;
       while (!stopped() && walker.next(e)) {
         auto job = std::make_shared<Job>();
@@ -279,6 +283,7 @@ class Feeder {
         switch (e.kind) {
           case io::InputWalker::Kind::kItem:
             if (heatmaps_) job->stem = namer_.stem_for(e.item);
+            if (!options_.dicom_dir.empty()) job->dicom_stem = dicom_namer_.stem_for(e.item);
             if (!mine(e.item, true)) continue;
             break;
           case io::InputWalker::Kind::kMissing:
@@ -332,6 +337,7 @@ class Feeder {
     try {
       io::InputWalker walker(options_.inputs, nullptr);
       if (heatmaps_) walker.exclude(options_.heatmap_dir);
+      if (!options_.dicom_dir.empty()) walker.exclude(options_.dicom_dir);
       io::InputWalker::Event e;
       int n = 0;
       while (!stopped() && walker.next(e)) {
@@ -352,7 +358,7 @@ class Feeder {
   const DiagnoseOptions& options_;
   const model::ModelCard& card_;
   const bool keep_display_, heatmaps_;
-  HeatmapNamer namer_;
+  HeatmapNamer namer_, dicom_namer_;
   const size_t capacity_;
   std::mutex m_;
   std::condition_variable space_, work_cv_, ready_;
@@ -420,7 +426,22 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
   }
   const bool heatmaps = !options.heatmap_dir.empty();
   if (heatmaps) check_writable_dir(options.heatmap_dir);
-  const bool maps_needed = heatmaps || options.preview || options.thumbnail_size > 0;
+  std::unique_ptr<report::DicomWriter> dicom;
+  if (!options.dicom_dir.empty()) {
+    check_writable_dir(options.dicom_dir, "cannot create DICOM output directory");
+    report::DicomOutOptions d;
+    d.dir = options.dicom_dir;
+    d.uid_root = options.uid_root;
+    d.uid_seed = options.uid_seed;
+    d.method = options.method;
+    d.model_name = card.name;
+    d.model_id = model.id();
+    d.weights_sha256 = model.weights_sha256;
+    d.software_version = MEDATTN_VERSION;
+    d.frame = options.read.frame;
+    dicom = std::make_unique<report::DicomWriter>(d);
+  }
+  const bool maps_needed = heatmaps || options.preview || options.thumbnail_size > 0 || dicom;
   const auto views = model::tta_views(options.tta.empty() ? card.tta : model::parse_flips(options.tta));
   xopt.flips = options.heatmap_flips.empty() ? card.heatmap_flips : model::parse_flips(options.heatmap_flips);
 
@@ -641,6 +662,23 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
             } else {
               r.thumbnail = overlay;
             }
+          }
+        }
+        if (dicom && r.format != "dicom") {
+          // Only a DICOM input has a study to return the results to; said once per run.
+          if (summary.not_dicom++ == 0 && on_notice) {
+            on_notice("--dicom-out: '" + good[b]->item.path + "' is not DICOM; it and any other non-DICOM input get no DICOM output");
+          }
+        } else if (dicom) {
+          try {
+            const auto written = dicom->write(good[b]->item.path, good[b]->dicom_stem,
+                                              explain::burn_caption(explain::make_overlay(good[b]->display, shown_heat, plain), look.caption), r);
+            r.dicom_sc = written.sc;
+            r.dicom_sr = written.sr;
+            summary.dicom_objects = dicom->written();
+          } catch (const Error& e) {
+            r.ok = false;
+            r.error = e.what();
           }
         }
         if (!heatmaps) continue;

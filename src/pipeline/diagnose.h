@@ -18,6 +18,10 @@ struct DiagnoseOptions {
   std::vector<std::string> inputs;   // files, directories (searched recursively), "-" = paths on paths_in
   std::istream* paths_in = nullptr;  // where "-" reads paths from (the app passes std::cin)
   std::string heatmap_dir;           // empty: no heatmaps
+  // --dicom-out DIR: per DICOM input, a Secondary Capture of the overlay and a Comprehensive SR
+  // in the input's study (report/dicom_out.h); empty: none. UIDs under uid_root (empty:
+  // DCMTK's), derived from uid_seed when it is given (the same on every run), else random.
+  std::string dicom_dir, uid_root, uid_seed;
   io::ReadOptions read;              // --window, --frame, --slice
   int batch_size = 8;                // images per forward pass
   int workers = 2;                   // threads decoding and preprocessing ahead of the model
@@ -66,6 +70,8 @@ struct DiagnoseSummary {
   int skipped = 0;  // non-image files skipped with a notice
   int resumed = 0;  // inputs left out because skip_files holds them
   int other_shards = 0;  // inputs left to the other shards
+  int dicom_objects = 0;  // --dicom-out: DICOM objects written (an SC and an SR per input)
+  int not_dicom = 0;      // --dicom-out: inputs diagnosed that are not DICOM (no DICOM output)
   double seconds = 0;
   std::vector<std::string> classes;  // the model's classes, in order
   std::string model_id;              // LoadedModel::id()

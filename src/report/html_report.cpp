@@ -137,7 +137,17 @@ void HtmlReport::add_earlier(const DiagnosisRecord& r) {
 void HtmlReport::add(const DiagnosisRecord& r) {
   ++count_;
   std::ostringstream row;
-  row << "<tr class=\"" << (!r.ok ? "error" : r.abstained.empty() ? "ok" : "abstained") << "\"><td>" << html_escape(r.file) << "</td>";
+  row << "<tr class=\"" << (!r.ok ? "error" : r.abstained.empty() ? "ok" : "abstained") << "\"><td>" << html_escape(r.file);
+  // DICOM inputs: the identifiers that trace the result back to its image, and --dicom-out's objects.
+  if (!r.study_uid.empty() || !r.sop_uid.empty()) {
+    row << "<br><small>study " << html_escape(r.study_uid) << "<br>series " << html_escape(r.series_uid) << "<br>SOP "
+        << html_escape(r.sop_uid) << "</small>";
+  }
+  if (!r.dicom_sr.empty()) {
+    ++dicom_out_;
+    row << "<br><small>DICOM: " << html_escape(r.dicom_sc) << ", " << html_escape(r.dicom_sr) << "</small>";
+  }
+  row << "</td>";
   if (r.ok && !r.abstained.empty()) {
     ++abstained_;
     row << "<td data-v=\"~ABSTAINED\">ABSTAINED</td><td class=\"num\" data-v=\"-1\">-</td>";
@@ -198,6 +208,7 @@ void HtmlReport::finish(const RunTotals& totals) {
   if (totals.resumed > 0) line("resumed", std::to_string(totals.resumed) + " input(s) recorded by an earlier run, not repeated here");
   if (earlier_ > 0) line("from earlier runs", std::to_string(earlier_) + " of these records were read back from the output file");
   if (!info_.method.empty()) line("heatmaps", info_.method);
+  if (dicom_out_ > 0) line("DICOM output", std::to_string(dicom_out_) + " input(s) with a Secondary Capture and an SR");
   line("command", info_.command);
   head << "</table>\n<h2>Results</h2>\n"
        << "<p>Click a column header to sort.</p>\n<table id=\"results\"><thead><tr><th>file</th><th>diagnosis</th><th>probability</th>";

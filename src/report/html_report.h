@@ -50,6 +50,7 @@ class HtmlReport {
   ReportInfo info_;
   std::ofstream rows_;
   int count_ = 0, failed_ = 0, abstained_ = 0;
+  int dicom_out_ = 0;  // records with a DICOM SC and SR written (--dicom-out)
   std::map<std::string, int> per_diagnosis_;
   std::map<std::string, int> per_reason_;
   int earlier_ = 0;

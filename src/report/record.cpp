@@ -60,7 +60,8 @@ class CsvWriter : public RecordWriter {
     if (!header) return;
     out_ << "file,diagnosis,probability";
     for (const auto& c : classes_) out_ << "," << csv_field("p_" + c);
-    out_ << ",heatmap,error,model,abstained,ood_score,warning\n" << std::flush;
+    out_ << ",heatmap,error,model,abstained,ood_score,warning"
+         << ",study_uid,series_uid,sop_uid,patient_id,accession_number,modality,dicom_sc,dicom_sr\n" << std::flush;
   }
   void write(const DiagnosisRecord& r) override {
     const bool diagnosed = r.ok && r.abstained.empty();
@@ -73,7 +74,12 @@ class CsvWriter : public RecordWriter {
     // One line per record, flushed whole: a crash leaves complete lines (see --resume).
     out_ << "," << csv_field(r.heatmap) << "," << csv_field(one_line(r.error)) << "," << csv_field(r.model) << ","
          << csv_field(one_line(r.abstained)) << "," << (r.ood_score ? fixed(*r.ood_score, 4) : "") << ","
-         << csv_field(one_line(r.warning)) << "\n" << std::flush;
+         << csv_field(one_line(r.warning));
+    for (const std::string* s : {&r.study_uid, &r.series_uid, &r.sop_uid, &r.patient_id, &r.accession_number, &r.modality,
+                                 &r.dicom_sc, &r.dicom_sr}) {
+      out_ << "," << csv_field(one_line(*s));
+    }
+    out_ << "\n" << std::flush;
   }
   void finish() override { out_ << std::flush; }
 
@@ -211,6 +217,15 @@ json record_to_json(const DiagnosisRecord& r) {
                    {"source", r.window_source}};
   }
   if (!r.model.empty()) j["model"] = text(r.model);
+  const auto or_null = [&](const std::string& s) { return s.empty() ? json(nullptr) : text(s); };
+  j["study_uid"] = or_null(r.study_uid);
+  j["series_uid"] = or_null(r.series_uid);
+  j["sop_uid"] = or_null(r.sop_uid);
+  j["patient_id"] = or_null(r.patient_id);
+  j["accession_number"] = or_null(r.accession_number);
+  j["modality"] = or_null(r.modality);
+  if (!r.dicom_sc.empty()) j["dicom_sc"] = text(r.dicom_sc);
+  if (!r.dicom_sr.empty()) j["dicom_sr"] = text(r.dicom_sr);
   if (!r.attention_regions.empty()) {
     json regions = json::object();
     for (const auto& [name, share] : r.attention_regions) regions[utf8_or_escaped(name)] = round6(share);

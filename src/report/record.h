@@ -44,14 +44,19 @@ struct DiagnosisRecord {
   std::vector<std::pair<std::string, double>> clinical_attention;
   std::vector<std::string> clinical_missing;
   std::string model;      // id of the model that wrote it ("name@sha256-prefix"); empty: unknown
+  // DICOM inputs: the identifiers that trace the result back to its image (empty: absent, or
+  // not a DICOM input), and the objects `--dicom-out` wrote (report/dicom_out.h).
+  std::string study_uid, series_uid, sop_uid, patient_id, accession_number, modality;
+  std::string dicom_sc, dicom_sr;
   cv::Mat thumbnail;     // a small overlay (CV_8UC3) for the HTML report; empty when not wanted
   cv::Mat preview;       // the overlay (CV_8UC3) for a terminal preview; empty when not wanted
   cv::Mat preview_heat;  // the heatmap (CV_32FC1) for an ASCII preview; empty when not wanted
 };
 
 // The JSON object of CLI.md: file, diagnosis, probability, probabilities, heatmap, error,
-// abstained, ood_score (null where absent), plus heatmap_raw, width, height, format, model, and
-// warning when there is one. Strings are UTF-8: a byte that is not part of well-formed UTF-8
+// abstained, ood_score (null where absent), plus heatmap_raw, width, height, format, model,
+// study_uid, series_uid, sop_uid, patient_id, accession_number, modality (null for non-DICOM
+// inputs or when absent), dicom_sc and dicom_sr when written, and warning when there is one. Strings are UTF-8: a byte that is not part of well-formed UTF-8
 // is written "\xHH", and a file name holding one also gets "file_hex", the hex of its exact
 // bytes (what --resume and merge read back; see README "Outputs"). An abstained record has "diagnosis" and "probability" null and
 // keeps "probabilities". Probabilities rounded to 6

@@ -116,7 +116,7 @@ TEST_CASE("all inputs good exits 0, formats csv and jsonl, -o writes the file", 
   const std::string img = "-m '" + (d / "model").string() + "' '" + (d / "ph/images/consolidation").string() + "'";
   const Run csv = medattn("diagnose --format csv " + img);
   CHECK(csv.code == 0);
-  CHECK(csv.out.rfind("file,diagnosis,probability,p_normal,p_nodule,p_consolidation,heatmap,error,model,abstained,ood_score,warning\n", 0) == 0);
+  CHECK(csv.out.rfind("file,diagnosis,probability,p_normal,p_nodule,p_consolidation,heatmap,error,model,abstained,ood_score,warning,study_uid,series_uid,sop_uid,patient_id,accession_number,modality,dicom_sc,dicom_sr\n", 0) == 0);
   const fs::path out = d / "out.jsonl";
   const Run jl = medattn("diagnose --format jsonl -o '" + out.string() + "' " + img);
   CHECK(jl.code == 0);

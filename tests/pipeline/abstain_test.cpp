@@ -224,7 +224,7 @@ TEST_CASE("json, csv, table and html carry abstained and ood_score", "[ood][abst
   std::string header, row1;
   std::getline(lines, header);
   std::getline(lines, row1);
-  CHECK(header == "file,diagnosis,probability,p_normal,p_nodule,p_consolidation,heatmap,error,model,abstained,ood_score,warning");
+  CHECK(header == "file,diagnosis,probability,p_normal,p_nodule,p_consolidation,heatmap,error,model,abstained,ood_score,warning,study_uid,series_uid,sop_uid,patient_id,accession_number,modality,dicom_sc,dicom_sr");
   CHECK(row1.find("," + report::csv_field(abst.abstained) + ",") != std::string::npos);
   CHECK(row1.rfind(abst.file + ",,,", 0) == 0);  // no diagnosis, no probability
   auto t = report::make_writer(report::Format::kTable, table, {});

@@ -57,12 +57,45 @@ TEST_CASE("json, jsonl and csv writers", "[report]") {
   CHECK(nlohmann::json::parse(l1)["diagnosis"] == "PNEUMONIA");
   CHECK(nlohmann::json::parse(l2)["diagnosis"].is_null());
   CHECK(csv.str() ==
-        "file,diagnosis,probability,p_NORMAL,p_PNEUMONIA,heatmap,error,model,abstained,ood_score,warning\n"
-        "\"a,b.png\",PNEUMONIA,0.973123,0.026877,0.973123,out/a_b.heatmap.png,,,,,\n"
-        "x.png,,,,,,cannot read PNG 'x.png': truncated,,,,\n");
+        "file,diagnosis,probability,p_NORMAL,p_PNEUMONIA,heatmap,error,model,abstained,ood_score,warning,"
+        "study_uid,series_uid,sop_uid,patient_id,accession_number,modality,dicom_sc,dicom_sr\n"
+        "\"a,b.png\",PNEUMONIA,0.973123,0.026877,0.973123,out/a_b.heatmap.png,,,,,,,,,,,,,\n"
+        "x.png,,,,,,cannot read PNG 'x.png': truncated,,,,,,,,,,,,\n");
   std::ostringstream empty;
   make_writer(Format::kJson, empty, {})->finish();
   CHECK(nlohmann::json::parse(empty.str()).empty());
+}
+
+TEST_CASE("records of DICOM inputs carry the study, series and SOP UIDs, and others carry null", "[report]") {
+  auto r = good();
+  auto plain = record_to_json(r);
+  for (const char* key : {"study_uid", "series_uid", "sop_uid", "patient_id", "accession_number", "modality"}) {
+    REQUIRE(plain.contains(key));
+    CHECK(plain[key].is_null());
+  }
+  CHECK_FALSE(plain.contains("dicom_sr"));
+  r.study_uid = "1.2.3";
+  r.series_uid = "1.2.3.4";
+  r.sop_uid = "1.2.3.4.5";
+  r.patient_id = "P,1";
+  r.modality = "CT";
+  r.dicom_sc = "d/a.sc.dcm";
+  r.dicom_sr = "d/a.sr.dcm";
+  auto j = record_to_json(r);
+  CHECK(j["study_uid"] == "1.2.3");
+  CHECK(j["series_uid"] == "1.2.3.4");
+  CHECK(j["sop_uid"] == "1.2.3.4.5");
+  CHECK(j["patient_id"] == "P,1");
+  CHECK(j["accession_number"].is_null());
+  CHECK(j["modality"] == "CT");
+  CHECK(j["dicom_sc"] == "d/a.sc.dcm");
+  CHECK(j["dicom_sr"] == "d/a.sr.dcm");
+  std::ostringstream csv;
+  auto w = make_writer(Format::kCsv, csv, {"NORMAL", "PNEUMONIA"});
+  w->write(r);
+  w->finish();
+  const std::string text = csv.str();
+  CHECK(text.substr(text.find('\n') + 1).find(",1.2.3,1.2.3.4,1.2.3.4.5,\"P,1\",,CT,d/a.sc.dcm,d/a.sr.dcm\n") != std::string::npos);
 }
 
 TEST_CASE("unknown formats are usage errors", "[report]") {
