@@ -33,9 +33,10 @@ demo: build
 	@bash scripts/demo.sh $(BUILD_DIR)
 
 bench: configure
-	@cmake --build $(BUILD_DIR) -j $(JOBS) --target medattn_bench medattn
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target medattn_bench medattn medattn_make_radiographs
 	@$(BUILD_DIR)/medattn_bench
 	@bash bench/batch_rss.sh $(BUILD_DIR)
+	@bash bench/large_rss.sh $(BUILD_DIR)
 
 models: build
 	@bash scripts/train_models.sh $(BUILD_DIR)

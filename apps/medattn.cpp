@@ -56,6 +56,10 @@ std::string short_number(double v) {
   return buf;
 }
 
+// `-m ''` names no model: a usage error, never the default model (README "Limits").
+const CLI::Validator kNotEmpty(
+    [](std::string& text) -> std::string { return text.empty() ? "must not be empty" : ""; }, "");
+
 template <typename T>
 CLI::Validator in_range(T lo, T hi, bool lo_excluded = false) {
   constexpr bool kWhole = std::is_integral_v<T>;
@@ -709,7 +713,7 @@ int main(int argc, char** argv) {
   DiagnoseArgs d;
   auto* diagnose = app.add_subcommand("diagnose", "Diagnose images, DICOM/NIfTI files and folders; optionally write heatmaps");
   diagnose->add_option("inputs", d.options.inputs, "Image files and folders (searched recursively)")->required();
-  diagnose->add_option("-m,--model", d.model, "Model directory (default: models/pneumonia-cxr, or $MEDATTN_MODEL)");
+  diagnose->add_option("-m,--model", d.model, "Model directory (default: models/pneumonia-cxr, or $MEDATTN_MODEL)")->check(kNotEmpty);
   diagnose->add_option("--format", d.format, "Output format: table, json, jsonl or csv")
       ->check(CLI::IsMember({"table", "json", "jsonl", "csv"}))->capture_default_str();
   diagnose->add_option("-o,--output", d.output, "Write results to FILE instead of standard output");
@@ -928,7 +932,7 @@ int main(int argc, char** argv) {
   std::string eval_format = "table";
   int eval_threads = 0;
   auto* evaluate = app.add_subcommand("evaluate", "Measure a model on labelled data");
-  evaluate->add_option("-m,--model", e.model_dir, "Model directory")->required();
+  evaluate->add_option("-m,--model", e.model_dir, "Model directory")->check(kNotEmpty)->required();
   evaluate->add_option("data", e.data, "DATA: class folders, a CSV or a .npz")->required();
   evaluate->add_option("--split", e.split, "npz arrays NAME_images/NAME_labels, or CSV rows with split == NAME");
   evaluate->add_option("--format", eval_format, "table or json")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
@@ -994,7 +998,7 @@ int main(int argc, char** argv) {
   train::FitOodOptions fo;
   int fo_threads = 0;
   auto* fitood = app.add_subcommand("fit-ood", "Fit a model's out-of-distribution gate on its training data, without retraining");
-  fitood->add_option("-m,--model", fo.model_dir, "Model directory (its card and ood.bin are written)")->required();
+  fitood->add_option("-m,--model", fo.model_dir, "Model directory (its card and ood.bin are written)")->check(kNotEmpty)->required();
   fitood->add_option("data", fo.data, "The training DATA the model was trained on")->required();
   fitood->add_option("--split", fo.split, "As train: npz arrays or CSV rows of the training split (e.g. train)");
   fitood->add_option("--val", fo.val_data, "Separate validation DATA (the threshold is set on it)");
@@ -1018,7 +1022,7 @@ int main(int argc, char** argv) {
   std::string info_model;
   bool info_json = false;
   auto* info = app.add_subcommand("info", "Print a model's card");
-  info->add_option("-m,--model", info_model, "Model directory")->required();
+  info->add_option("-m,--model", info_model, "Model directory")->check(kNotEmpty)->required();
   info->add_flag("--json", info_json, "Print the card as JSON");
   info->footer("Example:\n  medattn info -m models/phantom");
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "core/bounded_io.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/text.h"
@@ -81,10 +82,15 @@ std::string CsvTable::resolve(const std::string& field) const {
 }
 
 CsvTable read_csv_table(const std::string& path, const std::string& what, const std::string& empty) {
+  // Only a regular file of at most 4 GiB (a FIFO would block, /dev/zero never ends).
+  if (const std::string kind = special_file_kind(path); !kind.empty()) {
+    throw file_error(ErrorKind::kInvalidArgument, what, path, "not a regular file (" + kind + ")");
+  }
   std::string text;
   try {
-    text = read_file(path);
-  } catch (const Error&) {
+    text = read_file_bounded(path, ErrorKind::kIOError, what, uint64_t{4} << 30);
+  } catch (const Error& e) {
+    if (std::string(e.what()).find("file too large") != std::string::npos) throw;
     throw file_error(ErrorKind::kIOError, what, path, "cannot open the file");
   }
   auto records = parse_csv(text, path);

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "core/bounded_io.h"
 #include "core/error.h"
 #include "core/text.h"
 #include "io/csv.h"
@@ -103,6 +104,10 @@ Dataset load_class_folders(const std::string& data, const DatasetOptions& option
           ds.notices.push_back("skipped '" + p.string() + "': hidden folder");
           walk.disable_recursion_pending();
         }
+        continue;
+      }
+      if (const std::string kind = special_file_kind(p.string()); !kind.empty()) {
+        ds.notices.push_back("skipped '" + p.string() + "': not a regular file (" + kind + ")");
         continue;
       }
       const FileFormat format = sniff_format(p.string());
@@ -337,6 +342,9 @@ Dataset load_dataset(const std::string& data, const DatasetOptions& options) {
   if (ec || !fs::exists(st))
     throw file_error(ErrorKind::kNotFound, "cannot read dataset", data, "no such file or directory");
   if (fs::is_directory(st)) return load_class_folders(data, options);
+  if (!fs::is_regular_file(st))  // a FIFO or a device would block or never end
+    throw file_error(ErrorKind::kInvalidArgument, "cannot read dataset", data,
+                     "not a regular file (" + special_file_kind(data) + ")");
   const std::string ext = lower(fs::path(data).extension().string());
   if (ext == ".npz" || looks_like_zip(data)) return load_npz(data, options);
   if (ext != ".csv") {

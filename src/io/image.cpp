@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdint>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/bounded_io.h"
 #include "core/error.h"
 
 namespace medattn::io {
@@ -46,14 +48,35 @@ const char* display_name(FileFormat format) {
   return "image";
 }
 
-// Reads the whole file. Throws kIOError when it cannot be read.
-std::vector<unsigned char> read_bytes(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw file_error(ErrorKind::kIOError, what, path, std::strerror(errno));
-  std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)),
-                                   std::istreambuf_iterator<char>());
-  if (in.bad()) throw file_error(ErrorKind::kIOError, what, path, "read failed");
-  return bytes;
+// Reads the whole file (at most `max_bytes`). Throws kIOError when it cannot be read.
+std::vector<unsigned char> read_bytes(const std::string& path, const std::string& what, int64_t max_bytes) {
+  const std::string s = read_file_bounded(path, ErrorKind::kIOError, what, static_cast<uint64_t>(max_bytes));
+  return std::vector<unsigned char>(s.begin(), s.end());
+}
+
+// The most bytes a file of this format can need for width x height pixels, before
+// kMaxExtraFileBytes of metadata: 16-bit RGBA for PNG, 4 bytes per pixel-channel for the
+// rest; 0 when unknown (TIFF may hold several pages).
+double raw_bytes_bound(FileFormat format, int64_t width, int64_t height) {
+  const double pixels = static_cast<double>(width) * static_cast<double>(height);
+  switch (format) {
+    case FileFormat::kPng: return pixels * 8.0 + static_cast<double>(height);  // + a filter byte per row
+    case FileFormat::kJpeg: return pixels * 4.0 * 2.0;  // 4 components, up to 2 bytes each
+    case FileFormat::kBmp: return pixels * 4.0 + 4.0 * static_cast<double>(height) + 1024.0 * 4.0;
+    default: return 0.0;
+  }
+}
+
+// The longer side reduced to `max_side` (area averaging), else `m` itself.
+cv::Mat reduce_to(const cv::Mat& m, int max_side) {
+  const int longer = std::max(m.cols, m.rows);
+  if (max_side <= 0 || longer <= max_side) return m;
+  const double scale = static_cast<double>(max_side) / longer;
+  const cv::Size size(std::max(1, static_cast<int>(std::lround(m.cols * scale))),
+                      std::max(1, static_cast<int>(std::lround(m.rows * scale))));
+  cv::Mat out;
+  cv::resize(m, out, size, 0, 0, cv::INTER_AREA);
+  return out;
 }
 
 uint32_t be32(const unsigned char* p) {
@@ -224,6 +247,12 @@ Image read_image(const std::string& path, const ReadOptions& options) {
     throw file_error(ErrorKind::kNotFound, what, path, "no such file");
   if (std::filesystem::is_directory(status))
     throw file_error(ErrorKind::kInvalidArgument, what, path, "is a directory");
+  // A FIFO would block the open and a device such as /dev/zero never ends: refused unopened.
+  if (!std::filesystem::is_regular_file(status)) {
+    const std::string kind = special_file_kind(path);
+    throw file_error(ErrorKind::kInvalidArgument, what, path,
+                     "not a regular file" + (kind.empty() || kind == "not a regular file" ? std::string() : " (" + kind + ")"));
+  }
   const auto size = std::filesystem::file_size(path, ec);
   if (!ec && static_cast<int64_t>(size) > options.max_file_bytes) {
     char buf[160];
@@ -238,6 +267,16 @@ Image read_image(const std::string& path, const ReadOptions& options) {
       throw file_error(ErrorKind::kCorruption, what, path, "file is empty");
   }
   const FileFormat format = sniff_format(path);
+  // DICOM and NIfTI decode at full size, then are reduced (read_opencv_image reduces before
+  // converting to float); the window stays the one of the full-resolution values.
+  auto reduced = [&](Image image) {
+    if (image.width == 0) {
+      image.width = image.pixels.cols;
+      image.height = image.pixels.rows;
+    }
+    image.pixels = reduce_to(image.pixels, options.max_side);
+    return image;
+  };
   switch (format) {
     case FileFormat::kPng:
     case FileFormat::kJpeg:
@@ -245,10 +284,10 @@ Image read_image(const std::string& path, const ReadOptions& options) {
     case FileFormat::kBmp:
       return read_opencv_image(path, format, options);
     case FileFormat::kDicom:
-      return read_dicom(path, options);
+      return reduced(read_dicom(path, options));
     case FileFormat::kNifti:
     case FileFormat::kNiftiGz:
-      return read_nifti(path, options);
+      return reduced(read_nifti(path, options));
     case FileFormat::kJpeg2000:
       throw file_error(ErrorKind::kUnsupported, what, path,
                        "JPEG 2000 is not supported by this build");
@@ -260,7 +299,26 @@ Image read_image(const std::string& path, const ReadOptions& options) {
 
 Image read_opencv_image(const std::string& path, FileFormat format, const ReadOptions& options) {
   const std::string what = std::string("cannot read ") + display_name(format);
-  const std::vector<unsigned char> bytes = read_bytes(path, what);
+  // The header first, from a bounded prefix: a file is refused by what its header claims
+  // before it is read whole.
+  {
+    const std::string head = read_prefix(path, ErrorKind::kIOError, what, 256 * 1024);
+    const std::vector<unsigned char> prefix(head.begin(), head.end());
+    const auto [w, h] = header_size(prefix, format);
+    if (w != 0 || h != 0) {
+      check_pixel_limit(w, h, options, what, path);
+      const double bound = raw_bytes_bound(format, w, h);
+      std::error_code ec;
+      const auto size = std::filesystem::file_size(path, ec);
+      if (!ec && bound > 0 && static_cast<double>(size) > bound + static_cast<double>(kMaxExtraFileBytes)) {
+        throw file_error(ErrorKind::kCorruption, what, path,
+                         "file too large for its header (" + megabytes(size) + " for " + std::to_string(w) + "x" +
+                             std::to_string(h) + " pixels; at most " +
+                             megabytes(static_cast<uint64_t>(bound) + kMaxExtraFileBytes) + ")");
+      }
+    }
+  }
+  const std::vector<unsigned char> bytes = read_bytes(path, what, options.max_file_bytes);
   if (bytes.empty()) throw file_error(ErrorKind::kCorruption, what, path, "file is empty");
   // What the header claims, before anything is decoded or checked further.
   const auto [claimed_w, claimed_h] = header_size(bytes, format);
@@ -305,6 +363,42 @@ Image read_opencv_image(const std::string& path, FileFormat format, const ReadOp
     default:
       image.bits_stored = 64;
       break;
+  }
+
+  image.width = raw.cols;
+  image.height = raw.rows;
+  if (options.max_side > 0 && std::max(raw.cols, raw.rows) > options.max_side &&
+      (raw.channels() == 1 || raw.channels() == 3 || raw.channels() == 4 || raw.channels() == 2)) {
+    // Bounded working size: the channels are chosen and the window measured on the decoded
+    // values, then the image is reduced before it becomes float (4 bytes per value).
+    cv::Mat chosen;
+    if (raw.channels() == 2) {
+      cv::extractChannel(raw, chosen, 0);
+    } else if (raw.channels() == 4) {
+      cv::cvtColor(raw, chosen, cv::COLOR_BGRA2BGR);
+    } else {
+      chosen = raw;
+    }
+    const int depth = raw.depth();
+    raw.release();
+    if (chosen.depth() != CV_8U && chosen.depth() != CV_16U && chosen.depth() != CV_32F) {
+      cv::Mat f;
+      chosen.convertTo(f, CV_32F);
+      chosen = f;
+    }
+    if (options.window) {
+      image.window = *options.window;
+    } else if (depth == CV_8U) {
+      image.window = window_from_range(0.0, 255.0);
+    } else {
+      double lo = 0.0, hi = 0.0;
+      cv::minMaxLoc(chosen.reshape(1), &lo, &hi);
+      image.window = window_from_range(lo, hi);
+    }
+    const cv::Mat small = reduce_to(chosen, options.max_side);
+    chosen.release();
+    small.convertTo(image.pixels, CV_32F);
+    return image;
   }
 
   cv::Mat converted;

@@ -46,7 +46,16 @@ struct ReadOptions {
   int64_t max_pixels = 100'000'000;     // per image, DICOM frame or NIfTI slice (--max-pixels)
   int64_t max_file_bytes = 2LL << 30;   // file size (--max-file-size, in MB on the command line)
   int64_t max_frames = 4096;            // DICOM Number of Frames; NIfTI: slices x volumes (--max-frames)
+  // > 0: an image whose longer side exceeds this is reduced (area averaging) to this size as
+  // soon as it is decoded, so that everything after the decoder works at a bounded size;
+  // its window is still taken from the full-resolution values. 0: never reduced.
+  int max_side = 0;
 };
+
+// What a file in a supported format may weigh beyond its raw pixels before it is refused
+// from its header (a PNG or JPEG cannot hold much more than its pixels; a bigger file is
+// padding or a decompression bomb, and would otherwise be read whole before being refused).
+inline constexpr int64_t kMaxExtraFileBytes = int64_t{64} << 20;
 
 // Throws medattn::Error(kUnsupported) "<what> '<path>': image too large (WxH = N megapixels,
 // limit M; see --max-pixels)" when width * height exceeds options.max_pixels (or either side
@@ -66,6 +75,8 @@ struct Image {
   int bits_stored = 8;  // 8, 12, 16, 32 (float NIfTI) ...
   std::string modality; // DICOM Modality (CT, MR, ...) when known, else empty
   std::string body_part; // DICOM BodyPartExamined (CHEST, HEAD, ...) when present, else empty
+  // The size in the file; differs from `pixels` when ReadOptions::max_side reduced it.
+  int width = 0, height = 0;
 };
 
 // Reads `path` as an image of whatever supported format its content shows.

@@ -4,7 +4,9 @@
 #include <cctype>
 #include <filesystem>
 #include <istream>
+#include <map>
 
+#include "core/bounded_io.h"
 #include "core/text.h"
 #include "io/image.h"
 
@@ -34,7 +36,9 @@ struct InputWalker::State {
   struct Folder {
     std::string relative;             // of this folder, "" for the argument itself
     std::vector<std::string> names;   // sorted entries still to visit (directories end in "/")
+    std::map<std::string, std::string> special;  // name -> "a FIFO", ... (not regular files)
     size_t next = 0;
+    std::string error;                // the listing failed: the errno's text
   };
   std::vector<std::string> arguments;
   std::istream* paths_in = nullptr;
@@ -45,13 +49,14 @@ struct InputWalker::State {
   std::vector<fs::path> excluded;     // canonical folders to skip
 
   // Lists a folder: names sorted with "/" appended to directories, so that depth-first order
-  // equals the sorted order of the full relative paths.
+  // equals the sorted order of the full relative paths. A listing that fails (at its start
+  // or part way) keeps what it found and says why in `error`.
   Folder list(const std::string& relative) const {
     Folder f;
     f.relative = relative;
     std::error_code ec;
     const fs::path dir = relative.empty() ? fs::path(root) : fs::path(root) / relative;
-    fs::directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
+    fs::directory_iterator it(dir, ec), end;
     for (; !ec && it != end; it.increment(ec)) {
       std::error_code sec;
       const auto link = it->symlink_status(sec);
@@ -65,8 +70,16 @@ struct InputWalker::State {
         f.names.push_back(name + "/");
       } else if (it->is_regular_file(sec)) {  // a symlink to a file counts as the file
         f.names.push_back(name);
+      } else if (!sec) {
+        // A FIFO, device or socket (or a symlink to one): never opened, reported.
+        const std::string kind = special_file_kind(it->path().string());
+        if (!kind.empty() && kind != "a directory") {
+          f.names.push_back(name);
+          f.special[name] = kind;
+        }
       }
     }
+    if (ec) f.error = ec.message();
     std::sort(f.names.begin(), f.names.end());
     return f;
   }
@@ -99,9 +112,19 @@ bool InputWalker::next(Event& event) {
       const std::string rel = top.relative.empty() ? name : top.relative + "/" + name;
       if (name.back() == '/') {
         s.stack.push_back(s.list(rel.substr(0, rel.size() - 1)));
+        if (!s.stack.back().error.empty()) {
+          const std::string dir = (fs::path(s.root) / rel.substr(0, rel.size() - 1)).string();
+          event = {Kind::kUnreadable, {dir, s.root, rel.substr(0, rel.size() - 1)},
+                   "cannot read folder '" + dir + "': " + s.stack.back().error};
+          return true;
+        }
         continue;
       }
       const std::string path = (fs::path(s.root) / rel).string();
+      if (auto sp = top.special.find(name); sp != top.special.end()) {
+        event = {Kind::kSkipped, {path, s.root, rel}, "skipped '" + path + "': not a regular file (" + sp->second + ")"};
+        return true;
+      }
       const bool hidden = name[0] == '.';
       if (!hidden && (has_image_extension(path) || sniff_format(path) != FileFormat::kUnknown)) {
         event = {Kind::kItem, {path, s.root, rel}, ""};
@@ -143,6 +166,10 @@ bool InputWalker::next(Event& event) {
     }
     s.root = arg;
     s.stack.push_back(s.list(""));
+    if (!s.stack.back().error.empty()) {
+      event = {Kind::kUnreadable, {arg, arg, ""}, "cannot read folder '" + arg + "': " + s.stack.back().error};
+      return true;
+    }
   }
 }
 
@@ -155,6 +182,7 @@ ExpandedInputs expand_inputs(const std::vector<std::string>& arguments) {
       case InputWalker::Kind::kItem: out.items.push_back(e.item); break;
       case InputWalker::Kind::kSkipped: out.notices.push_back(e.message); break;
       case InputWalker::Kind::kMissing: out.missing.push_back(e.item.path); break;
+      case InputWalker::Kind::kUnreadable: out.unreadable.push_back(e.message); break;
     }
   }
   return out;

@@ -19,6 +19,8 @@ struct ExpandedInputs {
   std::vector<InputItem> items;      // in argument order; directory contents sorted by path
   std::vector<std::string> notices;  // "skipped '<path>': not an image", one per skipped file
   std::vector<std::string> missing;  // arguments that do not exist
+  // Folders that could not be listed: "cannot read folder '<path>': <errno text>".
+  std::vector<std::string> unreadable;
 };
 
 // Files given explicitly are always kept (a bad one fails later with its own error).
@@ -26,7 +28,9 @@ struct ExpandedInputs {
 // there is kept when its content is a supported image or its extension claims one (.png,
 // .jpg, .jpeg, .tif, .tiff, .bmp, .dcm, .dicom, .ima, .nii, .nii.gz), so that a broken image
 // is reported rather than silently skipped; other files (e.g. .DS_Store, notes.txt) are
-// skipped with a notice.
+// skipped with a notice. Entries that are not regular files (a FIFO, a device, a socket,
+// also through a symlink) are skipped with a notice that says what they are, never opened.
+// A folder that cannot be listed (permissions, I/O error) is reported with the errno's text.
 ExpandedInputs expand_inputs(const std::vector<std::string>& arguments);
 
 // Finds inputs lazily, one at a time, so that an archive of any size costs memory for one
@@ -37,11 +41,15 @@ ExpandedInputs expand_inputs(const std::vector<std::string>& arguments);
 // as by expand_inputs().
 class InputWalker {
  public:
-  enum class Kind { kItem, kSkipped, kMissing };
+  // kUnreadable: a folder (an argument or one inside it) that cannot be listed; the run
+  // counts it as a failed input.
+  enum class Kind { kItem, kSkipped, kMissing, kUnreadable };
   struct Event {
     Kind kind = Kind::kItem;
-    InputItem item;       // kItem: the input; kSkipped/kMissing: item.path names the file
-    std::string message;  // kSkipped: "skipped '<path>': not an image"
+    InputItem item;       // kItem: the input; other kinds: item.path names the file or folder
+    // kSkipped: "skipped '<path>': not an image" (or "...: not a regular file (a FIFO)");
+    // kUnreadable: "cannot read folder '<path>': Permission denied".
+    std::string message;
   };
   // `paths_in` is read only when an argument is "-"; it must outlive the walker.
   InputWalker(std::vector<std::string> arguments, std::istream* paths_in);

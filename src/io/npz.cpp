@@ -22,6 +22,9 @@ namespace {
 constexpr const char* kWhat = "cannot read npz";
 // No array we read may exceed this many bytes (guards allocations against corrupt shapes).
 constexpr uint64_t kMaxArrayBytes = uint64_t{16} << 30;  // 16 GiB
+// Arrays above this size must not decompress from fewer than 1/kMaxCompressionRatio bytes.
+constexpr uint64_t kBombMinBytes = uint64_t{64} << 20;  // 64 MiB
+constexpr uint64_t kMaxCompressionRatio = 100;
 
 struct ZipDiscard {
   void operator()(zip_t* z) const { zip_discard(z); }
@@ -313,6 +316,15 @@ NpyArray read_member(zip_t* z, zip_uint64_t index, const std::string& path, cons
                       "data size mismatch (got " + std::to_string(available) + " bytes, expected " +
                           std::to_string(bytes) + ")");
 
+  // A decompression bomb (a few MB of deflate holding GB of zeros) is refused before the
+  // allocation: above kBombMinBytes, at most kMaxCompressionRatio bytes per compressed byte.
+  if (bytes > kBombMinBytes && (st.valid & ZIP_STAT_COMP_SIZE) && st.comp_size > 0 &&
+      bytes / st.comp_size > kMaxCompressionRatio) {
+    throw array_error(ErrorKind::kUnsupported, path, name,
+                      "decompresses to " + std::to_string(bytes >> 20) + " MB from " +
+                          std::to_string(st.comp_size >> 10) + " KB (more than " + std::to_string(kMaxCompressionRatio) +
+                          ":1 is refused as a decompression bomb)");
+  }
   NpyArray array;
   array.dtype = h.descr;
   array.shape = h.shape;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "core/bounded_io.h"
 #include "io/image.h"
 
 namespace medattn::io {
@@ -70,6 +71,8 @@ const char* format_name(FileFormat format) {
 }
 
 FileFormat sniff_format(const std::string& path) {
+  // Only regular files are opened: a FIFO would block, /dev/zero never ends.
+  if (!special_file_kind(path).empty()) return FileFormat::kUnknown;
   std::ifstream in(path, std::ios::binary);
   if (!in) return FileFormat::kUnknown;
   std::vector<unsigned char> head(352);

@@ -14,6 +14,7 @@
 #include "core/text.h"
 #include "core/sha256.h"
 #include "core/fs.h"
+#include "core/bounded_io.h"
 
 namespace medattn::model {
 namespace {
@@ -525,7 +526,7 @@ ModelCard read_card(const std::string& dir) {
   }
   json j;
   try {
-    j = json::parse(read_file(path));
+    j = json::parse(read_file_bounded(path, ErrorKind::kModel, "cannot load model", kMaxCardBytes));
   } catch (const json::exception& e) {
     invalid(path, std::string("not valid JSON (") + e.what() + ")");
   }
@@ -604,8 +605,10 @@ std::string weights_identity(const ModelCard& card, const std::string& weights_s
 
 std::string model_id(const std::string& dir) {
   const ModelCard card = read_card(dir);
+  const auto weights = (std::filesystem::path(dir) / kWeightsFile).string();
+  require_regular_file(weights, ErrorKind::kModel, "cannot load model", kMaxWeightsBytes);
   try {
-    return model_id(card.name, weights_identity(card, sha256_file((std::filesystem::path(dir) / kWeightsFile).string())));
+    return model_id(card.name, weights_identity(card, sha256_file(weights)));
   } catch (const Error& e) {
     throw file_error(ErrorKind::kModel, "cannot load model", dir, std::string("cannot read ") + kWeightsFile);
   }

@@ -2,6 +2,8 @@
 // MODEL/model.json beside MODEL/weights.bin (see ../shared/CLI.md, "Model directory").
 #pragma once
 
+#include <cstdint>
+
 #include <nlohmann/json.hpp>
 #include <map>
 #include <string>
@@ -18,6 +20,11 @@ inline constexpr int kCardFormatVersion = 1;
 inline constexpr int kEnsembleCardFormatVersion = 2;
 inline constexpr const char* kCardFile = "model.json";
 inline constexpr const char* kWeightsFile = "weights.bin";
+// Size limits of the model's files, checked before anything is read (a FIFO, a link to
+// /dev/zero or a huge file is refused at once): the card, each weights file, the OOD sidecar.
+inline constexpr uint64_t kMaxCardBytes = uint64_t{16} << 20;      // 16 MiB
+inline constexpr uint64_t kMaxWeightsBytes = uint64_t{4} << 30;    // 4 GiB
+inline constexpr uint64_t kMaxOodBytes = uint64_t{2} << 30;        // 2 GiB
 
 // Hyper-parameters of the CNN+Transformer (see model/net.h).
 struct ArchConfig {

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/sha256.h"
 #include "core/fs.h"
+#include "core/bounded_io.h"
 
 namespace medattn::model {
 namespace nn = torch::nn;
@@ -345,7 +346,7 @@ int load_encoder_weights(torch::nn::Module& net, const std::string& path, const 
     }
     return false;
   };
-  const std::string bytes = read_file(path);
+  const std::string bytes = read_file_bounded(path, ErrorKind::kModel, "cannot load weights", kMaxWeightsBytes);
   auto fail = [&](const std::string& why) {
     return file_error(ErrorKind::kModel, "cannot load weights", path, why);
   };
@@ -425,6 +426,7 @@ LoadedModel load_model(const std::string& dir) {
   if (!std::filesystem::exists(weights, ec)) {
     throw file_error(ErrorKind::kModel, "cannot load model", dir, std::string("missing ") + kWeightsFile);
   }
+  require_regular_file(weights, ErrorKind::kModel, "cannot load model", kMaxWeightsBytes);
   m.weights_sha256 = sha256_file(weights);
   if (!m.card.weights_sha256.empty() && m.card.weights_sha256 != m.weights_sha256) {
     throw file_error(ErrorKind::kModel, "cannot load model", dir,
@@ -440,6 +442,7 @@ LoadedModel load_model(const std::string& dir) {
     if (!std::filesystem::exists(path, ec)) {
       throw file_error(ErrorKind::kModel, "cannot load model", dir, "missing ensemble member " + member.file);
     }
+    require_regular_file(path, ErrorKind::kModel, "cannot load model", kMaxWeightsBytes);
     const auto sha = sha256_file(path);
     if (sha != member.sha256) {
       throw file_error(ErrorKind::kModel, "cannot load model", dir,

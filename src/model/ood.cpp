@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/bounded_io.h"
 #include "core/sha256.h"
 
 namespace medattn::model {
@@ -144,8 +145,9 @@ GaussianStats load_gaussians(const std::string& path) {
   auto fail = [&](const std::string& why) { return file_error(ErrorKind::kModel, "cannot load OOD statistics", path, why); };
   std::string bytes;
   try {
-    bytes = read_file(path);
+    bytes = read_file_bounded(path, ErrorKind::kModel, "cannot load OOD statistics", kMaxOodBytes);
   } catch (const Error& e) {
+    if (std::filesystem::exists(path)) throw;
     throw fail("cannot read the file");
   }
   const size_t header = sizeof(kMagic) + 3 * sizeof(uint32_t) + sizeof(double);
@@ -183,7 +185,8 @@ GaussianStats load_gate(const std::string& dir, const ModelCard& card, int featu
   auto fail = [&](const std::string& why) { return file_error(ErrorKind::kModel, "cannot load model", dir, why); };
   const std::string path = (std::filesystem::path(dir) / card.ood.file).string();
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) throw fail("missing " + card.ood.file + " (the card's ood.file)");
+  if (!std::filesystem::exists(path, ec)) throw fail("missing " + card.ood.file + " (the card's ood.file)");
+  require_regular_file(path, ErrorKind::kModel, "cannot load model", kMaxOodBytes);
   const std::string sha = sha256_file(path);
   if (sha != card.ood.sha256) {
     throw fail(card.ood.file + " does not match the card's SHA-256 (got " + sha.substr(0, 16) + "..., expected " +

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -15,6 +16,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
@@ -55,11 +57,35 @@ struct Job {
   bool ready = false;  // decoded (images); other kinds are ready when queued
   report::DiagnosisRecord record;
   cv::Mat input;    // prepared model input, CV_32FC(channels) S x S
-  cv::Mat display;  // windowed original, kept only when maps are drawn
+  // The windowed image in 8 bits, grey or colour as decoded (what the overlay draws on: its
+  // rounding done once here), kept only when maps are drawn.
+  cv::Mat display;
   preprocess::Letterbox letterbox;
+  int64_t bytes = 0;  // held by input and display, counted against the queue's budget
 };
 using JobPtr = std::shared_ptr<Job>;
 
+// Memory bounds of a run (README "Limits"): images are reduced to kMaxWorkSide on their
+// longer side as they are decoded; the decoded jobs waiting for the model hold at most
+// kQueueBudgetBytes (beyond one job); and an allocation that fails is that image's error.
+constexpr int kMaxWorkSide = 2048;
+constexpr int64_t kQueueBudgetBytes = int64_t{256} << 20;
+
+// True for an exception that says memory ran out (std::bad_alloc, OpenCV's "Insufficient
+// memory", c10's "DefaultCPUAllocator: can't allocate memory").
+bool out_of_memory(const std::exception& e) {
+  if (dynamic_cast<const std::bad_alloc*>(&e) != nullptr) return true;
+  const std::string what = e.what();
+  return what.find("Insufficient memory") != std::string::npos || what.find("can't allocate memory") != std::string::npos ||
+         what.find("out of memory") != std::string::npos || what.find("Failed to allocate") != std::string::npos;
+}
+
+// Test hook: MEDATTN_TEST_OOM=<text> makes the heatmap stage of every input whose path
+// contains <text> fail as if memory ran out, so that tests can check the batch carries on.
+bool injected_oom(const std::string& path) {
+  static const char* text = std::getenv("MEDATTN_TEST_OOM");
+  return text != nullptr && *text != '\0' && path.find(text) != std::string::npos;
+}
 void check_writable_dir(const std::string& dir, const char* what = "cannot create heatmap directory") {
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -152,15 +178,17 @@ void decode(Job& job, const DiagnoseOptions& options, const model::ModelCard& ca
   auto& r = job.record;
   const std::string& path = job.item.path;
   try {
-    const io::Image image = io::read_image(path, options.read);
+    io::ReadOptions read = options.read;
+    if (read.max_side <= 0) read.max_side = kMaxWorkSide;
+    const io::Image image = io::read_image(path, read);
     // A NaN or infinite pixel (float TIFF/NIfTI, a DICOM rescale overflowing float) would
     // make every probability NaN: refused as this image's error, never diagnosed.
     if (const int64_t bad = count_non_finite(image.pixels); bad > 0) {
       throw Error(ErrorKind::kCorruption, "cannot read image '" + path + "': " + std::to_string(bad) +
                                               " pixel value(s) are not finite (NaN or infinity)");
     }
-    r.width = image.pixels.cols;
-    r.height = image.pixels.rows;
+    r.width = image.width > 0 ? image.width : image.pixels.cols;
+    r.height = image.height > 0 ? image.height : image.pixels.rows;
     r.format = io::format_name(image.format);
     if (options.read.window || image.format == io::FileFormat::kDicom || image.format == io::FileFormat::kNifti ||
         image.format == io::FileFormat::kNiftiGz) {
@@ -176,11 +204,13 @@ void decode(Job& job, const DiagnoseOptions& options, const model::ModelCard& ca
       throw Error(ErrorKind::kCorruption, "cannot diagnose '" + path +
                                               "': the model input is not finite after preprocessing (the card's mean or std?)");
     }
-    if (keep_display) job.display = display;
+    if (keep_display) display.convertTo(job.display, CV_8U, 255.0);  // grey or colour, as the overlay draws it
+    job.bytes = static_cast<int64_t>(job.input.total() * job.input.elemSize() + job.display.total() * job.display.elemSize());
   } catch (const Error& e) {
     r.error = e.what();
   } catch (const cv::Exception& e) {
-    r.error = "cannot read '" + path + "': image decoder failed (" + e.err + ")";
+    r.error = out_of_memory(e) ? "cannot read '" + path + "': out of memory while decoding"
+                               : "cannot read '" + path + "': image decoder failed (" + e.err + ")";
   } catch (const std::bad_alloc&) {
     r.error = "cannot read '" + path + "': out of memory while decoding";
   } catch (const std::exception& e) {
@@ -239,6 +269,13 @@ class Feeder {
     }
   }
 
+  // The consumer is done with jobs that held `bytes` (Job::bytes): room for more.
+  void release(int64_t bytes) {
+    std::lock_guard<std::mutex> lk(m_);
+    bytes_ -= bytes;
+    space_.notify_all();
+  }
+
   int total() const { return counted_ ? total_.load() : -1; }
   int skipped() const { return skipped_; }
   int resumed() const { return resumed_; }
@@ -260,7 +297,9 @@ class Feeder {
 
   void push(JobPtr job) {
     std::unique_lock<std::mutex> lk(m_);
-    space_.wait(lk, [&] { return stop_ || ordered_.size() < capacity_; });
+    space_.wait(lk, [&] {
+      return stop_ || (ordered_.size() < capacity_ && (bytes_ < kQueueBudgetBytes || ordered_.empty()));
+    });
     if (stop_) return;
     ordered_.push_back(job);
     if (!job->ready) {
@@ -290,6 +329,12 @@ class Feeder {
             if (!mine(e.item, true)) continue;
             job->kind = Job::Kind::kMissing;
             job->record.error = "cannot read '" + e.item.path + "': no such file or directory";
+            job->ready = true;
+            break;
+          case io::InputWalker::Kind::kUnreadable:  // a failed input, with the errno's text
+            if (!mine(e.item, true)) continue;
+            job->kind = Job::Kind::kMissing;
+            job->record.error = e.message;
             job->ready = true;
             break;
           case io::InputWalker::Kind::kSkipped:
@@ -327,6 +372,7 @@ class Feeder {
       }
       decode(*job, options_, card_, keep_display_);
       std::lock_guard<std::mutex> lk(m_);
+      bytes_ += job->bytes;
       job->ready = true;
       ready_.notify_all();
     }
@@ -364,6 +410,7 @@ class Feeder {
   std::condition_variable space_, work_cv_, ready_;
   std::deque<JobPtr> ordered_, work_;
   bool producer_done_ = false, stop_ = false;
+  int64_t bytes_ = 0;  // Job::bytes of decoded jobs not yet released by the consumer
   std::atomic<int> total_{0}, skipped_{0}, resumed_{0}, other_shards_{0};
   std::atomic<bool> counted_{false};
   std::thread producer_, counter_;
@@ -512,7 +559,8 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
   torch::NoGradGuard no_grad;
   const int size = card.preprocess.image_size;
   const int channels = card.preprocess.channels;
-  auto process = [&](std::vector<JobPtr>& batch) {
+  // The model and the maps for the images of `batch` (records filled in, not emitted).
+  auto run_batch = [&](std::vector<JobPtr>& batch) {
     std::vector<torch::Tensor> inputs;
     std::vector<Job*> good;
     for (auto& j : batch) {
@@ -628,7 +676,11 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
           r.probability = 0;
         }
         if (!maps_needed) continue;
+        if (injected_oom(good[b]->item.path)) throw std::bad_alloc();
         auto m = maps[static_cast<int64_t>(b)];
+        // The display was kept in 8 bits; as float again it gives make_overlay the same bytes.
+        cv::Mat display;
+        good[b]->display.convertTo(display, CV_32F, 1.0 / 255.0);
         const cv::Mat square(size, size, CV_32FC1, m.data_ptr<float>());
         const cv::Mat heat = preprocess::map_to_original(square, good[b]->letterbox, size);
         r.attention_regions = report::attention_regions(heat);
@@ -650,7 +702,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         plain.caption.clear();
         plain.legend = false;
         if (options.preview || options.thumbnail_size > 0) {
-          const cv::Mat overlay = explain::make_overlay(good[b]->display, shown_heat, plain);
+          const cv::Mat overlay = explain::make_overlay(display, shown_heat, plain);
           if (options.preview) {
             r.preview = overlay;
             r.preview_heat = heat;
@@ -672,7 +724,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         } else if (dicom) {
           try {
             const auto written = dicom->write(good[b]->item.path, good[b]->dicom_stem,
-                                              explain::burn_caption(explain::make_overlay(good[b]->display, shown_heat, plain), look.caption), r);
+                                              explain::burn_caption(explain::make_overlay(display, shown_heat, plain), look.caption), r);
             r.dicom_sc = written.sc;
             r.dicom_sr = written.sr;
             summary.dicom_objects = dicom->written();
@@ -683,7 +735,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         }
         if (!heatmaps) continue;
         try {
-          explain::write_png(good[b]->stem + ".heatmap.png", explain::make_overlay(good[b]->display, shown_heat, look));
+          explain::write_png(good[b]->stem + ".heatmap.png", explain::make_overlay(display, shown_heat, look));
           explain::write_png(good[b]->stem + ".heatmap-raw.png", explain::heatmap_to_u16(heat));
           r.heatmap = good[b]->stem + ".heatmap.png";
           r.heatmap_raw = good[b]->stem + ".heatmap-raw.png";
@@ -693,7 +745,33 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         }
       }
     }
+  };
+  // Memory that runs out (in the model or the maps) is the image's error, not the run's: the
+  // batch is tried again one image at a time (results do not depend on the batch), and an
+  // image that still cannot be allocated alone gets the error.
+  auto process = [&](std::vector<JobPtr>& batch) {
+    std::vector<report::DiagnosisRecord> saved;
+    for (auto& j : batch) saved.push_back(j->record);
+    try {
+      run_batch(batch);
+    } catch (const std::exception& e) {
+      if (!out_of_memory(e)) throw;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        batch[i]->record = saved[i];
+        if (batch[i]->kind != Job::Kind::kImage || !saved[i].error.empty()) continue;
+        std::vector<JobPtr> one{batch[i]};
+        try {
+          run_batch(one);
+        } catch (const std::exception& alone) {
+          if (!out_of_memory(alone)) throw;
+          batch[i]->record = saved[i];
+          batch[i]->record.error = "cannot diagnose '" + batch[i]->item.path + "': out of memory";
+        }
+      }
+    }
+    int64_t held = 0;
     for (auto& j : batch) {
+      held += j->bytes;
       if (j->kind == Job::Kind::kNotice) {
         if (on_notice) on_notice(j->notice);
         continue;
@@ -701,6 +779,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
       emit(j->record);
     }
     batch.clear();
+    feeder.release(held);
   };
 
   std::vector<JobPtr> batch;
