@@ -2,6 +2,7 @@
 // heatmap names that keep their meaning, locked outputs, temporaries that cannot be hijacked
 // and do not stay behind, resume retries, checked writes, CSV records with newlines, and
 // outputs that would overwrite inputs or each other.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -134,7 +135,7 @@ TEST_CASE("issue 20 item 3: a second run on the same -o is refused while the fir
   const fs::path work = fresh("lock");
   const fs::path out = work / "r.jsonl";
   int feed[2];
-  REQUIRE(::pipe(feed) == 0);
+  REQUIRE(::pipe2(feed, O_CLOEXEC) == 0);  // the child must not hold the write end: it waits for EOF
   const pid_t first = spawn({"diagnose", "-m", (fixture() / "model").string(), "-", "--quiet", "--threads", "1", "--batch-size", "1",
                              "-o", out.string()},
                             feed[0]);
@@ -380,12 +381,12 @@ TEST_CASE("issue 20 item 17: SIGTERM and SIGINT remove the run's temporaries", "
   for (const int sig : {SIGTERM, SIGINT}) {
     const fs::path work = fresh("signal" + std::to_string(sig));
     int feed[2];
-    REQUIRE(::pipe(feed) == 0);
+    REQUIRE(::pipe2(feed, O_CLOEXEC) == 0);  // the child must not hold the write end: it waits for EOF
     const pid_t pid = spawn({"diagnose", "-m", (fixture() / "model").string(), "-", "--quiet", "--threads", "1", "--batch-size", "1",
                              "-o", (work / "r.json").string(), "--report", (work / "r.html").string()},
                             feed[0]);
     ::close(feed[0]);
-    const std::string one = phantom("normal", 8).string() + "\n";
+    const std::string one = phantom("nodule", 7).string() + "\n";
     REQUIRE(::write(feed[1], one.data(), one.size()) == static_cast<ssize_t>(one.size()));
     // Both temporaries exist (the json and the report's rows) once the first record is in.
     wait_until([&] { return listing(work).size() >= 2 + (fs::exists(work / "r.json.lock") ? 1 : 0); });
@@ -411,7 +412,7 @@ TEST_CASE("issue 20 item 17: a run removes stale temporaries of its outputs whos
   for (const auto& f : stale) std::ofstream(work / f) << "x";
   for (const auto& f : kept) std::ofstream(work / f) << "x";
   fs::create_directories(work / ("r.jsonl.medattn-tmp." + dead + ".aaaaaaaaaaaa"));  // a folder: left alone
-  REQUIRE(cli(base_cmd() + q(phantom("normal", 9)) + " -o " + q(work / "r.jsonl") + " --report " + q(work / "r.html") +
+  REQUIRE(cli(base_cmd() + q(phantom("consolidation", 1)) + " -o " + q(work / "r.jsonl") + " --report " + q(work / "r.html") +
                   " --heatmaps " + q(heat)).code == 0);
   for (const auto& f : stale) CHECK(!fs::exists(work / f));
   for (const auto& f : kept) CHECK(fs::exists(work / f));
@@ -422,7 +423,7 @@ TEST_CASE("issue 20 item 19: outputs are checked before the run, with the errno'
   const fs::path work = fresh("check");
   fs::create_directories(work / "adir");
   const fs::path err = work / "err.txt";
-  const std::string image = q(phantom("normal", 10));
+  const std::string image = q(phantom("consolidation", 2));
   for (const std::string flag : {"--report", "-o"}) {
     const Run r = cli(base_cmd() + image + " --format json " + flag + " " + q(work / "adir"), err.string());
     CHECK(r.code == 3);
@@ -447,9 +448,9 @@ TEST_CASE("issue 20 item 19: outputs are checked before the run, with the errno'
 
 TEST_CASE("issue 20 items 2 and 14: heatmap names are the path flattened, cut to 200 bytes, and its hash", "[outputs][batch]") {
   using medattn::pipeline::heatmap_stem;
-  CHECK(heatmap_stem({"scans/a/chest.dcm", "scans/a/chest.dcm", ""}) == "scans_a_chest-ebcd5569");  // README's example
-  CHECK(heatmap_stem({"./scans/a/chest.dcm", "./scans/a/chest.dcm", ""}) == "scans_a_chest-ebcd5569");  // same path
-  CHECK(heatmap_stem({"scans/a/chest.dcm", "scans", "a/chest.dcm"}) == "scans_a_chest-ebcd5569");
+  CHECK(heatmap_stem({"scans/a/chest.dcm", "scans/a/chest.dcm", ""}) == "scans_a_chest-1442e7f6");  // README's example
+  CHECK(heatmap_stem({"./scans/a/chest.dcm", "./scans/a/chest.dcm", ""}) == "scans_a_chest-1442e7f6");  // same path
+  CHECK(heatmap_stem({"scans/a/chest.dcm", "scans", "a/chest.dcm"}) == "scans_a_chest-1442e7f6");
   const std::string a = heatmap_stem({"in/a?b.png", "in", "a?b.png"}), b = heatmap_stem({"in/a b.png", "in", "a b.png"}),
                     c = heatmap_stem({"in/a_b.png", "in", "a_b.png"});
   CHECK(a.substr(0, 7) == "in_a_b-");
