@@ -34,6 +34,7 @@
 #include "pipeline/batch.h"
 #include "pipeline/earlier_records.h"
 #include "report/html_report.h"
+#include "report/output_file.h"
 #include "report/record.h"
 #include "report/roc_plot.h"
 #include "report/terminal.h"
@@ -237,22 +238,46 @@ int run_diagnose_command(DiagnoseArgs& args) {
   if (args.resume && (args.output.empty() || (format != report::Format::kJsonl && format != report::Format::kCsv))) {
     throw Error(ErrorKind::kInvalidArgument, "--resume needs -o FILE in jsonl or csv format (the records already written are read back)");
   }
-  // Outputs never overwrite inputs: refuse an -o or --report that names an existing image.
-  for (const std::string* target : {&args.output, &args.report}) {
-    std::error_code ec;
-    if (!target->empty() && fs::is_regular_file(*target, ec) && io::sniff_format(*target) != io::FileFormat::kUnknown) {
-      throw file_error(ErrorKind::kInvalidArgument, "refusing to write", *target, "it is an image (an input?); choose another file");
+  // Outputs are checked before anything runs: never an input, a model file or another output
+  // of this run; never a folder, a missing or unwritable folder (report/output_file.h).
+  {
+    std::vector<report::OutputCheck> outputs;
+    if (!args.output.empty()) outputs.push_back({args.output, "output"});
+    if (!args.report.empty()) outputs.push_back({args.report, "report"});
+    report::check_outputs(outputs, opt.inputs, opt.model_dir);
+    if (!opt.heatmap_dir.empty()) {
+      for (const auto& o : outputs) {
+        std::error_code ec;
+        if (fs::weakly_canonical(o.path, ec) == fs::weakly_canonical(opt.heatmap_dir, ec)) {
+          throw file_error(ErrorKind::kInvalidArgument, "refusing to write", o.path, "it is also the heatmap folder of this run");
+        }
+      }
     }
   }
   const int threads = pipeline::set_threads(args.threads);
   const bool csv = format == report::Format::kCsv;
 
+  // One run at a time per output: the lock is taken before the file is read or changed.
+  std::unique_ptr<report::OutputLock> lock;
+  if (!args.output.empty()) {
+    lock = std::make_unique<report::OutputLock>(args.output);
+    // Temporaries of this output that killed runs left behind.
+    const std::string dir = fs::path(args.output).parent_path().string();
+    remove_stale_temporaries(dir, fs::path(args.output).filename().string());
+  }
+  if (!args.report.empty()) remove_stale_temporaries(fs::path(args.report).parent_path().string(), fs::path(args.report).filename().string());
+
   // What an earlier run recorded; read before the model loads so a bad file fails fast.
   pipeline::Recorded recorded;
   bool append = false;
   if (args.resume) {
-    recorded = pipeline::read_recorded(args.output, csv, model::model_id(opt.model_dir));
+    const std::string header = csv ? report::csv_header(model::read_card(opt.model_dir).classes) : "";
+    recorded = pipeline::read_recorded(args.output, csv, model::model_id(opt.model_dir), header);
     if (recorded.truncated) spdlog::warn("{}: removed a record cut short by an earlier crash", args.output);
+    if (recorded.retried > 0) {
+      spdlog::info("{}: {} record(s) failed for a transient reason (disk full, I/O error, ...) and are diagnosed again",
+                   args.output, recorded.retried);
+    }
     if (recorded.other_model > 0) {
       spdlog::warn("{}: {} record(s) were written by another model and are diagnosed again", args.output, recorded.other_model);
     }
@@ -262,18 +287,30 @@ int run_diagnose_command(DiagnoseArgs& args) {
     append = fs::exists(args.output, ec) && fs::file_size(args.output, ec) > 0;
   }
 
-  std::ofstream file;
-  std::string tmp_output;
-  std::ostream* out = &std::cout;
-  if (!args.output.empty()) {
-    // json is one array: written to a temporary file and renamed when complete.
-    tmp_output = format == report::Format::kJson ? args.output + ".tmp." + std::to_string(::getpid()) : args.output;
-    file.open(tmp_output, std::ios::out | (append ? std::ios::app : std::ios::trunc));
-    if (!file) {
-      throw file_error(ErrorKind::kIOError, "cannot write output", args.output, std::strerror(errno));
+  // Every write is checked (FdStream): the first failure stops the run with the errno's text,
+  // and jsonl/csv files are cut back to their last whole record.
+  std::unique_ptr<TempFile> json_tmp;  // json is one array: a temporary file renamed when complete
+  int out_fd = STDOUT_FILENO;
+  struct FdCloser {
+    int fd = -1;
+    ~FdCloser() {
+      if (fd >= 0) ::close(fd);
     }
-    out = &file;
+  } owned_fd;
+  if (!args.output.empty()) {
+    if (format == report::Format::kJson) {
+      json_tmp = std::make_unique<TempFile>(args.output, "cannot write output");
+      out_fd = json_tmp->fd();
+    } else {
+      out_fd = owned_fd.fd = report::open_append(args.output, /*truncate=*/!append);
+    }
   }
+  report::FdStream out_stream(out_fd, /*rollback=*/!args.output.empty() && !json_tmp);
+  std::ostream* out = &out_stream;
+  const std::string out_name = args.output.empty() ? "<standard output>" : args.output;
+  const auto check_out = [&] {
+    if (out_stream.error() != 0) throw file_error(ErrorKind::kIOError, "cannot write output", out_name, errno_text(out_stream.error()));
+  };
   // The terminal view: previews and colours only when a person is looking (stdout is a
   // terminal and the format is table), unless --preview forces the preview.
   const bool terminal = args.output.empty() && ::isatty(STDOUT_FILENO);
@@ -291,6 +328,7 @@ int run_diagnose_command(DiagnoseArgs& args) {
   ProgressPrinter progress(args.quiet);
   std::string intended_use;  // for the closing summary
   std::map<std::string, int> per_diagnosis, per_reason, per_abstention;
+  int heatmap_failures = 0;
   const auto summary = pipeline::run_diagnose(
       opt,
       [&](const std::vector<std::string>& classes, const std::string& id) {
@@ -327,7 +365,9 @@ int run_diagnose_command(DiagnoseArgs& args) {
           progress.clear();
           spdlog::error("{}", printable(r.error));
         }
+        if (r.warning.find(pipeline::kHeatmapNotWritten) != std::string::npos) ++heatmap_failures;
         writer->write(r);
+        check_out();  // the first failed write stops the run
         if (html) html->add(r);
       },
       [&](const std::string& notice) {
@@ -337,11 +377,9 @@ int run_diagnose_command(DiagnoseArgs& args) {
       [&](const pipeline::Progress& p) { progress.update(p); });
   progress.clear();
   writer->finish();
-  if (!args.output.empty()) {
-    file.close();
-    if (!file) throw file_error(ErrorKind::kIOError, "cannot write output", args.output, "write failed");
-    if (tmp_output != args.output) fs::rename(tmp_output, args.output);
-  }
+  out_stream.flush();
+  check_out();
+  if (json_tmp) json_tmp->commit(/*sync=*/true);
   if (html) {
     report::RunTotals totals;
     totals.seconds = summary.seconds;
@@ -370,11 +408,12 @@ int run_diagnose_command(DiagnoseArgs& args) {
   }
   if (summary.resumed > 0) spdlog::info("  {} input(s) already recorded in {} were not repeated", summary.resumed, args.output);
   if (!opt.shard.all()) spdlog::info("  shard {}: {} input(s) left to the other shards", args.shard, summary.other_shards);
+  if (heatmap_failures > 0) spdlog::warn("  {} heatmap(s) not written (the diagnoses are kept; --resume retries them)", heatmap_failures);
   if (summary.total == 0 && summary.resumed == 0 && summary.other_shards == 0) {
     spdlog::error("no images found in the given inputs");
     return kExitSomeFailed;
   }
-  return summary.failed > 0 ? kExitSomeFailed : kExitOk;
+  return summary.failed > 0 || heatmap_failures > 0 ? kExitSomeFailed : kExitOk;
 }
 
 int run_merge_command(const std::vector<std::string>& files, const std::string& out, const std::vector<std::string>& inputs) {
@@ -703,6 +742,7 @@ int main(int argc, char** argv) {
   auto logger = spdlog::stderr_color_mt("medattn");
   logger->set_pattern("%^%l%$: %v");
   spdlog::set_default_logger(logger);
+  install_signal_cleanup();  // SIGINT/SIGTERM remove this run's temporary files (core/fs.h)
 
   CLI::App app{"medattn: diagnose medical images with an attention CNN+Transformer and show where it looked"};
   app.set_version_flag("--version", pipeline::version_text());
@@ -1056,11 +1096,15 @@ int main(int argc, char** argv) {
       d.command = command_line(argc, argv);
       return run_diagnose_command(d);
     }
-    if (*merge) return run_merge_command(merge_files, merge_out, merge_inputs);
+    if (*merge) {
+      report::check_outputs({{merge_out, "output"}}, merge_files, "");  // never over a shard file
+      return run_merge_command(merge_files, merge_out, merge_inputs);
+    }
     if (*trainc) return run_train_command(t, command_line(argc, argv));
     if (*pretrainc) return run_pretrain_command(pt, command_line(argc, argv));
     if (*evaluate) {
       pipeline::set_threads(eval_threads);
+      if (!eval_roc.empty()) report::check_outputs({{eval_roc, "ROC plot"}}, {e.data}, e.model_dir);  // never over an input or the model
       return run_evaluate_command(e, eval_format, eval_roc, eval_compare);
     }
     if (*fitood) {

@@ -5,6 +5,7 @@
 // the first volume (nifti_read_collapsed_image), in host byte order. Values are converted
 // to float and scaled by scl_slope/scl_inter here.
 #include <nifti1_io.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -22,6 +23,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "io/image.h"
 
 namespace medattn::io {
@@ -43,6 +45,31 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+constexpr const char* kAliasPrefix = "medattn_nifti_";
+
+// Alias folders that killed runs left behind: "medattn_nifti_<pid>_<n>" in the temporary
+// folder, owned by this user, whose process is gone, holding nothing but the alias links.
+void remove_stale_alias_dirs() {
+  std::error_code ec;
+  const auto tmp = std::filesystem::temp_directory_path(ec);
+  if (ec) return;
+  for (std::filesystem::directory_iterator it(tmp, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(kAliasPrefix, 0) != 0) continue;
+    const std::string rest = name.substr(std::strlen(kAliasPrefix));
+    const size_t us = rest.find('_');
+    if (us == 0 || us == std::string::npos || us > 10 || rest.find_first_not_of("0123456789_") != std::string::npos) continue;
+    if (!process_gone(std::stol(rest.substr(0, us)))) continue;
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) continue;
+    for (const char* link : {"volume.nii", "volume.nii.gz"}) {
+      const auto p = it->path() / link;
+      if (::lstat(p.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) ::unlink(p.c_str());
+    }
+    ::rmdir(it->path().c_str());  // fails, harmlessly, if anything else is inside
+  }
+}
+
 // nifticlib finds a file's kind by its extension (.nii, .nii.gz), and looks for the voxels
 // of "x.nii.gz" in "x.nii" first when that exists. A file with another name, or with such
 // a neighbour, is read through a symbolic link, in a private temporary directory, that has
@@ -56,18 +83,24 @@ class ExtensionAlias {
                 : ends_with(path, ".nii"))
       return;
     static std::atomic<unsigned> counter{0};
+    static std::once_flag stale_once;
+    std::call_once(stale_once, remove_stale_alias_dirs);
     const auto dir =
         std::filesystem::temp_directory_path(ec) /
-        ("medattn_nifti_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+        (kAliasPrefix + std::to_string(::getpid()) + "_" + std::to_string(counter++));
     if (ec || !std::filesystem::create_directory(dir, ec) || ec) return;
     dir_ = dir;
+    dir_slot_ = register_cleanup(dir.string(), /*directory=*/true);  // removed on SIGINT/SIGTERM too
     const auto link = dir / (gzipped ? "volume.nii.gz" : "volume.nii");
+    link_slot_ = register_cleanup(link.string());
     std::filesystem::create_symlink(std::filesystem::absolute(path, ec), link, ec);
     if (!ec) name_ = link.string();
   }
   ~ExtensionAlias() {
     std::error_code ec;
     if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+    unregister_cleanup(link_slot_);
+    unregister_cleanup(dir_slot_);
   }
   ExtensionAlias(const ExtensionAlias&) = delete;
   ExtensionAlias& operator=(const ExtensionAlias&) = delete;
@@ -77,6 +110,7 @@ class ExtensionAlias {
  private:
   std::string name_;
   std::filesystem::path dir_;
+  int dir_slot_ = -1, link_slot_ = -1;
 };
 
 enum class HeaderKind { kNifti1, kNifti2, kInvalid };

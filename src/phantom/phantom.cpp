@@ -27,6 +27,7 @@
 #include <system_error>
 
 #include "core/error.h"
+#include "core/fs.h"
 
 // Keep a*b+c as two roundings everywhere (GCC does so in ISO mode; clang would fuse).
 #if defined(__clang__)
@@ -881,34 +882,11 @@ uint64_t image_seed(uint64_t seed, int label, int index) {
   return mix(mix(seed, 0x5EEDC1A55ULL + static_cast<uint64_t>(label)), static_cast<uint64_t>(index));
 }
 
-// Writes `bytes` to `path` atomically: a temporary file in the same folder, then rename.
-void write_atomically(const fs::path& path, const std::vector<uchar>& bytes) {
-  const fs::path tmp = path.parent_path() / ("." + path.filename().string() + ".tmp");
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw file_error(ErrorKind::kIOError, "cannot write", tmp.string(), "cannot open for writing");
-    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    f.close();
-    if (!f) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw file_error(ErrorKind::kIOError, "cannot write", tmp.string(), "write failed");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    throw file_error(ErrorKind::kIOError, "cannot write", path.string(), ec.message());
-  }
-}
-
 void write_png(const fs::path& path, const cv::Mat& image) {
   std::vector<uchar> bytes;
   if (!cv::imencode(".png", image, bytes))
     throw file_error(ErrorKind::kIOError, "cannot write", path.string(), "PNG encoding failed");
-  write_atomically(path, bytes);
+  write_file_atomic(path.string(), std::string(bytes.begin(), bytes.end()), /*sync=*/false);
 }
 
 }  // namespace

@@ -32,29 +32,54 @@ std::string shard_key(const io::InputItem& item);
 // machines and releases.
 int shard_of(const std::string& key, int count);
 
+// The heatmap file stem of an input (without folder or ".heatmap.png"): io::heatmap_stem
+// (the path as given, flattened to [A-Za-z0-9._-]) cut to 200 bytes, then "-" and 8 hex
+// digits of FNV-1a 64 of the lexically normal path as given. It depends on that path alone,
+// never on the other inputs, --shard or --resume, so a name never changes meaning between runs;
+// and "<stem>.heatmap-raw.png" stays within NAME_MAX (255 bytes).
+std::string heatmap_stem(const io::InputItem& item);
+
 // What an earlier output (jsonl or csv, written by diagnose) already holds.
 struct Recorded {
   std::set<std::string> files;  // recorded by `model_id` (errors included: they are answers too)
   int other_model = 0;          // records written by a different model (not skipped)
   int records = 0;              // complete records read
-  bool truncated = false;       // the last line was cut short (a crash mid-write) and was removed
+  bool truncated = false;       // the last record was cut short (a crash mid-write) and was removed
+  int retried = 0;              // records of this model whose error was transient: removed, diagnosed again
 };
 
+// The note a record's `warning` starts with when its heatmap could not be written (the
+// diagnosis is kept): "heatmap not written: <error>".
+inline constexpr const char* kHeatmapNotWritten = "heatmap not written: ";
+
+// True for an error that came from the machine rather than the image, which --resume
+// diagnoses again: its text holds the errno text of ENOSPC, EDQUOT, EIO, ENOMEM, EMFILE,
+// ENFILE, EAGAIN, EINTR, ETIMEDOUT, ESTALE, EROFS, EACCES, EPERM, ENOLCK or EBUSY, or says
+// "out of memory". Everything else (a corrupt or unsupported file, a missing one, a
+// non-finite image) is permanent: resume keeps it.
+bool transient_error(const std::string& error);
+
 // Reads FILE (format by `csv`) for `--resume`. A missing or empty file gives an empty set.
-// A last line without its newline is cut off the file so that appending continues cleanly.
-// Throws medattn::Error(kIOError) when the file cannot be read or repaired, and
-// kCorruption naming the line when a complete line is not a record.
-Recorded read_recorded(const std::string& path, bool csv, const std::string& model_id);
+// Records are read as records (a csv field may hold a newline). A last record cut short, and
+// the records of `model_id` whose error (or heatmap warning) is transient_error(), are removed
+// from the file, which is then rewritten atomically; the caller must hold its lock
+// (report::OutputLock). With `csv_header` (the header this run would write), a csv whose header
+// differs is refused: kCorruption "cannot resume '<path>': its csv columns (...) differ ...".
+// Throws medattn::Error(kIOError) when the file cannot be read or repaired, and kCorruption
+// naming the line when a complete record is not a diagnose record.
+Recorded read_recorded(const std::string& path, bool csv, const std::string& model_id, const std::string& csv_header = "");
 
 // One record of a diagnose output, as merge needs it: its key and its text.
 struct OutputLine {
   std::string file;
   std::string model;
-  std::string text;  // the line itself (jsonl) or the CSV row, without the newline
+  std::string text;  // the line itself (jsonl) or the CSV record, without its final newline
+  std::string error, warning;  // the record's error and warning ("" when none)
 };
 
-// Reads a diagnose output (jsonl or csv; `header` receives the csv header line). Throws
-// medattn::Error naming the file and line on anything that is not a diagnose record.
+// Reads a diagnose output (jsonl or csv; `header` receives the csv header record), by records.
+// Throws medattn::Error naming the file and line on anything that is not a diagnose record,
+// and on a last record cut short.
 std::vector<OutputLine> read_output(const std::string& path, bool csv, std::string* header);
 
 struct MergeReport {

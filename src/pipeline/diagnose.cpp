@@ -1,12 +1,14 @@
 #include "pipeline/diagnose.h"
 
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -86,10 +88,19 @@ bool injected_oom(const std::string& path) {
   static const char* text = std::getenv("MEDATTN_TEST_OOM");
   return text != nullptr && *text != '\0' && path.find(text) != std::string::npos;
 }
+// Why a path given as input cannot be read: the errno's text (a symlink loop says so), with
+// the former wording for a plain missing file.
+std::string missing_reason(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 || errno == ENOENT) return "no such file or directory";
+  return errno_text(errno);
+}
+
 void check_writable_dir(const std::string& dir, const char* what = "cannot create heatmap directory") {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw file_error(ErrorKind::kIOError, what, dir, ec.message());
+  remove_stale_temporaries(dir);  // heatmaps of runs killed mid-write
   const std::string probe = (fs::path(dir) / ".medattn-write-test").string();
   write_file_atomic(probe, "");
   fs::remove(probe, ec);
@@ -142,22 +153,15 @@ class ClinicalTable {
   std::map<std::string, size_t> by_path_, by_name_;
 };
 
+// Heatmap paths: pipeline::heatmap_stem in the heatmap folder. The name depends on the
+// input's path alone (never on the other inputs, --shard or --resume).
 class HeatmapNamer {
  public:
   explicit HeatmapNamer(std::string dir) : dir_(std::move(dir)) {}
-  // A stem unique within this run: a second "a_b" becomes "a_b-2". Called for every input in
-  // walk order (also those of other shards or already recorded), so a name never depends on
-  // --shard or --resume.
-  std::string stem_for(const io::InputItem& item) {
-    const std::string base = io::heatmap_stem(item);
-    std::string stem = base;
-    for (int n = 2; !used_.insert(stem).second; ++n) stem = base + "-" + std::to_string(n);
-    return (fs::path(dir_) / stem).string();
-  }
+  std::string stem_for(const io::InputItem& item) const { return (fs::path(dir_) / pipeline::heatmap_stem(item)).string(); }
 
  private:
   std::string dir_;
-  std::set<std::string> used_;
 };
 
 // Pixels (any float type and channel count) that are NaN or infinite.
@@ -328,7 +332,7 @@ class Feeder {
           case io::InputWalker::Kind::kMissing:
             if (!mine(e.item, true)) continue;
             job->kind = Job::Kind::kMissing;
-            job->record.error = "cannot read '" + e.item.path + "': no such file or directory";
+            job->record.error = "cannot read '" + e.item.path + "': " + missing_reason(e.item.path);
             job->ready = true;
             break;
           case io::InputWalker::Kind::kUnreadable:  // a failed input, with the errno's text
@@ -734,14 +738,21 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
           }
         }
         if (!heatmaps) continue;
+        // A heatmap that cannot be written keeps the diagnosis: the record says why in its
+        // warning (kHeatmapNotWritten), and --resume retries it when the cause was transient.
         try {
           explain::write_png(good[b]->stem + ".heatmap.png", explain::make_overlay(display, shown_heat, look));
-          explain::write_png(good[b]->stem + ".heatmap-raw.png", explain::heatmap_to_u16(heat));
+          try {
+            explain::write_png(good[b]->stem + ".heatmap-raw.png", explain::heatmap_to_u16(heat));
+          } catch (const Error&) {
+            std::error_code ec;
+            fs::remove(good[b]->stem + ".heatmap.png", ec);  // both maps or neither
+            throw;
+          }
           r.heatmap = good[b]->stem + ".heatmap.png";
           r.heatmap_raw = good[b]->stem + ".heatmap-raw.png";
         } catch (const Error& e) {
-          r.ok = false;
-          r.error = e.what();
+          r.warning += (r.warning.empty() ? "" : "; ") + std::string(kHeatmapNotWritten) + e.what();
         }
       }
     }

@@ -8,8 +8,11 @@
 #include <filesystem>
 #include <opencv2/imgcodecs.hpp>
 #include <sstream>
+#include <string_view>
+#include <vector>
 
 #include "core/error.h"
+#include "core/fs.h"
 
 namespace fs = std::filesystem;
 
@@ -117,17 +120,12 @@ std::string error_reason(const std::string& error) {
   return error.substr(0, open) + ": " + error.substr(close + 3);
 }
 
-HtmlReport::HtmlReport(std::string path, ReportInfo info) : path_(std::move(path)), info_(std::move(info)) {
-  rows_path_ = path_ + ".rows.tmp." + std::to_string(::getpid());
-  rows_.open(rows_path_, std::ios::out | std::ios::trunc | std::ios::binary);
-  if (!rows_) throw file_error(ErrorKind::kIOError, "cannot write report", path_, "cannot create a file beside it");
-}
+// The rows go to a temporary file beside the report (core/fs.h TempFile: created new, never
+// through a link, removed on failure and on SIGINT/SIGTERM).
+HtmlReport::HtmlReport(std::string path, ReportInfo info)
+    : path_(std::move(path)), info_(std::move(info)), rows_(std::make_unique<TempFile>(path_, "cannot write report")) {}
 
-HtmlReport::~HtmlReport() {
-  rows_.close();
-  std::error_code ec;
-  fs::remove(rows_path_, ec);
-}
+HtmlReport::~HtmlReport() = default;
 
 void HtmlReport::add_earlier(const DiagnosisRecord& r) {
   ++earlier_;
@@ -179,13 +177,10 @@ void HtmlReport::add(const DiagnosisRecord& r) {
   }
   row << "</td><td>" << html_escape(r.abstained.empty() ? r.warning : r.abstained) << "</td><td class=\"num\">"
       << (r.ood_score ? fixed(*r.ood_score, 2) : "") << "</td><td>" << html_escape(r.error) << "</td></tr>\n";
-  rows_ << row.str();
-  if (!rows_) throw file_error(ErrorKind::kIOError, "cannot write report", path_, "write failed (disk full?)");
+  rows_->write(row.str());
 }
 
 void HtmlReport::finish(const RunTotals& totals) {
-  rows_.close();
-  if (!rows_) throw file_error(ErrorKind::kIOError, "cannot write report", path_, "write failed (disk full?)");
   std::ostringstream head;
   const std::time_t now = std::time(nullptr);
   char when[64];
@@ -215,29 +210,20 @@ void HtmlReport::finish(const RunTotals& totals) {
   for (const auto& c : info_.classes) head << "<th>p(" << html_escape(c) << ")</th>";
   head << "<th>heatmap</th><th>abstained</th><th>ood_score</th><th>error</th></tr></thead>\n<tbody>\n";
 
-  const std::string tmp = path_ + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::out | std::ios::trunc | std::ios::binary);
-    if (!out) throw file_error(ErrorKind::kIOError, "cannot write report", path_, "cannot create a file beside it");
-    out << head.str();
-    std::ifstream rows(rows_path_, std::ios::binary);
-    if (count_ > 0) out << rows.rdbuf();  // (inserting an empty buffer would set failbit)
-    out << "</tbody></table>\n<h2>Model</h2>\n<pre>" << html_escape(info_.model_summary) << "</pre>\n<script>" << kScript
-        << "</script>\n</body></html>\n";
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw file_error(ErrorKind::kIOError, "cannot write report", path_, "write failed (disk full?)");
-    }
+  TempFile out(path_, "cannot write report");
+  out.write(head.str());
+  std::ifstream rows(rows_->path(), std::ios::binary);
+  if (!rows) throw file_error(ErrorKind::kIOError, "cannot write report", path_, "cannot read back " + rows_->path());
+  std::vector<char> chunk(1 << 16);
+  while (rows.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || rows.gcount() > 0) {
+    out.write(std::string_view(chunk.data(), static_cast<size_t>(rows.gcount())));
   }
-  std::error_code ec;
-  fs::rename(tmp, path_, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw file_error(ErrorKind::kIOError, "cannot write report", path_, ec.message());
-  }
-  fs::remove(rows_path_, ec);
+  std::ostringstream tail;
+  tail << "</tbody></table>\n<h2>Model</h2>\n<pre>" << html_escape(info_.model_summary) << "</pre>\n<script>" << kScript
+       << "</script>\n</body></html>\n";
+  out.write(tail.str());
+  out.commit(/*sync=*/false);
+  rows_.reset();
   finished_ = true;
 }
 

@@ -7,9 +7,11 @@
 
 #include <fstream>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "core/fs.h"
 #include "report/record.h"
 
 namespace medattn::report {
@@ -46,9 +48,9 @@ class HtmlReport {
   void finish(const RunTotals& totals);
 
  private:
-  std::string path_, rows_path_;
+  std::string path_;
   ReportInfo info_;
-  std::ofstream rows_;
+  std::unique_ptr<TempFile> rows_;  // the rows written so far
   int count_ = 0, failed_ = 0, abstained_ = 0;
   int dicom_out_ = 0;  // records with a DICOM SC and SR written (--dicom-out)
   std::map<std::string, int> per_diagnosis_;

@@ -57,11 +57,7 @@ class JsonWriter : public RecordWriter {
 class CsvWriter : public RecordWriter {
  public:
   CsvWriter(std::ostream& out, std::vector<std::string> classes, bool header) : out_(out), classes_(std::move(classes)) {
-    if (!header) return;
-    out_ << "file,diagnosis,probability";
-    for (const auto& c : classes_) out_ << "," << csv_field("p_" + c);
-    out_ << ",heatmap,error,model,abstained,ood_score,warning"
-         << ",study_uid,series_uid,sop_uid,patient_id,accession_number,modality,dicom_sc,dicom_sr\n" << std::flush;
+    if (header) out_ << csv_header(classes_) << "\n" << std::flush;
   }
   void write(const DiagnosisRecord& r) override {
     const bool diagnosed = r.ok && r.abstained.empty();
@@ -267,6 +263,13 @@ std::string shorten_middle(const std::string& text, size_t width) {
   const size_t keep = width - 3;
   const size_t head = keep / 2, tail = keep - head;
   return text.substr(0, head) + "..." + text.substr(text.size() - tail);
+}
+
+std::string csv_header(const std::vector<std::string>& classes) {
+  std::string h = "file,diagnosis,probability";
+  for (const auto& c : classes) h += "," + csv_field("p_" + c);
+  return h + ",heatmap,error,model,abstained,ood_score,warning" +
+         ",study_uid,series_uid,sop_uid,patient_id,accession_number,modality,dicom_sc,dicom_sr";
 }
 
 std::string csv_field(const std::string& value) {

@@ -95,6 +95,10 @@ std::unique_ptr<RecordWriter> make_writer(Format format, std::ostream& out,
 // "abcdef...uvwxyz": at most `width` characters, the middle replaced by "...".
 std::string shorten_middle(const std::string& text, size_t width);
 
+// The csv header line (without its newline) for a model with `classes`: what --resume
+// compares with an existing file's header.
+std::string csv_header(const std::vector<std::string>& classes);
+
 // Quotes a CSV field when it holds a comma, quote or newline (RFC 4180).
 std::string csv_field(const std::string& value);
 

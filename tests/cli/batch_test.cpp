@@ -24,6 +24,8 @@
 
 namespace fs = std::filesystem;
 using clitest::fixture;
+using clitest::spawn;
+using clitest::wait_until;
 using clitest::medattn;
 using clitest::q;
 using clitest::Run;
@@ -51,36 +53,6 @@ int count_lines(const fs::path& p) {
   int n = 0;
   for (std::string line; std::getline(in, line);) n += !line.empty();
   return n;
-}
-
-// Starts medattn in the background with `env` (NAME=value entries) added to its environment
-// and its stdin from `stdin_fd` (-1: /dev/null); returns its pid.
-pid_t spawn(const std::vector<std::string>& args, int stdin_fd = -1, const std::vector<std::string>& env = {}) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(MEDATTN_BINARY));
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
-    const int devnull = ::open("/dev/null", O_RDWR);
-    ::dup2(stdin_fd >= 0 ? stdin_fd : devnull, STDIN_FILENO);
-    ::dup2(devnull, STDOUT_FILENO);
-    ::dup2(devnull, STDERR_FILENO);
-    ::execv(MEDATTN_BINARY, argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
-// Waits until `done()` holds; fails the test after 10 minutes (a hang, not a slow machine).
-template <typename Pred>
-void wait_until(Pred done) {
-  const auto t0 = std::chrono::steady_clock::now();
-  while (!done()) {
-    REQUIRE(std::chrono::steady_clock::now() - t0 < std::chrono::minutes(10));
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
 }
 
 }  // namespace
@@ -333,9 +305,17 @@ TEST_CASE("outputs never overwrite inputs, follow no symlink, and a rerun skips 
   const fs::path heat = work / "scans/heat";
   fs::create_directories(heat);
   std::ofstream(work / "precious.txt") << "keep me";
-  std::string stem = (work / "scans/normal_0000").string().substr(1);  // heatmap names: the path as given
-  std::replace(stem.begin(), stem.end(), '/', '_');
-  const fs::path planted = heat / (stem + ".heatmap.png");
+  // Heatmap names depend on the path as given alone: learnt from a run into another folder.
+  const Run probe = medattn(base + "--format jsonl --heatmaps " + q(work / "probe") + " " + q(work / "scans"));
+  REQUIRE(probe.code == 0);
+  std::string name;
+  std::istringstream probe_lines(probe.out);
+  for (const auto& rec : clitest::jsonl_objects(probe_lines)) {
+    if (rec["file"] == input.string()) name = fs::path(rec["heatmap"].get<std::string>()).filename().string();
+  }
+  REQUIRE(!name.empty());
+  fs::remove_all(work / "probe");
+  const fs::path planted = heat / name;
   fs::create_symlink(work / "precious.txt", planted);
   // The heatmap folder lies inside the folder being diagnosed: its PNGs are not inputs.
   for (int run = 0; run < 2; ++run) {

@@ -1,16 +1,19 @@
 // Running the built medattn binary from tests, and a shared phantom set with a tiny model.
 #pragma once
 
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <istream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 // Not inside namespace medattn: the tests call the helper `medattn(...)`, like the binary.
@@ -74,6 +77,36 @@ struct CliFixture {
 inline const std::filesystem::path& fixture() {
   static const CliFixture f;
   return f.dir;
+}
+
+// Starts medattn in the background with `env` (NAME=value entries) added to its environment
+// and its stdin from `stdin_fd` (-1: /dev/null); returns its pid.
+inline pid_t spawn(const std::vector<std::string>& args, int stdin_fd = -1, const std::vector<std::string>& env = {}) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(MEDATTN_BINARY));
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
+    const int devnull = ::open("/dev/null", O_RDWR);
+    ::dup2(stdin_fd >= 0 ? stdin_fd : devnull, STDIN_FILENO);
+    ::dup2(devnull, STDOUT_FILENO);
+    ::dup2(devnull, STDERR_FILENO);
+    ::execv(MEDATTN_BINARY, argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Waits until `done()` holds; fails the test after 10 minutes (a hang, not a slow machine).
+template <typename Pred>
+void wait_until(Pred done) {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!done()) {
+    REQUIRE(std::chrono::steady_clock::now() - t0 < std::chrono::minutes(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 }  // namespace clitest
