@@ -67,31 +67,7 @@ OodSetMetrics separation(const Scored& in, const Scored& out, double threshold, 
 
 // An OOD set as a dataset: npz or CSV through load_dataset, anything else as image files.
 io::Dataset ood_dataset(const std::string& spec, int limit, const NoticeCallback& on_notice) {
-  io::Dataset data;
-  const std::string ext = lower(fs::path(spec).extension().string());
-  if (ext == ".npz" || ext == ".csv") {
-    data = io::load_dataset(spec, {});
-    for (auto& s : data.samples) s.label = 0;
-  } else {
-    io::InputWalker walker({spec}, nullptr);
-    io::InputWalker::Event e;
-    while (walker.next(e)) {
-      if (e.kind != io::InputWalker::Kind::kItem) continue;
-      io::Sample s;
-      s.path = e.item.path;
-      s.label = 0;
-      data.samples.push_back(s);
-    }
-  }
-  if (data.samples.empty()) throw file_error(ErrorKind::kInvalidArgument, "cannot read --ood", spec, "no images");
-  if (limit > 0 && static_cast<int>(data.samples.size()) > limit) {
-    // Evenly over the walk, so that every class folder is represented.
-    std::vector<io::Sample> kept;
-    const double step = static_cast<double>(data.samples.size()) / limit;
-    for (int i = 0; i < limit; ++i) kept.push_back(data.samples[static_cast<size_t>(i * step)]);
-    if (on_notice) on_notice("--ood " + spec + ": " + std::to_string(limit) + " of " + std::to_string(data.samples.size()) + " images");
-    data.samples = std::move(kept);
-  }
+  io::Dataset data = unlabelled_dataset(spec, "", limit, "cannot read --ood", "--ood " + spec, on_notice);
   data.classes = {"ood"};
   return data;
 }

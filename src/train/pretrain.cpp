@@ -25,37 +25,6 @@ namespace F = torch::nn::functional;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-// Every image of one DATA argument, labels ignored.
-io::Dataset unlabelled(const std::string& spec, const std::string& split, int limit, const NoticeCallback& on_notice) {
-  io::Dataset data;
-  const std::string ext = lower(fs::path(spec).extension().string());
-  if (ext == ".npz" || ext == ".csv") {
-    io::DatasetOptions o;
-    o.split = split;
-    data = io::load_dataset(spec, o);
-  } else {
-    io::InputWalker walker({spec}, nullptr);
-    io::InputWalker::Event e;
-    while (walker.next(e)) {
-      if (e.kind != io::InputWalker::Kind::kItem) continue;
-      io::Sample s;
-      s.path = e.item.path;
-      data.samples.push_back(s);
-    }
-  }
-  for (auto& s : data.samples) s.label = 0;
-  if (data.samples.empty()) throw file_error(ErrorKind::kInvalidArgument, "cannot pretrain on", spec, "no images");
-  if (limit > 0 && static_cast<int>(data.samples.size()) > limit) {
-    std::vector<io::Sample> kept;
-    const double step = static_cast<double>(data.samples.size()) / limit;
-    for (int i = 0; i < limit; ++i) kept.push_back(data.samples[static_cast<size_t>(i * step)]);
-    if (on_notice) on_notice(spec + ": " + std::to_string(limit) + " of " + std::to_string(data.samples.size()) + " images");
-    data.samples = std::move(kept);
-  }
-  data.classes = {"unlabelled"};
-  return data;
-}
-
 // Two views must differ in what the encoder should ignore: framing (a random resized crop,
 // area 35-100%, aspect 3/4-4/3), a horizontal flip, exposure (contrast 0.6-1.4, brightness
 // +-0.15, gamma 0.7-1.4), blur (p=0.5) and noise (sd 0-0.05). In windowed [0,1] space.
@@ -191,13 +160,7 @@ void save_checkpoint(const PretrainOptions& o, const State& st, model::AttnNet& 
     model::save_weights(*obj.decoder, (tmp / "decoder.bin").string());
   }
   torch::save(opt, (tmp / "optimizer.pt").string());
-  torch::Tensor rng;
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    rng = gen.get_state();
-  }
-  torch::save(rng, (tmp / "rng.pt").string());
+  save_rng_state((tmp / "rng.pt").string());
   write_file_atomic((tmp / "state.json").string(),
                     nlohmann::json{{"epoch", st.epoch}, {"losses", st.losses}, {"objective", o.objective}}.dump());
   const fs::path old = dir.string() + ".old";
@@ -232,11 +195,7 @@ State load_checkpoint(const PretrainOptions& o, model::AttnNet& net, Objective& 
     model::load_weights(*obj.decoder, (dir / "decoder.bin").string());
   }
   torch::load(opt, (dir / "optimizer.pt").string());
-  torch::Tensor rng;
-  torch::load(rng, (dir / "rng.pt").string());
-  auto gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(rng);
+  load_rng_state((dir / "rng.pt").string());
   return st;
 }
 
@@ -267,7 +226,7 @@ PretrainResult run_pretrain(const PretrainOptions& o, const std::function<void(c
   nlohmann::json sources = nlohmann::json::array();
   int64_t images = 0;
   for (const auto& spec : o.data) {
-    const io::Dataset data = unlabelled(spec, o.split, o.limit, on_notice);
+    const io::Dataset data = unlabelled_dataset(spec, o.split, o.limit, "cannot pretrain on", spec, on_notice);
     Tensors t = prepare_samples(data, card.preprocess, on_notice);
     if (t.size() == 0) throw file_error(ErrorKind::kInvalidArgument, "cannot pretrain on", spec, "no readable images");
     sources.push_back({{"data", spec}, {"images", t.size()}});

@@ -1,6 +1,10 @@
 #include "train/samples.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <mutex>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -12,7 +16,11 @@
 #include <sstream>
 #include <thread>
 
+#include "core/error.h"
+#include "core/fs.h"
 #include "core/sha256.h"
+#include "core/text.h"
+#include "io/inputs.h"
 #include "io/image.h"
 
 namespace medattn::train {
@@ -219,6 +227,56 @@ std::string describe_split(double fraction, uint64_t seed) {
   std::ostringstream s;
   s << "stratified " << fraction << " of the training data, seed " << seed << ", exact duplicates kept on one side";
   return s.str();
+}
+
+void save_rng_state(const std::string& path) {
+  torch::Tensor state;
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    state = gen.get_state();
+  }
+  torch::save(state, path);
+}
+
+void load_rng_state(const std::string& path) {
+  torch::Tensor state;
+  torch::load(state, path);
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+io::Dataset unlabelled_dataset(const std::string& spec, const std::string& split, int limit, const std::string& what,
+                               const std::string& label, const NoticeCallback& on_notice) {
+  io::Dataset data;
+  const std::string ext = lower(std::filesystem::path(spec).extension().string());
+  if (ext == ".npz" || ext == ".csv") {
+    io::DatasetOptions o;
+    o.split = split;
+    data = io::load_dataset(spec, o);
+  } else {
+    io::InputWalker walker({spec}, nullptr);
+    io::InputWalker::Event e;
+    while (walker.next(e)) {
+      if (e.kind != io::InputWalker::Kind::kItem) continue;
+      io::Sample s;
+      s.path = e.item.path;
+      data.samples.push_back(s);
+    }
+  }
+  for (auto& s : data.samples) s.label = 0;
+  if (data.samples.empty()) throw file_error(ErrorKind::kInvalidArgument, what, spec, "no images");
+  if (limit > 0 && static_cast<int>(data.samples.size()) > limit) {
+    // Evenly over the walk, so that every class folder is represented.
+    std::vector<io::Sample> kept;
+    const double step = static_cast<double>(data.samples.size()) / limit;
+    for (int i = 0; i < limit; ++i) kept.push_back(data.samples[static_cast<size_t>(i * step)]);
+    if (on_notice) on_notice(label + ": " + std::to_string(limit) + " of " + std::to_string(data.samples.size()) + " images");
+    data.samples = std::move(kept);
+  }
+  data.classes = {"unlabelled"};
+  return data;
 }
 
 }  // namespace medattn::train

@@ -74,6 +74,18 @@ GateMetrics evaluate_gate(const model::LoadedModel& model, const Tensors& t, con
 eval::ShiftResult run_shift(const model::LoadedModel& model, const io::Dataset& data, const Tensors& t,
                             const EvaluateOptions& options, const NoticeCallback& on_notice);
 
+// The default CPU generator's state saved to / restored from `path` (torch::save format), so
+// that a resumed run draws what an uninterrupted one would have.
+void save_rng_state(const std::string& path);
+void load_rng_state(const std::string& path);
+
+// Every image of one DATA argument as unlabelled samples (label 0, class "unlabelled"): an npz
+// or CSV through io::load_dataset (with `split`), anything else walked as image files (folders
+// recursively). At most `limit` (> 0) of them, spread evenly over the walk, with the notice
+// "<label>: N of M images". Throws Error(kInvalidArgument) "<what> '<spec>': no images".
+io::Dataset unlabelled_dataset(const std::string& spec, const std::string& split, int limit, const std::string& what,
+                               const std::string& label, const NoticeCallback& on_notice);
+
 // The fewest validation images whose `percentile` is worth a threshold: 100 / (100 - p), so that
 // at least one validation image lies above it (50 for the 98th percentile).
 int64_t min_gate_validation(double percentile);

@@ -123,13 +123,7 @@ void save_checkpoint(const std::string& out, const Checkpoint& c, model::AttnNet
   model::save_weights(*best, (tmp / "best.bin").string());
   if (ema != nullptr) model::save_weights(**ema, (tmp / "ema.bin").string());
   torch::save(optimizer, (tmp / "optimizer.pt").string());
-  torch::Tensor rng_state;
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    rng_state = gen.get_state();
-  }
-  torch::save(rng_state, (tmp / "rng.pt").string());
+  save_rng_state((tmp / "rng.pt").string());
   nlohmann::json j = {{"epoch", c.epoch}, {"step", c.step}, {"best_auc", c.best_auc}, {"best_acc", c.best_acc},
                       {"best_epoch", c.best_epoch}, {"epochs_since_best", c.epochs_since_best}, {"member", c.member},
                       {"architecture", model::card_to_json(card)["architecture"]},
@@ -179,13 +173,7 @@ Checkpoint load_checkpoint(const std::string& out, model::AttnNet& net, model::A
     model::load_weights(**ema, (dir / "ema.bin").string());
   }
   torch::load(optimizer, (dir / "optimizer.pt").string());
-  torch::Tensor rng_state;
-  torch::load(rng_state, (dir / "rng.pt").string());
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(rng_state);
-  }
+  load_rng_state((dir / "rng.pt").string());
   Checkpoint c;
   c.epoch = j.at("epoch");
   c.step = j.at("step");
