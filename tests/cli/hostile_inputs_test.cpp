@@ -251,13 +251,15 @@ TEST_CASE("a huge image is worked on at a bounded size: records keep its size, h
   REQUIRE(recs.size() == 2);
   CHECK(recs[0]["width"] == 10000);
   CHECK(recs[0]["height"] == 10000);
-  const cv::Mat overlay = cv::imread(recs[0]["heatmap"].get<std::string>(), cv::IMREAD_UNCHANGED);
-  CHECK(overlay.cols == 2048);
-  CHECK(overlay.rows == 2048);
+  // The raw map is at the working size; the overlay adds its caption strip and legend to it.
   const cv::Mat raw = cv::imread(recs[0]["heatmap_raw"].get<std::string>(), cv::IMREAD_UNCHANGED);
   CHECK(raw.cols == 2048);
+  CHECK(raw.rows == 2048);
+  const cv::Mat overlay = cv::imread(recs[0]["heatmap"].get<std::string>(), cv::IMREAD_UNCHANGED);
+  CHECK(overlay.cols > 2048);
+  CHECK(overlay.cols < 2600);
   // A small image keeps its own size.
-  CHECK(cv::imread(recs[1]["heatmap"].get<std::string>(), cv::IMREAD_UNCHANGED).cols == 64);
+  CHECK(cv::imread(recs[1]["heatmap_raw"].get<std::string>(), cv::IMREAD_UNCHANGED).cols == 64);
 }
 
 
@@ -281,12 +283,14 @@ TEST_CASE("decided: one image under several spellings is diagnosed once per spel
   CHECK(recs[1]["file"] == "./a.png");
   CHECK(recs[2]["file"] == (work / "a.png").string());
   CHECK(recs[3]["file"] == "a.png");
-  std::set<std::string> heatmaps;
-  for (const auto& r : recs) {
-    CHECK(r["probabilities"] == recs[0]["probabilities"]);
-    heatmaps.insert(r["heatmap"].get<std::string>());
-  }
-  CHECK(heatmaps.size() == 4);  // each record its own overlay, none overwritten
+  for (const auto& r : recs) CHECK(r["probabilities"] == recs[0]["probabilities"]);
+  // Heatmap names come from the path alone (README "Outputs"): spellings of one relative path
+  // share the overlay of that same image, the absolute spelling has its own.
+  CHECK(recs[1]["heatmap"] == recs[0]["heatmap"]);
+  CHECK(recs[3]["heatmap"] == recs[0]["heatmap"]);
+  CHECK(recs[2]["heatmap"] != recs[0]["heatmap"]);
+  CHECK(fs::exists(work / recs[0]["heatmap"].get<std::string>()));  // relative to the run's folder
+  CHECK(fs::exists(work / recs[2]["heatmap"].get<std::string>()));
 }
 
 TEST_CASE("decided: CSV cells that look like spreadsheet formulas are written as they are", "[cli][decided][csv]") {
