@@ -1,7 +1,5 @@
 #include "train/pretrain.h"
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -144,31 +142,22 @@ struct State {
 fs::path checkpoint_dir(const std::string& out) { return fs::path(out) / "checkpoint"; }
 
 void save_checkpoint(const PretrainOptions& o, const State& st, model::AttnNet& net, Objective& obj, torch::optim::AdamW& opt) {
-  const fs::path dir = checkpoint_dir(o.out);
-  const fs::path tmp = dir.string() + ".tmp";
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp, ec);
-  if (ec) throw file_error(ErrorKind::kIOError, "cannot write checkpoint", tmp.string(), ec.message());
-  model::save_weights(*net, (tmp / "net.bin").string());
-  if (obj.dino) {
-    model::save_weights(*obj.teacher, (tmp / "teacher.bin").string());
-    model::save_weights(*obj.head, (tmp / "head.bin").string());
-    model::save_weights(*obj.teacher_head, (tmp / "teacher_head.bin").string());
-    torch::save(obj.center, (tmp / "center.pt").string());
-  } else {
-    model::save_weights(*obj.decoder, (tmp / "decoder.bin").string());
-  }
-  torch::save(opt, (tmp / "optimizer.pt").string());
-  save_rng_state((tmp / "rng.pt").string());
-  write_file_atomic((tmp / "state.json").string(),
-                    nlohmann::json{{"epoch", st.epoch}, {"losses", st.losses}, {"objective", o.objective}}.dump());
-  const fs::path old = dir.string() + ".old";
-  fs::remove_all(old, ec);
-  if (fs::exists(dir)) fs::rename(dir, old, ec);
-  fs::rename(tmp, dir, ec);
-  if (ec) throw file_error(ErrorKind::kIOError, "cannot write checkpoint", dir.string(), ec.message());
-  fs::remove_all(old, ec);
+  write_checkpoint_dir(checkpoint_dir(o.out).string(), [&](const std::string& folder) {
+    const fs::path tmp = folder;
+    model::save_weights(*net, (tmp / "net.bin").string());
+    if (obj.dino) {
+      model::save_weights(*obj.teacher, (tmp / "teacher.bin").string());
+      model::save_weights(*obj.head, (tmp / "head.bin").string());
+      model::save_weights(*obj.teacher_head, (tmp / "teacher_head.bin").string());
+      torch::save(obj.center, (tmp / "center.pt").string());
+    } else {
+      model::save_weights(*obj.decoder, (tmp / "decoder.bin").string());
+    }
+    torch::save(opt, (tmp / "optimizer.pt").string());
+    save_rng_state((tmp / "rng.pt").string());
+    write_file_atomic((tmp / "state.json").string(),
+                      nlohmann::json{{"epoch", st.epoch}, {"losses", st.losses}, {"objective", o.objective}}.dump());
+  });
 }
 
 State load_checkpoint(const PretrainOptions& o, model::AttnNet& net, Objective& obj, torch::optim::AdamW& opt) {

@@ -229,6 +229,21 @@ std::string describe_split(double fraction, uint64_t seed) {
   return s.str();
 }
 
+void write_checkpoint_dir(const std::string& dir, const std::function<void(const std::string& tmp)>& fill) {
+  namespace fs = std::filesystem;
+  const fs::path tmp = dir + ".tmp", old = dir + ".old";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) throw file_error(ErrorKind::kIOError, "cannot write checkpoint", tmp.string(), ec.message());
+  fill(tmp.string());
+  fs::remove_all(old, ec);
+  if (fs::exists(dir)) fs::rename(dir, old, ec);
+  fs::rename(tmp, dir, ec);
+  if (ec) throw file_error(ErrorKind::kIOError, "cannot write checkpoint", dir, ec.message());
+  fs::remove_all(old, ec);
+}
+
 void save_rng_state(const std::string& path) {
   torch::Tensor state;
   {

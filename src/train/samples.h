@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -73,6 +74,11 @@ GateMetrics evaluate_gate(const model::LoadedModel& model, const Tensors& t, con
 // the card's preprocessing, decision rule, temperature, test-time flips and gate.
 eval::ShiftResult run_shift(const model::LoadedModel& model, const io::Dataset& data, const Tensors& t,
                             const EvaluateOptions& options, const NoticeCallback& on_notice);
+
+// Writes a checkpoint folder atomically: `fill` writes every file into a fresh DIR.tmp, which
+// then replaces DIR by rename (the previous one kept as DIR.old until then), so a kill at any
+// moment leaves the previous or the new checkpoint. Throws Error(kIOError).
+void write_checkpoint_dir(const std::string& dir, const std::function<void(const std::string& tmp)>& fill);
 
 // The default CPU generator's state saved to / restored from `path` (torch::save format), so
 // that a resumed run draws what an uninterrupted one would have.

@@ -106,13 +106,14 @@ eval::ShiftResult run_shift(const model::LoadedModel& model, const io::Dataset& 
   });
   std::vector<int64_t> kept;  // rows of t whose image could be read again
   std::vector<int> labels;
+  const auto y = t.y.accessor<int64_t, 1>();
   for (size_t r = 0; r < rows.size(); ++r) {
     if (!sources[r].ok) {
       if (on_notice) on_notice("--shift: skipped sample: " + sources[r].error);
       continue;
     }
     kept.push_back(static_cast<int64_t>(r));
-    labels.push_back(static_cast<int>(t.y[rows[r]].item<int64_t>()));
+    labels.push_back(static_cast<int>(y[rows[r]]));
   }
   if (kept.empty()) throw Error(ErrorKind::kInvalidArgument, "--shift: no readable images");
   torch::Tensor c;

@@ -113,28 +113,19 @@ std::string checkpoint_dir(const std::string& out) { return (fs::path(out) / "ch
 // old one by rename, so a kill at any moment leaves the previous or the new checkpoint.
 void save_checkpoint(const std::string& out, const Checkpoint& c, model::AttnNet& net, model::AttnNet& best,
                      model::AttnNet* ema, torch::optim::AdamW& optimizer, const model::ModelCard& card) {
-  const fs::path dir = checkpoint_dir(out);
-  const fs::path tmp = dir.string() + ".tmp";
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp, ec);
-  if (ec) throw file_error(ErrorKind::kIOError, "cannot write checkpoint", tmp.string(), ec.message());
-  model::save_weights(*net, (tmp / "net.bin").string());
-  model::save_weights(*best, (tmp / "best.bin").string());
-  if (ema != nullptr) model::save_weights(**ema, (tmp / "ema.bin").string());
-  torch::save(optimizer, (tmp / "optimizer.pt").string());
-  save_rng_state((tmp / "rng.pt").string());
-  nlohmann::json j = {{"epoch", c.epoch}, {"step", c.step}, {"best_auc", c.best_auc}, {"best_acc", c.best_acc},
-                      {"best_epoch", c.best_epoch}, {"epochs_since_best", c.epochs_since_best}, {"member", c.member},
-                      {"architecture", model::card_to_json(card)["architecture"]},
-                      {"input", model::card_to_json(card)["input"]}, {"classes", card.classes}};
-  write_file_atomic((tmp / "state.json").string(), j.dump(2));
-  const fs::path old = dir.string() + ".old";
-  fs::remove_all(old, ec);
-  if (fs::exists(dir)) fs::rename(dir, old, ec);
-  fs::rename(tmp, dir, ec);
-  if (ec) throw file_error(ErrorKind::kIOError, "cannot write checkpoint", dir.string(), ec.message());
-  fs::remove_all(old, ec);
+  write_checkpoint_dir(checkpoint_dir(out), [&](const std::string& folder) {
+    const fs::path tmp = folder;
+    model::save_weights(*net, (tmp / "net.bin").string());
+    model::save_weights(*best, (tmp / "best.bin").string());
+    if (ema != nullptr) model::save_weights(**ema, (tmp / "ema.bin").string());
+    torch::save(optimizer, (tmp / "optimizer.pt").string());
+    save_rng_state((tmp / "rng.pt").string());
+    nlohmann::json j = {{"epoch", c.epoch}, {"step", c.step}, {"best_auc", c.best_auc}, {"best_acc", c.best_acc},
+                        {"best_epoch", c.best_epoch}, {"epochs_since_best", c.epochs_since_best}, {"member", c.member},
+                        {"architecture", model::card_to_json(card)["architecture"]},
+                        {"input", model::card_to_json(card)["input"]}, {"classes", card.classes}};
+    write_file_atomic((tmp / "state.json").string(), j.dump(2));
+  });
 }
 
 // The ensemble member whose checkpoint OUT holds; -1 when there is none.

@@ -36,14 +36,7 @@ Run run_bounded(const std::string& args, const std::string& err = "/dev/null", c
                 const std::string& env = "") {
   const std::string cmd = env + (env.empty() ? "" : " ") + prefix + (prefix.empty() ? "" : " ") + "timeout -k 5 120 " +
                           std::string(MEDATTN_BINARY) + " " + args + " 2>" + err;
-  Run r;
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return clitest::run_command(cmd);
 }
 
 std::vector<nlohmann::json> records_of(const std::string& text) {
@@ -271,13 +264,9 @@ TEST_CASE("decided: one image under several spellings is diagnosed once per spel
   const std::string cd = "cd " + q(work) + " && ";
   const std::string cmd = "cd " + q(work) + " && timeout -k 5 120 " + std::string(MEDATTN_BINARY) + " diagnose -m " + model() +
                           " --quiet --format jsonl --heatmaps heat a.png ./a.png " + q(work / "a.png") + " a.png 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
-  CHECK(WEXITSTATUS(pclose(p)) == 0);
-  const auto recs = records_of(out);
+  const Run run = clitest::run_command(cmd);
+  CHECK(run.code == 0);
+  const auto recs = records_of(run.out);
   REQUIRE(recs.size() == 4);
   CHECK(recs[0]["file"] == "a.png");
   CHECK(recs[1]["file"] == "./a.png");

@@ -24,9 +24,8 @@ struct Run {
   std::string out;
 };
 
-// Runs the built medattn with `args` (a shell fragment); stdout captured, stderr to `err`.
-inline Run medattn(const std::string& args, const std::string& err = "/dev/null") {
-  const std::string cmd = std::string(MEDATTN_BINARY) + " " + args + " 2>" + err;
+// Runs a shell command line; stdout captured, its exit code (-1 when killed by a signal).
+inline Run run_command(const std::string& cmd) {
   Run r;
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
@@ -35,6 +34,11 @@ inline Run medattn(const std::string& args, const std::string& err = "/dev/null"
   const int status = pclose(p);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// Runs the built medattn with `args` (a shell fragment); stdout captured, stderr to `err`.
+inline Run medattn(const std::string& args, const std::string& err = "/dev/null") {
+  return run_command(std::string(MEDATTN_BINARY) + " " + args + " 2>" + err);
 }
 
 // A path in single quotes, for the shell fragments medattn() takes.
