@@ -1,6 +1,7 @@
 #include "report/terminal.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <opencv2/imgproc.hpp>
@@ -60,16 +61,55 @@ ColourMode detect_colour_mode() {
   return (v == "truecolor" || v == "24bit") ? ColourMode::kTrueColour : ColourMode::k256;
 }
 
-int xterm256(int r, int g, int b) {
-  // Grey ramp 232..255 (8..238 in steps of 10) when the colour is (nearly) grey.
-  if (std::abs(r - g) < 10 && std::abs(g - b) < 10) {
-    const int grey = (r + g + b) / 3;
-    if (grey < 4) return 16;
-    if (grey > 246) return 231;
-    return 232 + std::min(23, (grey - 3) / 10);
+namespace {
+
+// CIE L*a*b* (D65) of an sRGB colour: distances in it follow what the eye sees, so the nearest
+// palette colour of each step of a colour map keeps the map's order.
+std::array<float, 3> srgb_to_lab(int r, int g, int b) {
+  auto linear = [](int v) {
+    const double c = v / 255.0;
+    return c <= 0.04045 ? c / 12.92 : std::pow((c + 0.055) / 1.055, 2.4);
+  };
+  const double R = linear(r), G = linear(g), B = linear(b);
+  const double x = (0.4124 * R + 0.3576 * G + 0.1805 * B) / 0.95047;
+  const double y = 0.2126 * R + 0.7152 * G + 0.0722 * B;
+  const double z = (0.0193 * R + 0.1192 * G + 0.9505 * B) / 1.08883;
+  auto f = [](double t) { return t > 216.0 / 24389 ? std::cbrt(t) : (24389.0 / 27 * t + 16) / 116; };
+  return {static_cast<float>(116 * f(y) - 16), static_cast<float>(500 * (f(x) - f(y))),
+          static_cast<float>(200 * (f(y) - f(z)))};
+}
+
+// The 240 colours a 256-colour terminal shares everywhere (16..231: the 6x6x6 cube with levels
+// 0, 95, 135, ..., 255; 232..255: greys 8, 18, ..., 238), in L*a*b*. Indices 0..15 are left out:
+// every terminal theme redefines them.
+struct Palette {
+  std::array<std::array<float, 3>, 240> lab;
+  Palette() {
+    const int level[6] = {0, 95, 135, 175, 215, 255};
+    for (int i = 0; i < 216; ++i) lab[i] = srgb_to_lab(level[i / 36], level[i / 6 % 6], level[i % 6]);
+    for (int i = 0; i < 24; ++i) lab[216 + i] = srgb_to_lab(8 + 10 * i, 8 + 10 * i, 8 + 10 * i);
   }
-  auto level = [](int v) { return v < 48 ? 0 : v < 115 ? 1 : (v - 35) / 40; };
-  return 16 + 36 * level(r) + 6 * level(g) + level(b);
+};
+
+}  // namespace
+
+int xterm256(int r, int g, int b) {
+  // The nearest palette colour in L*a*b*. The old rule (each channel rounded to its nearest cube
+  // level) moved hues: TURBO's dark blues and oranges came out muddy browns and greys, and the
+  // legend's ramp went back and forth between colours.
+  static const Palette palette;
+  const auto lab = srgb_to_lab(r, g, b);
+  int best = 0;
+  float best_d = 1e30f;
+  for (int i = 0; i < 240; ++i) {
+    const auto& p = palette.lab[i];
+    const float d = (p[0] - lab[0]) * (p[0] - lab[0]) + (p[1] - lab[1]) * (p[1] - lab[1]) + (p[2] - lab[2]) * (p[2] - lab[2]);
+    if (d < best_d) {
+      best_d = d;
+      best = i;
+    }
+  }
+  return 16 + best;
 }
 
 namespace {

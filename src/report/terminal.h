@@ -40,7 +40,8 @@ std::string render_ascii_heat(const cv::Mat& heatmap, int width);
 // "low ████████ high" in the heatmap's colour map (plain "low .:-=+*#%@ high" for kAscii).
 std::string legend_line(ColourMode mode, int width = 24);
 
-// xterm-256 colour index nearest to an RGB colour (6x6x6 cube or the grey ramp).
+// xterm-256 colour index (16..255: the 6x6x6 cube or the grey ramp) nearest to an RGB colour in
+// CIE L*a*b*, so that the steps of a colour map keep their order.
 int xterm256(int r, int g, int b);
 
 }  // namespace medattn::report
