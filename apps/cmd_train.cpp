@@ -124,6 +124,10 @@ Command add_train(CLI::App& app) {
   trainc->add_flag_callback("--no-augment", [&t] { t->options.augment = false; }, "Disable augmentation");
   trainc->add_flag("--hflip", t->options.hflip, "Also flip images horizontally when augmenting (off: anatomy has a side)");
   trainc->add_flag("--vflip", t->options.vflip, "Also flip images vertically when augmenting (e.g. dermoscopy)");
+  trainc->add_option("--intensity", t->options.card.preprocess.intensity,
+                     "Intensity standardisation stored in the card: none, or percentile (each image stretched so that its "
+                     "1st percentile is black and its 99th white: takes exposure, window and gain differences out)")
+      ->check(CLI::IsMember({"none", "percentile"}))->capture_default_str();
   trainc->add_option("--channels", t->options.card.preprocess.channels, "Input channels: 1 (grey) or 3 (colour, BGR)")
       ->check(CLI::IsMember({1, 3}))->capture_default_str();
   trainc->add_option("--clinical", t->options.clinical,

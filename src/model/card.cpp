@@ -255,6 +255,10 @@ json card_to_json(const ModelCard& card) {
                      {"clahe_tiles", p.clahe_tiles},
                      {"mean", p.mean},
                      {"std", p.std}};
+  if (p.intensity != "none") {
+    j["preprocess"]["intensity"] = p.intensity;
+    j["preprocess"]["intensity_percentiles"] = {p.intensity_low, p.intensity_high};
+  }
   j["architecture"] = {{"type", "cnn-transformer"},
                        {"stem_channels", a.stem_channels},
                        {"dim", a.dim},
@@ -349,6 +353,19 @@ ModelCard card_from_json(const json& j, const std::string& source) {
     get(p, "clahe_tiles", &card.preprocess.clahe_tiles, source);
     get(p, "mean", &card.preprocess.mean, source);
     get(p, "std", &card.preprocess.std, source);
+    get(p, "intensity", &card.preprocess.intensity, source);
+    if (card.preprocess.intensity != "none" && card.preprocess.intensity != "percentile") {
+      invalid(source, "preprocess.intensity must be none or percentile (got '" + card.preprocess.intensity + "')");
+    }
+    std::vector<double> pct;
+    get(p, "intensity_percentiles", &pct, source);
+    if (!pct.empty()) {
+      if (pct.size() != 2 || !(pct[0] >= 0 && pct[0] < pct[1] && pct[1] <= 100)) {
+        invalid(source, "preprocess.intensity_percentiles must be [low, high] with 0 <= low < high <= 100");
+      }
+      card.preprocess.intensity_low = pct[0];
+      card.preprocess.intensity_high = pct[1];
+    }
   }
   if (card.preprocess.std <= 0) invalid(source, "preprocess.std must be positive");
 
@@ -537,6 +554,14 @@ void write_card(const std::string& dir, const ModelCard& card) {
   write_file_atomic((std::filesystem::path(dir) / kCardFile).string(), card_to_json(card).dump(2) + "\n");
 }
 
+namespace {
+std::string short_pct(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+}  // namespace
+
 std::string describe_card(const ModelCard& card) {
   std::ostringstream s;
   const auto& a = card.arch;
@@ -546,6 +571,7 @@ std::string describe_card(const ModelCard& card) {
   s << "classes:       ";
   for (size_t i = 0; i < card.classes.size(); ++i) s << (i ? ", " : "") << card.classes[i];
   s << "\ninput:         " << p.image_size << "x" << p.image_size << (p.channels == 3 ? " colour" : " grey") << ", letterboxed"
+    << (p.intensity == "percentile" ? ", stretched " + short_pct(p.intensity_low) + "-" + short_pct(p.intensity_high) + "th percentile" : std::string())
     << (p.clahe ? ", CLAHE" : "") << ", normalised (x - " << p.mean << ") / " << p.std << "\n";
   s << "architecture:  CNN stem [";
   for (size_t i = 0; i < a.stem_channels.size(); ++i) s << (i ? "," : "") << a.stem_channels[i];

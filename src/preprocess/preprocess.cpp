@@ -57,6 +57,7 @@ cv::Mat prepare_display(const cv::Mat& display_any, const PreprocessConfig& conf
   const bool shrinking = lb.content.width < display.cols;
   cv::resize(display, resized, lb.content.size(), 0, 0,
              shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
+  if (config.intensity == "percentile") stretch_percentiles(resized, config.intensity_low, config.intensity_high);
   resized.copyTo(canvas(lb.content));
   if (config.clahe) {
     std::vector<cv::Mat> planes;
@@ -74,6 +75,24 @@ cv::Mat prepare_display(const cv::Mat& display_any, const PreprocessConfig& conf
   canvas.convertTo(out, CV_32F, 1.0 / config.std, -config.mean / config.std);
   if (letterbox != nullptr) *letterbox = lb;
   return out;
+}
+
+void stretch_percentiles(cv::Mat& image, double low, double high) {
+  CV_Assert(image.depth() == CV_32F && low >= 0 && low < high && high <= 100);
+  const cv::Mat grey = to_grey(image);
+  std::vector<float> values;
+  values.reserve(grey.total());
+  for (int y = 0; y < grey.rows; ++y) values.insert(values.end(), grey.ptr<float>(y), grey.ptr<float>(y) + grey.cols);
+  if (values.empty()) return;
+  auto rank = [&](double pct) {
+    const size_t k = static_cast<size_t>(std::floor(pct / 100.0 * static_cast<double>(values.size() - 1)));
+    std::nth_element(values.begin(), values.begin() + k, values.end());
+    return static_cast<double>(values[k]);
+  };
+  const double lo = rank(low), hi = rank(high);
+  if (hi - lo < 1e-3) return;
+  image.convertTo(image, CV_32F, 1.0 / (hi - lo), -lo / (hi - lo));
+  cv::min(cv::max(image, 0.0), 1.0, image);
 }
 
 cv::Mat prepare(const io::Image& image, const PreprocessConfig& config, Letterbox* letterbox) {

@@ -17,6 +17,13 @@ struct PreprocessConfig {
   bool clahe = false;       // contrast-limited adaptive histogram equalisation after windowing
   double clahe_clip = 2.0;  // CLAHE clip limit
   int clahe_tiles = 8;      // CLAHE tile grid (tiles x tiles)
+  // Intensity standardisation after windowing: "none", or "percentile" (each image's content
+  // stretched so that its intensity_low-th percentile becomes 0 and its intensity_high-th 1,
+  // clipped; colour images by their luma, one stretch for all channels). It takes exposure,
+  // window and gain differences between devices out of what the model sees.
+  std::string intensity = "none";
+  double intensity_low = 1.0;
+  double intensity_high = 99.0;
   double mean = 0.5;        // input = (windowed - mean) / std
   double std = 0.25;
 };
@@ -33,7 +40,8 @@ struct Letterbox {
 Letterbox letterbox_for(int width, int height, int size);
 
 // image -> windowed [0,1] -> config.channels (to_channels) -> letterboxed size x size
-// (INTER_AREA when shrinking, linear when enlarging) -> optional CLAHE (per channel) ->
+// (INTER_AREA when shrinking, linear when enlarging) -> optional percentile stretch of the
+// content (config.intensity) -> optional CLAHE (per channel) ->
 // (x - mean) / std. Returns CV_32FC1 or CV_32FC3 (interleaved; see copy_planar) of
 // image_size x image_size. Fills *letterbox when not null.
 cv::Mat prepare(const io::Image& image, const PreprocessConfig& config,
@@ -60,6 +68,11 @@ cv::Mat map_to_original(const cv::Mat& square_map, const Letterbox& letterbox, i
 // A lesion mask (a display image in [0,1], lesion where >= 0.5) letterboxed exactly like
 // prepare(): CV_8UC1, size x size, 255 inside the lesion, 0 elsewhere (padding included).
 cv::Mat prepare_mask(const cv::Mat& mask_display, int size);
+
+// The percentile stretch of config.intensity, in place, on a CV_32FC1/3 image in [0,1]: values
+// at the low percentile (of the luma, nearest rank) become 0, at the high one 1, clipped.
+// A near-constant image (spread under 1e-3) is left as it is.
+void stretch_percentiles(cv::Mat& image, double low, double high);
 
 // Converts a display image (CV_32FC1/3 in [0,1]) to grey CV_32FC1.
 cv::Mat to_grey(const cv::Mat& display);

@@ -276,6 +276,29 @@ TEST_CASE("test-time flips parse, round-trip through the card and are validated"
         "invalid model card 'm': tta.flips: unknown flip 'transpose' (expected hflip, vflip or none)");
 }
 
+TEST_CASE("the card keeps its intensity standardisation and refuses unknown ones", "[model][card]") {
+  auto card = tiny_card();
+  // Cards without it keep their JSON as it was (no new keys in the shipped models' cards).
+  CHECK_FALSE(model::card_to_json(card)["preprocess"].contains("intensity"));
+  CHECK(model::card_from_json(model::card_to_json(card), "m").preprocess.intensity == "none");
+  card.preprocess.intensity = "percentile";
+  card.preprocess.intensity_low = 2;
+  auto json = model::card_to_json(card);
+  CHECK(json["preprocess"]["intensity"] == "percentile");
+  const auto back = model::card_from_json(json, "m");
+  CHECK(back.preprocess.intensity == "percentile");
+  CHECK(back.preprocess.intensity_low == 2);
+  CHECK(back.preprocess.intensity_high == 99);
+  CHECK(model::describe_card(back).find("stretched 2-99th percentile") != std::string::npos);
+  json["preprocess"]["intensity"] = "histogram";
+  CHECK(error_of([&] { model::card_from_json(json, "m"); }) ==
+        "invalid model card 'm': preprocess.intensity must be none or percentile (got 'histogram')");
+  json["preprocess"]["intensity"] = "percentile";
+  json["preprocess"]["intensity_percentiles"] = {99, 1};
+  CHECK(error_of([&] { model::card_from_json(json, "m"); }) ==
+        "invalid model card 'm': preprocess.intensity_percentiles must be [low, high] with 0 <= low < high <= 100");
+}
+
 TEST_CASE("the card records the weights' SHA-256, changed weights are refused before parsing", "[model][card]") {
   auto card = tiny_card();
   auto net = model::build_net(card);

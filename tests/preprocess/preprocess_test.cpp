@@ -1,6 +1,8 @@
 // Preprocessing as the card describes it.
 #include <catch2/catch.hpp>
 
+#include <opencv2/imgproc.hpp>
+
 #include "preprocess/preprocess.h"
 
 using namespace medattn::preprocess;
@@ -107,4 +109,40 @@ TEST_CASE("a hot spot of the model-input map lands on the original pixels it cam
 TEST_CASE("colour becomes grey with BT.601 weights", "[preprocess]") {
   cv::Mat bgr(1, 1, CV_32FC3, cv::Scalar(1.0, 0.0, 0.0));  // pure blue
   CHECK(to_grey(bgr).at<float>(0, 0) == Approx(0.114).margin(1e-3));
+}
+
+TEST_CASE("percentile intensity standardisation stretches each image's own range", "[preprocess]") {
+  // A ramp of 101 values 0.00..1.00: the 10th percentile (nearest rank) is 0.10, the 90th 0.90.
+  cv::Mat ramp(1, 101, CV_32FC1);
+  for (int i = 0; i <= 100; ++i) ramp.at<float>(0, i) = i / 100.0f;
+  stretch_percentiles(ramp, 10, 90);
+  CHECK(ramp.at<float>(0, 0) == 0.0f);
+  CHECK(ramp.at<float>(0, 10) == Approx(0.0).margin(1e-6));
+  CHECK(ramp.at<float>(0, 50) == Approx(0.5).margin(1e-6));
+  CHECK(ramp.at<float>(0, 90) == Approx(1.0).margin(1e-6));
+  CHECK(ramp.at<float>(0, 100) == 1.0f);
+  // A constant image is left alone (no division by a zero spread).
+  cv::Mat flat(4, 4, CV_32FC1, cv::Scalar(0.3));
+  stretch_percentiles(flat, 1, 99);
+  CHECK(cv::countNonZero(flat != 0.3f) == 0);
+}
+
+TEST_CASE("with percentile standardisation a window or gain change no longer reaches the model", "[preprocess]") {
+  // The same anatomy under another window or detector gain (x -> 0.6 x + 0.25): without the
+  // stretch the model's input moves, with it the input is the same.
+  cv::Mat image(40, 30, CV_32FC1);
+  cv::RNG rng(7);
+  rng.fill(image, cv::RNG::UNIFORM, 0.0, 1.0);
+  cv::GaussianBlur(image, image, cv::Size(5, 5), 0);
+  cv::Mat shifted = image * 0.6 + 0.25;
+  PreprocessConfig config;
+  config.image_size = 16;
+  const double plain = cv::norm(prepare_display(image, config), prepare_display(shifted, config), cv::NORM_INF);
+  CHECK(plain > 0.1);
+  config.intensity = "percentile";
+  const double stretched = cv::norm(prepare_display(image, config), prepare_display(shifted, config), cv::NORM_INF);
+  CHECK(stretched < 1e-4);
+  // The letterbox padding stays black: the stretch sees the content only.
+  const cv::Mat out = prepare_display(image, config);
+  CHECK(out.at<float>(0, 0) == Approx((0.0 - config.mean) / config.std));
 }
