@@ -13,6 +13,7 @@
 #include "eval/metrics.h"
 #include "eval/model_checks.h"
 #include "eval/shift.h"
+#include "eval/shift_card.h"
 #include "explain/overlay.h"
 #include "pipeline/diagnose.h"
 #include "report/output_file.h"
@@ -26,11 +27,17 @@ struct EvaluateArgs {
   train::EvaluateOptions options;
   std::string format = "table", roc, compare;
   int threads = 0;
+  bool shift_to_card = false;
 };
 
 int run_evaluate_command(const train::EvaluateOptions& options, const std::string& format,
-                         const std::string& roc_path, const std::string& compare_model) {
+                         const std::string& roc_path, const std::string& compare_model, bool shift_to_card) {
   const auto r = train::run_evaluate(options, [](const std::string& n) { spdlog::warn("{}", n); });
+  if (shift_to_card && r.has_shift) {
+    eval::record_shift_in_card(options.model_dir, r.shift, options.data + (options.split.empty() ? "" : " --split " + options.split) +
+                                                               (options.val_fraction > 0 ? " (the validation split train carved)" : ""));
+    spdlog::info("recorded the shift summary in {}'s card", options.model_dir);
+  }
   const auto& m = r.metrics;
   const auto ci = eval::bootstrap(r.predictions, 1000, /*seed=*/1, r.threshold);
   auto j = eval::metrics_to_json(m, r.classes);
@@ -292,6 +299,10 @@ Command add_evaluate(CLI::App& app) {
       ->check(CLI::IsMember(shift_set_names));
   evaluate->add_option("--shift-limit", a->options.shift_limit, "--shift on at most this many images, spread evenly (0 = all)")
       ->check(in_range(0, 100000000))->capture_default_str();
+  evaluate->add_flag("--shift-to-card", a->shift_to_card,
+                     "With --shift: keep the summary in the model's card (validation.shift, and a sentence in its "
+                     "limitations); run it on the validation split")
+      ->needs("--shift");
   evaluate->add_option("--shift-seed", a->options.shift_seed, "Seed of the corruptions' random draws")->capture_default_str();
   evaluate->add_option("--occlusion-patch", a->options.explain.occlusion_patch, "Occlusion: patch side in model-input pixels")
       ->check(in_range(1, 4096))->capture_default_str();
@@ -305,7 +316,7 @@ Command add_evaluate(CLI::App& app) {
             pipeline::set_threads(a->threads);
             // never over an input or the model
             if (!a->roc.empty()) report::check_outputs({{a->roc, "ROC plot"}}, {a->options.data}, a->options.model_dir);
-            return run_evaluate_command(a->options, a->format, a->roc, a->compare);
+            return run_evaluate_command(a->options, a->format, a->roc, a->compare, a->shift_to_card);
           }};
 }
 

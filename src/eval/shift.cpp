@@ -414,6 +414,70 @@ nlohmann::json shift_to_json(const ShiftResult& r) {
   return j;
 }
 
+nlohmann::json shift_card_record(const ShiftResult& r, const std::string& data) {
+  nlohmann::json j;
+  j["set"] = r.set;
+  j["seed"] = r.seed;
+  j["n"] = r.clean.n;
+  j["data"] = data;
+  j["clean"] = cell_json(r.clean);
+  j["summary"] = {{"unseen", summary_json(r.unseen)}, {"all", summary_json(r.all)}};
+  nlohmann::json rows = nlohmann::json::object();
+  for (const auto& row : r.rows) {
+    double acc = 0, auc = 0;
+    for (const auto& c : row.cells) {
+      acc += c.accuracy;
+      auc += c.auc;
+    }
+    const double n = std::max<size_t>(1, row.cells.size());
+    const auto& last = row.cells.back();
+    rows[row.name] = {{"seen", row.seen},
+                      {"mean_accuracy", round4(acc / n)},
+                      {"mean_auc", round4(auc / n)},
+                      {"accuracy_at_5", round4(last.accuracy)},
+                      {"auc_at_5", round4(last.auc)}};
+  }
+  j["corruptions"] = rows;
+  return j;
+}
+
+std::string shift_limitation(const ShiftResult& r) {
+  // The worst corruption by its accuracy at the strongest severity, among the unseen ones
+  // (all of them when every corruption is seen).
+  const ShiftRow* worst = nullptr;
+  bool unseen_only = false;
+  for (const auto& row : r.rows) unseen_only = unseen_only || !row.seen;
+  for (const auto& row : r.rows) {
+    if (row.cells.empty() || (unseen_only && row.seen)) continue;
+    if (worst == nullptr || row.cells.back().accuracy < worst->cells.back().accuracy) worst = &row;
+  }
+  const ShiftSummary& s = unseen_only ? r.unseen : r.all;
+  char text[512];
+  std::snprintf(text, sizeof(text), "%s%s set, %d images): under %s, accuracy %.3f -> %.3f and AUC %.3f -> %.3f on average",
+                kShiftLimitationPrefix, r.set.c_str(), r.clean.n,
+                unseen_only ? "acquisition changes its training never applied" : "acquisition changes (all of them seen in training)",
+                r.clean.accuracy, s.accuracy, r.clean.auc, s.auc);
+  std::string out = text;
+  if (worst != nullptr) {
+    std::snprintf(text, sizeof(text), "; worst: %s (accuracy %.3f, AUC %.3f at severity %d)", worst->name.c_str(),
+                  worst->cells.back().accuracy, worst->cells.back().auc, worst->cells.back().severity);
+    out += text;
+  }
+  return out + ".";
+}
+
+std::string replace_shift_limitation(const std::string& limitations, const std::string& sentence) {
+  const size_t at = limitations.find(kShiftLimitationPrefix);
+  if (at == std::string::npos) return limitations.empty() ? sentence : limitations + " " + sentence;
+  // The old sentence runs to its closing ". " (or the end); what follows it is kept.
+  size_t end = limitations.find(". ", at);
+  std::string rest = end == std::string::npos ? "" : limitations.substr(end + 2);
+  std::string head = limitations.substr(0, at);
+  while (!head.empty() && head.back() == ' ') head.pop_back();
+  std::string out = head.empty() ? sentence : head + " " + sentence;
+  return rest.empty() ? out : out + " " + rest;
+}
+
 std::string shift_table(const ShiftResult& r) {
   std::string out;
   char line[512];

@@ -112,6 +112,20 @@ ShiftSummary summarise(const ShiftResult& result, bool unseen_only);
 // The `shift` object of evaluate's JSON (figures rounded to 4 decimals).
 nlohmann::json shift_to_json(const ShiftResult& result);
 
+// What a model card keeps of a shift run (card "validation" -> "shift"): the set, seed, images,
+// the data it ran on, the clean cell, both summaries and, per corruption, the mean accuracy and
+// AUC over the severities and the accuracy and AUC at severity 5.
+nlohmann::json shift_card_record(const ShiftResult& result, const std::string& data);
+
+// One sentence for the card's limitations, starting with kShiftLimitationPrefix, e.g.
+// "Shift benchmark (ultrasound set, validation data): under corruptions its training never
+// applied, accuracy 0.885 -> 0.801 on average; worst: speckle (accuracy 0.705, AUC 0.590 at
+// severity 5)." A later run replaces the sentence (replace_shift_limitation).
+inline constexpr const char* kShiftLimitationPrefix = "Shift benchmark (";
+std::string shift_limitation(const ShiftResult& result);
+// `limitations` with its shift sentence (if any) replaced by `sentence`, appended otherwise.
+std::string replace_shift_limitation(const std::string& limitations, const std::string& sentence);
+
 // evaluate's table block: one line per corruption (accuracy per severity, means), then the
 // clean line and both summaries.
 std::string shift_table(const ShiftResult& result);

@@ -82,3 +82,35 @@ TEST_CASE("evaluate --shift-set, --shift-limit and the table", "[cli][shift]") {
   CHECK(medattn(base + " --shift-set ct", err.string()).code == 2);
   CHECK_THAT(clitest::slurp(err), Catch::Contains("--shift-set: ct not in {radiograph,mri,ultrasound,dermoscopy}"));
 }
+
+TEST_CASE("evaluate --shift --shift-to-card keeps the summary in the card and leaves the weights alone", "[cli][shift]") {
+  const auto& d = fixture();
+  const auto model = d / "shift-to-card-model";  // a copy: the fixture's model stays as it is
+  std::filesystem::remove_all(model);
+  std::filesystem::copy(d / "model", model, std::filesystem::copy_options::recursive);
+  auto bytes = [](const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string weights = bytes(model / "weights.bin");
+  const std::string args = "evaluate -m " + q(model) + " " + q(d / "ph/images") + " --format json --threads 1 --shift --shift-to-card";
+  const Run r = medattn(args + " --shift-limit 12");
+  REQUIRE(r.code == 0);
+  const auto shift = nlohmann::json::parse(r.out)["shift"];
+  const auto card = nlohmann::json::parse(medattn("info --json -m " + q(model)).out);
+  CHECK(bytes(model / "weights.bin") == weights);
+  CHECK(card["validation"]["shift"]["summary"] == shift["summary"]);
+  CHECK(card["validation"]["shift"]["n"] == 12);
+  const std::string limitations = card["intended_use"]["limitations"];
+  CHECK(limitations.find("Shift benchmark (radiograph set, 12 images)") != std::string::npos);
+  // A second run replaces the sentence rather than adding another; the model still loads and
+  // gives the same figures (its weights did not change).
+  const Run again = medattn(args + " --shift-limit 10");
+  REQUIRE(again.code == 0);
+  const std::string after = nlohmann::json::parse(medattn("info --json -m " + q(model)).out)["intended_use"]["limitations"];
+  CHECK(after.find("Shift benchmark (") == after.rfind("Shift benchmark ("));
+  CHECK(after.find("(radiograph set, 10 images)") != std::string::npos);
+  CHECK(nlohmann::json::parse(again.out)["accuracy"] == nlohmann::json::parse(r.out)["accuracy"]);
+  // Without --shift the flag is a usage error.
+  CHECK(medattn("evaluate -m " + q(model) + " " + q(d / "ph/images") + " --shift-to-card").code == 2);
+}

@@ -292,3 +292,46 @@ TEST_CASE("the summary that chooses recipes leaves seen corruptions out", "[eval
   CHECK(j["corruptions"][0]["seen"] == true);
   CHECK(j["summary"]["unseen"]["corruptions"] == 0);
 }
+
+TEST_CASE("the card's shift sentence names the mean over unseen corruptions and the worst one, and replaces an old one", "[eval][shift]") {
+  eval::ShiftResult r;
+  r.set = "ultrasound";
+  r.clean.n = 78;
+  r.clean.accuracy = 0.885;
+  r.clean.auc = 0.906;
+  auto row = [](const char* name, bool seen, double acc5) {
+    eval::ShiftRow row;
+    row.name = name;
+    row.seen = seen;
+    for (int s = 1; s <= 5; ++s) {
+      eval::ShiftCell c;
+      c.severity = s;
+      c.accuracy = s == 5 ? acc5 : 0.8;
+      c.auc = s == 5 ? 0.59 : 0.8;
+      row.cells.push_back(c);
+    }
+    return row;
+  };
+  // "gain" is worse at severity 5 but seen: the sentence is about the unseen ones.
+  r.rows = {row("gain", true, 0.5), row("speckle", false, 0.65), row("blur", false, 0.75)};
+  r.unseen = eval::summarise(r, true);
+  r.unseen.auc = 0.75;
+  const std::string sentence = eval::shift_limitation(r);
+  CHECK(sentence ==
+        "Shift benchmark (ultrasound set, 78 images): under acquisition changes its training never applied, accuracy 0.885 -> "
+        "0.780 and AUC 0.906 -> 0.750 on average; worst: speckle (accuracy 0.650, AUC 0.590 at severity 5).");
+  CHECK(eval::replace_shift_limitation("", sentence) == sentence);
+  CHECK(eval::replace_shift_limitation("One hospital.", sentence) == "One hospital. " + sentence);
+  // A rerun replaces the old sentence and keeps what stood before and after it.
+  const std::string old = "One hospital. Shift benchmark (ultrasound set, 10 images): accuracy 0.5 -> 0.4. Not for clinical use.";
+  CHECK(eval::replace_shift_limitation(old, sentence) == "One hospital. " + sentence + " Not for clinical use.");
+  CHECK(eval::replace_shift_limitation("Shift benchmark (x set, 1 images): a.", sentence) == sentence);
+
+  const auto j = eval::shift_card_record(r, "val.npz --split val");
+  CHECK(j["data"] == "val.npz --split val");
+  CHECK(j["n"] == 78);
+  CHECK(j["corruptions"]["speckle"]["seen"] == false);
+  CHECK(j["corruptions"]["speckle"]["accuracy_at_5"] == Approx(0.65));
+  CHECK(j["corruptions"]["speckle"]["mean_accuracy"] == Approx((4 * 0.8 + 0.65) / 5).margin(1e-4));
+  CHECK(j["summary"]["unseen"]["corruptions"] == 2);
+}
