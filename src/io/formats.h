@@ -4,6 +4,12 @@
 // the extensions a folder walk keeps and heatmap stems drop (io/inputs.h), the list of
 // formats in error texts, and the fuzzers' seed files (fuzz/make_seeds.cpp).
 //
+// image.h keeps the reader contracts unchanged but for these two: read_image() answers a file
+// of no known format with "cannot read image '<path>': not a supported image (unknown format;
+// supported: DICOM, PNG, JPEG, TIFF, BMP, NIfTI)", and read_opencv_image() leaves the header
+// check to read_image() (the row's check_header, check_raster_header()). FileFormat (image.h)
+// has one value per row; inputs.h's list of extensions is image_extensions().
+//
 // Adding a format: one file with its content test, header check, reader and sample writer
 // (io/format_raster.cpp is the example for formats OpenCV decodes, io/format_nifti.cpp for
 // one with its own reader), its FileFormat value in io/image.h, one row in io/formats.cpp,

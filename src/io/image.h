@@ -13,17 +13,15 @@
 
 namespace medattn::io {
 
-// One value per row of the input-format registry (io/formats.h, io/formats.cpp), which holds
-// each format's name, content test, header check and reader.
 enum class FileFormat { kUnknown, kPng, kJpeg, kTiff, kBmp, kDicom, kNifti, kNiftiGz, kJpeg2000 };
 
-// The registry row's short lower-case name: "png", "jpeg", "tiff", "bmp", "dicom", "nifti",
-// "nifti.gz", "jp2"; "unknown" for kUnknown.
+// Short lower-case name: "png", "jpeg", "tiff", "bmp", "dicom", "nifti", "nifti.gz", "jp2",
+// "unknown".
 const char* format_name(FileFormat format);
 
-// Looks at the first bytes of the file (and, for gzip, at the decompressed NIfTI header)
-// with each registry row's content test in turn. Returns kUnknown for files that are not a
-// supported image, empty files and files that cannot be opened. Never throws.
+// Looks at the first bytes of the file (and, for gzip, at the decompressed NIfTI header).
+// Returns kUnknown for files that are not a supported image, empty files and files that
+// cannot be opened. Never throws.
 FileFormat sniff_format(const std::string& path);
 
 // A VOI window in the DICOM sense (PS3.3 C.11.2.1.2.1, linear function):
@@ -81,16 +79,12 @@ struct Image {
   int width = 0, height = 0;
 };
 
-// Reads `path` as an image of whatever supported format its content shows: the registry row
-// that sniff_format() names checks the header (InputFormat::check_header), then reads.
+// Reads `path` as an image of whatever supported format its content shows.
 // Throws medattn::Error with a message "cannot read <FORMAT> '<path>': <why>" on an
-// unreadable, truncated, empty, unsupported or out-of-range (frame/slice) file; a file of no
-// known format: "cannot read image '<path>': not a supported image (unknown format;
-// supported: DICOM, PNG, JPEG, TIFF, BMP, NIfTI)".
+// unreadable, truncated, empty, unsupported or out-of-range (frame/slice) file.
 Image read_image(const std::string& path, const ReadOptions& options = {});
 
-// Format-specific readers; read_image() dispatches to them through the registry. Same error
-// contract; read_opencv_image() leaves the header check to read_image() (check_raster_header).
+// Format-specific readers; read_image() dispatches to them. Same error contract.
 Image read_opencv_image(const std::string& path, FileFormat format, const ReadOptions& options);
 Image read_dicom(const std::string& path, const ReadOptions& options);
 Image read_nifti(const std::string& path, const ReadOptions& options);

@@ -25,9 +25,8 @@ struct ExpandedInputs {
 
 // Files given explicitly are always kept (a bad one fails later with its own error).
 // Directories are searched recursively (following no symlinked directories); a file found
-// there is kept when its content is a supported image or its extension claims one (the
-// registry's: .png, .jpg, .jpeg, .tif, .tiff, .bmp, .dcm, .dicom, .ima, .nii, .nii.gz; see
-// io/formats.h), so that a broken image
+// there is kept when its content is a supported image or its extension claims one (.png,
+// .jpg, .jpeg, .tif, .tiff, .bmp, .dcm, .dicom, .ima, .nii, .nii.gz), so that a broken image
 // is reported rather than silently skipped; other files (e.g. .DS_Store, notes.txt) are
 // skipped with a notice. Entries that are not regular files (a FIFO, a device, a socket,
 // also through a symlink) are skipped with a notice that says what they are, never opened.
@@ -68,7 +67,7 @@ class InputWalker {
   std::unique_ptr<State> state_;
 };
 
-// True when the file name's extension claims an image format (io/formats.h: image_extensions()).
+// True when the file name's extension claims an image format.
 bool has_image_extension(const std::string& path);
 
 // The heatmap file stem for an input: the path as given (argument joined with relative),
