@@ -70,6 +70,7 @@ void add_band(Plane& out, int size, double x0, double x1, double half, double am
     }
   }
 }
+
 }  // namespace
 
 Anatomy sample_anatomy(Rng& rng) {

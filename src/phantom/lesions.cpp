@@ -95,6 +95,7 @@ void add_nodule(const Layers& L, Rng& rng, int size, double r, double cx, double
     }
   }
 }
+
 }  // namespace
 
 Lesion make_nodules(const Layers& L, Rng& rng, int size, double lung_depth) {
