@@ -52,7 +52,7 @@ fuzz:
 	@bash scripts/setup.sh --fuzz
 	@cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
 	  -DMEDATTN_FUZZ=ON -DMEDATTN_BUILD_TESTS=OFF > /dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target fuzz_seeds fuzz_image fuzz_dicom fuzz_nifti fuzz_npz fuzz_csv fuzz_model
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_all
 	@bash scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
 # Applies deliberate bugs one at a time in a scratch copy (build-mutants/) and runs the tests

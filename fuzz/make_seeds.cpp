@@ -1,5 +1,5 @@
 // Writes the fuzzers' seed corpora from files the project makes itself: small valid inputs
-// of every format each target reads. Usage: fuzz_seeds DIR  (creates DIR/<target>/...)
+// of every format each target reads (the image target's from the input-format registry). Usage: fuzz_seeds DIR  (creates DIR/<target>/...)
 #include <dcmtk/dcmdata/dctk.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcrleerg.h>
@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "io/formats.h"
 #include "model/card.h"
 #include "model/net.h"
 
@@ -30,58 +31,58 @@ std::string slurp(const fs::path& p) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// The front door's corpus: a sample of every format the input-format registry can make
+// (io/formats.h), so that a format added there is fuzzed without an edit here, plus a few
+// variants of the common ones.
 void images(const fs::path& dir) {
-  cv::Mat grey(16, 16, CV_8UC1), deep(16, 16, CV_16UC1), colour(16, 16, CV_8UC3);
+  fs::create_directories(dir);
+  for (const auto& format : medattn::io::input_formats()) {
+    if (format.write_sample != nullptr && !format.extensions.empty())
+      format.write_sample((dir / ("sample" + format.extensions.front())).string());
+  }
+  cv::Mat grey(16, 16, CV_8UC1), colour(16, 16, CV_8UC3);
   for (int y = 0; y < 16; ++y) {
     for (int x = 0; x < 16; ++x) {
       grey.at<uint8_t>(y, x) = static_cast<uint8_t>(16 * x + y);
-      deep.at<uint16_t>(y, x) = static_cast<uint16_t>(4000 * y + x);
       colour.at<cv::Vec3b>(y, x) = {static_cast<uint8_t>(x * 9), static_cast<uint8_t>(y * 9), 77};
     }
   }
-  fs::create_directories(dir);
   cv::imwrite((dir / "grey.png").string(), grey);
-  cv::imwrite((dir / "deep.png").string(), deep);
   cv::imwrite((dir / "colour.jpg").string(), colour);
-  cv::imwrite((dir / "grey.jpg").string(), grey);
-  cv::imwrite((dir / "grey.bmp").string(), grey);
-  cv::imwrite((dir / "deep.tif").string(), deep);
 }
 
-void dicom(const fs::path& dir, const std::string& name, int frames, const char* photometric, E_TransferSyntax xfer) {
+// The registry's sample of `format` written to `path`.
+void sample(medattn::io::FileFormat format, const fs::path& path) {
+  fs::create_directories(path.parent_path());
+  medattn::io::find_input_format(format)->write_sample(path.string());
+}
+
+// A variant of the registry's DICOM sample at `from`: another photometric interpretation,
+// `frames` copies of its frame, saved in `xfer`.
+void dicom_variant(const fs::path& from, const fs::path& to, int frames, const char* photometric, E_TransferSyntax xfer) {
   DcmFileFormat file;
+  file.loadFile(from.string().c_str());
   DcmDataset* ds = file.getDataset();
-  char uid[100];
-  ds->putAndInsertString(DCM_SOPClassUID, UID_SecondaryCaptureImageStorage);
-  ds->putAndInsertString(DCM_SOPInstanceUID, dcmGenerateUniqueIdentifier(uid));
-  ds->putAndInsertString(DCM_Modality, "CT");
-  ds->putAndInsertUint16(DCM_Rows, 8);
-  ds->putAndInsertUint16(DCM_Columns, 8);
-  ds->putAndInsertUint16(DCM_SamplesPerPixel, 1);
   ds->putAndInsertString(DCM_PhotometricInterpretation, photometric);
-  ds->putAndInsertUint16(DCM_BitsAllocated, 16);
-  ds->putAndInsertUint16(DCM_BitsStored, 12);
-  ds->putAndInsertUint16(DCM_HighBit, 11);
-  ds->putAndInsertUint16(DCM_PixelRepresentation, 1);
-  ds->putAndInsertString(DCM_RescaleSlope, "0.5");
-  ds->putAndInsertString(DCM_RescaleIntercept, "-1024");
-  ds->putAndInsertString(DCM_WindowCenter, "40");
-  ds->putAndInsertString(DCM_WindowWidth, "400");
-  if (frames > 1) ds->putAndInsertString(DCM_NumberOfFrames, std::to_string(frames).c_str());
-  std::vector<Uint16> px(64 * frames);
-  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<Uint16>((i * 37) % 4096);
-  ds->putAndInsertUint16Array(DCM_PixelData, px.data(), px.size());
+  if (frames > 1) {
+    const Uint16* frame = nullptr;
+    unsigned long count = 0;
+    ds->findAndGetUint16Array(DCM_PixelData, frame, &count);
+    std::vector<Uint16> px;
+    for (int f = 0; f < frames; ++f) px.insert(px.end(), frame, frame + count);
+    ds->putAndInsertString(DCM_NumberOfFrames, std::to_string(frames).c_str());
+    ds->putAndInsertUint16Array(DCM_PixelData, px.data(), px.size());
+  }
   if (DcmXfer(xfer).isEncapsulated()) ds->chooseRepresentation(xfer, nullptr);
-  fs::create_directories(dir);
-  file.saveFile((dir / name).string().c_str(), xfer);
+  file.saveFile(to.string().c_str(), xfer);
 }
 
+// A float volume of `shape` (the registry's NIfTI sample is int16).
 void nifti(const fs::path& dir, const std::string& name, std::vector<int> shape, int datatype) {
   int dims[8] = {static_cast<int>(shape.size()), 1, 1, 1, 1, 1, 1, 1};
   for (size_t d = 0; d < shape.size(); ++d) dims[d + 1] = shape[d];
   nifti_image* nim = nifti_make_new_nim(dims, datatype, 1);
   for (size_t i = 0; i < nim->nvox; ++i) {
-    if (datatype == DT_INT16) static_cast<int16_t*>(nim->data)[i] = static_cast<int16_t>(i * 3);
     if (datatype == DT_FLOAT32) static_cast<float*>(nim->data)[i] = static_cast<float>(i) * 0.5f;
   }
   fs::create_directories(dir);
@@ -148,13 +149,13 @@ int main(int argc, char** argv) {
   DcmRLEEncoderRegistration::registerCodecs();
   DcmRLEDecoderRegistration::registerCodecs();
   images(root / "image");
-  dicom(root / "dicom", "ct.dcm", 1, "MONOCHROME2", EXS_LittleEndianExplicit);
-  dicom(root / "dicom", "mono1-big-endian.dcm", 1, "MONOCHROME1", EXS_BigEndianExplicit);
-  dicom(root / "dicom", "multiframe-rle.dcm", 3, "MONOCHROME2", EXS_RLELossless);
-  nifti(root / "nifti", "vol.nii", {4, 4, 3}, DT_INT16);
+  sample(medattn::io::FileFormat::kDicom, root / "dicom" / "ct.dcm");
+  dicom_variant(root / "dicom" / "ct.dcm", root / "dicom" / "mono1-big-endian.dcm", 1, "MONOCHROME1", EXS_BigEndianExplicit);
+  dicom_variant(root / "dicom" / "ct.dcm", root / "dicom" / "multiframe-rle.dcm", 3, "MONOCHROME2", EXS_RLELossless);
+  sample(medattn::io::FileFormat::kNifti, root / "nifti" / "vol.nii");
   nifti(root / "nifti", "vol4d.nii.gz", {4, 4, 2, 2}, DT_FLOAT32);
-  for (const auto& f : fs::directory_iterator(root / "dicom")) fs::copy_file(f.path(), root / "image" / f.path().filename());
-  fs::copy_file(root / "nifti" / "vol.nii", root / "image" / "vol.nii");
+  for (const char* variant : {"mono1-big-endian.dcm", "multiframe-rle.dcm"})
+    fs::copy_file(root / "dicom" / variant, root / "image" / variant);
   npz(root / "npz" / "stored.npz", false);
   npz(root / "npz" / "deflated.npz", true);
   write(root / "csv" / "simple.csv", "path,label\nimages/a.png,normal\nimages/b.png,pneumonia\n");

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every libFuzzer target for N seconds from the project's own seed corpora and prints a
+# Runs every libFuzzer target (each fuzz/fuzz_<name>.cpp) for N seconds from the project's own seed corpora and prints a
 # table (target, executions, seconds, crashes). Exits non-zero when any target crashed; the
 # crashing inputs are left in BUILD/fuzz/findings/<target>/.
 # Usage: bash scripts/fuzz.sh BUILD_DIR SECONDS
@@ -11,7 +11,10 @@ rm -rf "$dir/seeds"
 "$dir/fuzz_seeds" "$dir/seeds" >/dev/null
 failed=0
 printf '%-8s %12s %8s %8s\n' target executions seconds crashes
-for t in image dicom nifti npz csv model; do
+# Every target the build made (fuzz/fuzz_<name>.cpp -> BUILD/fuzz/fuzz_<name>).
+for bin in "$dir"/fuzz_*; do
+  t=${bin##*/fuzz_}
+  [[ -x $bin && $t != seeds ]] || continue
   corpus="$dir/corpus/$t"
   findings="$dir/findings/$t"
   mkdir -p "$corpus" "$findings"

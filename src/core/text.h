@@ -1,7 +1,8 @@
 // Small string helpers shared by the readers of names typed by people (CSV headers, class
-// names, covariate values, file extensions).
+// names, covariate values, file extensions) and by the messages and reports.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,18 @@ namespace medattn {
 
 // The items with `separator` between them (join({"a","b"}, ", ") == "a, b").
 std::string join(const std::vector<std::string>& items, const std::string& separator);
+
+// True when `s` ends with `suffix` (case-sensitive).
+bool ends_with(const std::string& s, const std::string& suffix);
+
+// `v` with exactly `digits` decimals, rounded as printf's "%.*f" ("0.973" for 0.97251, 3).
+std::string fixed(double v, int digits);
+
+// A tensor shape as LibTorch prints it: "[1,3,224,224]" ("[]" for a scalar).
+std::string shape_string(const std::vector<int64_t>& shape);
+
+// An array shape as NumPy prints it: "(2, 28, 28)", "(5,)" for one dimension, "()" for none.
+std::string numpy_shape_string(const std::vector<int64_t>& shape);
 
 // ASCII lower case.
 std::string lower(std::string s);

@@ -112,9 +112,7 @@ ClassMap parse_class_map(const std::string& text, const std::vector<std::string>
         if (strcasecmp(model_classes[c].c_str(), name.c_str()) == 0) found = static_cast<int>(c);
       }
       if (found < 0) {
-        std::string all;
-        for (const auto& c : model_classes) all += (all.empty() ? "" : ", ") + c;
-        throw bad("'" + name + "' is not a class of the model (" + all + ")");
+        throw bad("'" + name + "' is not a class of the model (" + join(model_classes, ", ") + ")");
       }
       if (map.data_of_model[static_cast<size_t>(found)] >= 0) throw bad("model class '" + name + "' is mapped twice");
       map.data_of_model[static_cast<size_t>(found)] = index;

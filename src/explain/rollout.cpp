@@ -1,6 +1,6 @@
 #include "explain/rollout.h"
 
-#include <torch/torch.h>
+#include <ATen/ATen.h>
 
 #include "core/error.h"
 
@@ -11,16 +11,16 @@ at::Tensor attention_rollout(const std::vector<at::Tensor>& attentions,
   TORCH_CHECK(!attentions.empty(), "attention_rollout needs at least one block");
   TORCH_CHECK(options.discard_ratio >= 0.0 && options.discard_ratio < 1.0,
               "discard_ratio must be in [0,1)");
-  torch::NoGradGuard no_grad;
+  at::NoGradGuard no_grad;
   const auto B = attentions[0].size(0);
   const auto T = attentions[0].size(2);
-  auto eye = torch::eye(T, attentions[0].options().dtype(torch::kFloat64)).expand({B, T, T});
+  auto eye = at::eye(T, attentions[0].options().dtype(at::kDouble)).expand({B, T, T});
   auto rollout = eye.clone();
   for (const auto& block : attentions) {
     TORCH_CHECK(block.dim() == 4 && block.size(2) == T && block.size(3) == T,
                 "attention must be [B,H,T,T]");
-    auto a = block.detach().to(torch::kFloat64);
-    torch::Tensor fused;
+    auto a = block.detach().to(at::kDouble);
+    at::Tensor fused;
     switch (options.head_fusion) {
       case HeadFusion::kMean: fused = a.mean(1); break;
       case HeadFusion::kMax: fused = std::get<0>(a.max(1)); break;
@@ -37,9 +37,9 @@ at::Tensor attention_rollout(const std::vector<at::Tensor>& attentions,
     }
     auto with_residual = (fused + eye) * 0.5;
     with_residual = with_residual / with_residual.sum(-1, /*keepdim=*/true);
-    rollout = torch::matmul(with_residual, rollout);
+    rollout = at::matmul(with_residual, rollout);
   }
-  return rollout.select(1, 0).narrow(1, 1, T - 1).to(torch::kFloat32);
+  return rollout.select(1, 0).narrow(1, 1, T - 1).to(at::kFloat);
 }
 
 }  // namespace medattn::explain

@@ -25,12 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string join(const std::vector<std::string>& items, const char* sep = ", ") {
-  std::string out;
-  for (const auto& s : items) out += (out.empty() ? "" : sep) + s;
-  return out;
-}
-
 bool is_hidden(const fs::path& p) {
   const std::string name = p.filename().string();
   return !name.empty() && name[0] == '.';
@@ -88,7 +82,7 @@ Dataset load_class_folders(const std::string& data, const DatasetOptions& option
       if (folder_label[i] < 0)
         throw file_error(
             ErrorKind::kInvalidArgument, kWhat, data,
-            "folder '" + folders[i].first + "' is not one of the classes (" + join(ds.classes) + ")");
+            "folder '" + folders[i].first + "' is not one of the classes (" + join(ds.classes, ", ") + ")");
     }
   }
 
@@ -145,7 +139,7 @@ Dataset load_csv(const std::string& csv, const DatasetOptions& options) {
     if (col < 0)
       throw file_error(
           ErrorKind::kCorruption, kWhat, csv,
-          std::string("header has no '") + name + "' column (columns: " + join(header) + ")");
+          std::string("header has no '") + name + "' column (columns: " + join(header, ", ") + ")");
   }
   if (!options.split.empty() && col_split < 0)
     throw file_error(ErrorKind::kInvalidArgument, kWhat, csv,
@@ -183,7 +177,7 @@ Dataset load_csv(const std::string& csv, const DatasetOptions& options) {
                   : find_class(ds.classes, label);
     if (s.label < 0)
       throw file_error(ErrorKind::kInvalidArgument, kWhat, csv,
-                       where + "unknown label '" + label + "' (classes: " + join(ds.classes) + ")");
+                       where + "unknown label '" + label + "' (classes: " + join(ds.classes, ", ") + ")");
     s.path = table.resolve(path);
     if (col_group >= 0) s.group = trim(rec.fields[col_group]);
     if (col_mask >= 0 && !trim(rec.fields[col_mask]).empty()) {
@@ -196,7 +190,7 @@ Dataset load_csv(const std::string& csv, const DatasetOptions& options) {
     if (!options.split.empty())
       throw file_error(ErrorKind::kInvalidArgument, kWhat, csv,
                        "no rows with split '" + options.split + "' (splits: " +
-                           join(std::vector<std::string>(splits.begin(), splits.end())) + ")");
+                           join(std::vector<std::string>(splits.begin(), splits.end()), ", ") + ")");
     throw file_error(ErrorKind::kInvalidArgument, kWhat, csv, "no rows after the header");
   }
   sort_samples(ds.samples);
@@ -235,13 +229,6 @@ bool integer_at(const NpyArray& a, int64_t i, int64_t& out) {
   return true;
 }
 
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::string s = "(";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  if (shape.size() == 1) s += ",";
-  return s + ")";
-}
-
 Dataset load_npz(const std::string& npz, const DatasetOptions& options) {
   constexpr const char* kWhat = "cannot read npz";
   const std::string split = options.split.empty() ? "train" : options.split;
@@ -258,15 +245,15 @@ Dataset load_npz(const std::string& npz, const DatasetOptions& options) {
   if (!grey && !rgb)
     throw file_error(
         ErrorKind::kUnsupported, kWhat, npz,
-        "array '" + images_name + "': expected shape (N, H, W) or (N, H, W, 1|3), got " + shape_string(s));
+        "array '" + images_name + "': expected shape (N, H, W) or (N, H, W, 1|3), got " + numpy_shape_string(s));
   const int64_t n = s[0], h = s[1], w = s[2];
   if (h <= 0 || w <= 0 || h > 65536 || w > 65536)
     throw file_error(ErrorKind::kCorruption, kWhat, npz,
-                     "array '" + images_name + "': bad image size " + shape_string(s));
+                     "array '" + images_name + "': bad image size " + numpy_shape_string(s));
   const auto& ls = labels.shape;
   if (!(ls.size() == 1 || (ls.size() == 2 && ls[1] == 1)))
     throw file_error(ErrorKind::kUnsupported, kWhat, npz,
-                     "array '" + labels_name + "': expected shape (N,) or (N, 1), got " + shape_string(ls) +
+                     "array '" + labels_name + "': expected shape (N,) or (N, 1), got " + numpy_shape_string(ls) +
                          " (multi-label data is not supported)");
   if (ls[0] != n)
     throw file_error(ErrorKind::kCorruption, kWhat, npz,
@@ -298,7 +285,7 @@ Dataset load_npz(const std::string& npz, const DatasetOptions& options) {
       throw file_error(ErrorKind::kInvalidArgument, kWhat, npz,
                        "array '" + labels_name + "': label " + std::to_string(values[i]) + " at index " +
                            std::to_string(i) + " is out of range for " + std::to_string(k) + " classes (" +
-                           join(ds.classes) + ")");
+                           join(ds.classes, ", ") + ")");
   }
 
   const size_t channels = rgb ? 3 : 1;

@@ -1,4 +1,5 @@
-// read_image() dispatch, the OpenCV reader (PNG, JPEG, TIFF, BMP) and to_display().
+// read_image() dispatch through the input-format registry (io/formats.h), the OpenCV reader
+// (PNG, JPEG, TIFF, BMP) and to_display().
 #include "io/image.h"
 
 #include <opencv2/imgcodecs.hpp>
@@ -20,51 +21,16 @@
 
 #include "core/bounded_io.h"
 #include "core/error.h"
+#include "io/format_raster.h"
+#include "io/formats.h"
 
 namespace medattn::io {
 namespace {
-
-// The upper-case name used in error messages: "cannot read PNG '<path>': ...".
-const char* display_name(FileFormat format) {
-  switch (format) {
-    case FileFormat::kPng:
-      return "PNG";
-    case FileFormat::kJpeg:
-      return "JPEG";
-    case FileFormat::kTiff:
-      return "TIFF";
-    case FileFormat::kBmp:
-      return "BMP";
-    case FileFormat::kDicom:
-      return "DICOM";
-    case FileFormat::kNifti:
-    case FileFormat::kNiftiGz:
-      return "NIfTI";
-    case FileFormat::kJpeg2000:
-      return "JPEG 2000";
-    case FileFormat::kUnknown:
-      break;
-  }
-  return "image";
-}
 
 // Reads the whole file (at most `max_bytes`). Throws kIOError when it cannot be read.
 std::vector<unsigned char> read_bytes(const std::string& path, const std::string& what, int64_t max_bytes) {
   const std::string s = read_file_bounded(path, ErrorKind::kIOError, what, static_cast<uint64_t>(max_bytes));
   return std::vector<unsigned char>(s.begin(), s.end());
-}
-
-// The most bytes a file of this format can need for width x height pixels, before
-// kMaxExtraFileBytes of metadata: 16-bit RGBA for PNG, 4 bytes per pixel-channel for the
-// rest; 0 when unknown (TIFF may hold several pages).
-double raw_bytes_bound(FileFormat format, int64_t width, int64_t height) {
-  const double pixels = static_cast<double>(width) * static_cast<double>(height);
-  switch (format) {
-    case FileFormat::kPng: return pixels * 8.0 + static_cast<double>(height);  // + a filter byte per row
-    case FileFormat::kJpeg: return pixels * 4.0 * 2.0;  // 4 components, up to 2 bytes each
-    case FileFormat::kBmp: return pixels * 4.0 + 4.0 * static_cast<double>(height) + 1024.0 * 4.0;
-    default: return 0.0;
-  }
 }
 
 // The longer side reduced to `max_side` (area averaging), else `m` itself.
@@ -167,60 +133,6 @@ Completeness bmp_completeness(const std::vector<unsigned char>& b) {
   return uint64_t(offset) + stride * rows <= n ? Completeness::kComplete : Completeness::kTruncated;
 }
 
-uint16_t be16(const unsigned char* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
-
-// Width and height from the file's header, before any decoding; {0, 0} when the header does
-// not say (the decoder then decides). Only what the header claims: it may lie, which is the
-// point of checking it before the decoder allocates.
-std::pair<int64_t, int64_t> header_size(const std::vector<unsigned char>& b, FileFormat format) {
-  const size_t n = b.size();
-  switch (format) {
-    case FileFormat::kPng:
-      if (n >= 24 && std::memcmp(&b[12], "IHDR", 4) == 0) return {be32(&b[16]), be32(&b[20])};
-      break;
-    case FileFormat::kBmp:
-      if (n >= 26) {
-        const int64_t h = static_cast<int32_t>(le32(&b[22]));
-        return {static_cast<int32_t>(le32(&b[18])), h < 0 ? -h : h};
-      }
-      break;
-    case FileFormat::kJpeg: {
-      size_t i = 2;
-      while (i + 4 <= n && b[i] == 0xFF) {
-        const unsigned char m = b[i + 1];
-        if (m == 0xFF) { ++i; continue; }
-        if (m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { i += 2; continue; }
-        const bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
-        if (sof && i + 9 <= n) return {be16(&b[i + 7]), be16(&b[i + 5])};
-        if (m == 0xDA || m == 0xD9) break;
-        i += 2 + be16(&b[i + 2]);
-      }
-      break;
-    }
-    case FileFormat::kTiff: {
-      if (n < 8) break;
-      const bool le = b[0] == 'I';
-      auto u16 = [&](size_t o) -> uint32_t { return le ? (b[o] | (b[o + 1] << 8)) : be16(&b[o]); };
-      auto u32 = [&](size_t o) -> uint32_t { return le ? le32(&b[o]) : be32(&b[o]); };
-      const size_t ifd = u32(4);
-      if (ifd + 2 > n) break;
-      const uint32_t entries = u16(ifd);
-      int64_t w = 0, h = 0;
-      for (uint32_t e = 0; e < entries && ifd + 2 + 12 * (e + 1) <= n; ++e) {
-        const size_t at = ifd + 2 + 12 * e;
-        const uint32_t tag = u16(at), type = u16(at + 2);
-        const int64_t value = type == 3 ? u16(at + 8) : u32(at + 8);  // SHORT or LONG
-        if (tag == 256) w = value;
-        if (tag == 257) h = value;
-      }
-      return {w, h};
-    }
-    default:
-      break;
-  }
-  return {0, 0};
-}
-
 }  // namespace
 
 void check_pixel_limit(int64_t width, int64_t height, const ReadOptions& options, const std::string& what,
@@ -267,61 +179,30 @@ Image read_image(const std::string& path, const ReadOptions& options) {
       throw file_error(ErrorKind::kCorruption, what, path, "file is empty");
   }
   const FileFormat format = sniff_format(path);
-  // DICOM and NIfTI decode at full size, then are reduced (read_opencv_image reduces before
-  // converting to float); the window stays the one of the full-resolution values.
-  auto reduced = [&](Image image) {
-    if (image.width == 0) {
-      image.width = image.pixels.cols;
-      image.height = image.pixels.rows;
-    }
-    image.pixels = reduce_to(image.pixels, options.max_side);
-    return image;
-  };
-  switch (format) {
-    case FileFormat::kPng:
-    case FileFormat::kJpeg:
-    case FileFormat::kTiff:
-    case FileFormat::kBmp:
-      return read_opencv_image(path, format, options);
-    case FileFormat::kDicom:
-      return reduced(read_dicom(path, options));
-    case FileFormat::kNifti:
-    case FileFormat::kNiftiGz:
-      return reduced(read_nifti(path, options));
-    case FileFormat::kJpeg2000:
-      throw file_error(ErrorKind::kUnsupported, what, path,
-                       "JPEG 2000 is not supported by this build");
-    case FileFormat::kUnknown:
-      break;
+  const InputFormat* row = find_input_format(format);
+  if (row == nullptr) {
+    throw file_error(ErrorKind::kUnsupported, what, path,
+                     "not a supported image (unknown format; supported: " + supported_formats() + ")");
   }
-  throw file_error(ErrorKind::kUnsupported, what, path, "not a supported image (unknown format)");
+  if (row->read == nullptr) throw file_error(ErrorKind::kUnsupported, what, path, row->refusal);
+  if (row->check_header != nullptr) row->check_header(path, format, options);
+  Image image = row->read(path, format, options);
+  // Readers that decode at full size (DICOM, NIfTI) are reduced here; read_opencv_image
+  // reduces before converting to float. The window stays the one of the full-resolution values.
+  if (image.width == 0) {
+    image.width = image.pixels.cols;
+    image.height = image.pixels.rows;
+  }
+  image.pixels = reduce_to(image.pixels, options.max_side);
+  return image;
 }
 
 Image read_opencv_image(const std::string& path, FileFormat format, const ReadOptions& options) {
   const std::string what = std::string("cannot read ") + display_name(format);
-  // The header first, from a bounded prefix: a file is refused by what its header claims
-  // before it is read whole.
-  {
-    const std::string head = read_prefix(path, ErrorKind::kIOError, what, 256 * 1024);
-    const std::vector<unsigned char> prefix(head.begin(), head.end());
-    const auto [w, h] = header_size(prefix, format);
-    if (w != 0 || h != 0) {
-      check_pixel_limit(w, h, options, what, path);
-      const double bound = raw_bytes_bound(format, w, h);
-      std::error_code ec;
-      const auto size = std::filesystem::file_size(path, ec);
-      if (!ec && bound > 0 && static_cast<double>(size) > bound + static_cast<double>(kMaxExtraFileBytes)) {
-        throw file_error(ErrorKind::kCorruption, what, path,
-                         "file too large for its header (" + megabytes(size) + " for " + std::to_string(w) + "x" +
-                             std::to_string(h) + " pixels; at most " +
-                             megabytes(static_cast<uint64_t>(bound) + kMaxExtraFileBytes) + ")");
-      }
-    }
-  }
   const std::vector<unsigned char> bytes = read_bytes(path, what, options.max_file_bytes);
   if (bytes.empty()) throw file_error(ErrorKind::kCorruption, what, path, "file is empty");
   // What the header claims, before anything is decoded or checked further.
-  const auto [claimed_w, claimed_h] = header_size(bytes, format);
+  const auto [claimed_w, claimed_h] = raster_header_size(bytes, format);
   if (claimed_w != 0 || claimed_h != 0) check_pixel_limit(claimed_w, claimed_h, options, what, path);
 
   // libjpeg only warns about a cut file and OpenCV then returns an image padded with grey:

@@ -8,25 +8,15 @@
 
 #include "core/bounded_io.h"
 #include "core/text.h"
+#include "io/formats.h"
 #include "io/image.h"
 
 namespace fs = std::filesystem;
 
 namespace medattn::io {
-namespace {
-
-const char* const kImageExtensions[] = {".nii.gz", ".png", ".jpg", ".jpeg", ".tif", ".tiff",
-                                        ".bmp",    ".dcm", ".dicom", ".ima", ".nii"};
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-}  // namespace
-
 bool has_image_extension(const std::string& path) {
   const std::string name = lower(fs::path(path).filename().string());
-  for (const char* ext : kImageExtensions) {
+  for (const std::string& ext : image_extensions()) {
     if (ends_with(name, ext)) return true;
   }
   return false;
@@ -198,9 +188,9 @@ std::string heatmap_stem(const InputItem& item) {
     stem += s;
   }
   const std::string low = lower(stem);
-  for (const char* ext : kImageExtensions) {
-    if (ends_with(low, ext) && low.size() > std::string(ext).size()) {
-      stem.resize(stem.size() - std::string(ext).size());
+  for (const std::string& ext : image_extensions()) {
+    if (ends_with(low, ext) && low.size() > ext.size()) {
+      stem.resize(stem.size() - ext.size());
       break;
     }
   }

@@ -24,6 +24,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/text.h"
 #include "io/image.h"
 
 namespace medattn::io {
@@ -39,11 +40,6 @@ using NiftiImagePtr = std::unique_ptr<nifti_image, NiftiImageDeleter>;
 struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }
 };
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 constexpr const char* kAliasPrefix = "medattn_nifti_";
 

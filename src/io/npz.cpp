@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/text.h"
 
 namespace medattn::io {
 namespace {
@@ -70,10 +71,6 @@ ZipPtr open_zip(const std::string& path) {
     }
   }
   return ZipPtr(z);
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // Array names in archive order, with each member's index.
@@ -216,13 +213,6 @@ bool supported_dtype(const std::string& d) {
   return false;
 }
 
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::string s = "(";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  if (shape.size() == 1) s += ",";
-  return s + ")";
-}
-
 // Reads exactly `n` bytes (fewer at the end of the member). Throws on a zip read error.
 size_t read_some(zip_file_t* f, uint8_t* buf, size_t n, const std::string& path, const std::string& name) {
   size_t done = 0;
@@ -301,11 +291,11 @@ NpyArray read_member(zip_t* z, zip_uint64_t index, const std::string& path, cons
   for (int64_t d : h.shape) {
     if (d < 0 || (d != 0 && bytes > kMaxArrayBytes / static_cast<uint64_t>(d)))
       throw array_error(ErrorKind::kCorruption, path, name,
-                        "shape " + shape_string(h.shape) + " is too large");
+                        "shape " + numpy_shape_string(h.shape) + " is too large");
     bytes *= static_cast<uint64_t>(d);
   }
   if (bytes > kMaxArrayBytes)
-    throw array_error(ErrorKind::kCorruption, path, name, "shape " + shape_string(h.shape) + " is too large");
+    throw array_error(ErrorKind::kCorruption, path, name, "shape " + numpy_shape_string(h.shape) + " is too large");
   const uint64_t available = member_size - prefix - header_len;
   if (available < bytes)
     throw array_error(ErrorKind::kCorruption, path, name,
@@ -367,10 +357,10 @@ std::map<std::string, NpyArray> read_npz(const std::string& path, const std::vec
     const auto it =
         std::find_if(members.begin(), members.end(), [&](const auto& m) { return m.first == name; });
     if (it == members.end()) {
-      std::string have;
-      for (const auto& m : members) have += (have.empty() ? "" : ", ") + m.first;
+      std::vector<std::string> have;
+      for (const auto& m : members) have.push_back(m.first);
       throw npz_error(ErrorKind::kNotFound, path,
-                      "no array '" + name + "' (arrays: " + (have.empty() ? "none" : have) + ")");
+                      "no array '" + name + "' (arrays: " + (have.empty() ? "none" : join(have, ", ")) + ")");
     }
     out[name] = read_member(z.get(), it->second, path, name);
   }

@@ -38,11 +38,7 @@ bool is_hex64(const std::string& s) {
 
 }  // namespace
 
-std::string join_list(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
-  return out;
-}
+std::string join_list(const std::vector<std::string>& items) { return join(items, ", "); }
 
 std::vector<std::string> parse_upper_list(const std::string& text) {
   std::vector<std::string> out;

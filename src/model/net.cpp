@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/sha256.h"
+#include "core/text.h"
 #include "core/fs.h"
 #include "core/bounded_io.h"
 
@@ -278,14 +279,6 @@ std::map<std::string, torch::Tensor> state_of(torch::nn::Module& net) {
     if (b.key().find("num_batches_tracked") == std::string::npos) state[b.key()] = b.value();
   }
   return state;
-}
-
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::ostringstream s;
-  s << "[";
-  for (size_t i = 0; i < shape.size(); ++i) s << (i ? "," : "") << shape[i];
-  s << "]";
-  return s.str();
 }
 
 template <typename T>

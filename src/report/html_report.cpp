@@ -13,17 +13,12 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/text.h"
 
 namespace fs = std::filesystem;
 
 namespace medattn::report {
 namespace {
-
-std::string fixed(double v, int digits) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
-  return buf;
-}
 
 const char* kStyle = R"(body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.4em}table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:middle}

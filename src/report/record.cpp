@@ -25,12 +25,6 @@ std::string one_line(std::string s) {
   return s;
 }
 
-std::string fixed(double v, int digits) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
-  return buf;
-}
-
 class JsonWriter : public RecordWriter {
  public:
   JsonWriter(std::ostream& out, bool lines) : out_(out), lines_(lines) {}

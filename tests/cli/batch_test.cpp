@@ -235,7 +235,7 @@ TEST_CASE("'-' reads paths from stdin, the summary counts diagnoses and failures
                                           (d / "ph/images/nodule/nodule_0000.png").string()});
   const std::string log = slurp(err);
   CHECK(log.find("diagnosed 2 of 3 image(s), 1 failed") != std::string::npos);
-  CHECK(log.find("failed, cannot read image: not a supported image (unknown format): 1\n") != std::string::npos);
+  CHECK(log.find("failed, cannot read image: not a supported image (unknown format; supported: DICOM, PNG, JPEG, TIFF, BMP, NIfTI): 1\n") != std::string::npos);
 }
 
 TEST_CASE("the HTML report opens in headless Chromium with one row per input and a visible page", "[cli][batch][browser]") {

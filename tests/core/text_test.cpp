@@ -32,3 +32,20 @@ TEST_CASE("printable shows control characters and stray bytes escaped and keeps 
   CHECK(printable("r\xc3\xb6ntgen \xe9.png") == "r\xc3\xb6ntgen \\xe9.png");
   CHECK(printable("plain/a_b.png") == "plain/a_b.png");
 }
+
+TEST_CASE("ends_with, fixed and the shape strings say exactly what messages print", "[core][text]") {
+  CHECK(ends_with("scan.nii.gz", ".nii.gz"));
+  CHECK(ends_with("x", ""));
+  CHECK(!ends_with("scan.NII", ".nii"));  // case-sensitive: callers lower() first
+  CHECK(!ends_with("gz", ".nii.gz"));
+  CHECK(fixed(0.97251, 3) == "0.973");
+  CHECK(fixed(2.0, 0) == "2");
+  CHECK(fixed(-0.5, 2) == "-0.50");
+  CHECK(shape_string({1, 3, 224, 224}) == "[1,3,224,224]");
+  CHECK(shape_string({}) == "[]");
+  CHECK(numpy_shape_string({2, 28, 28}) == "(2, 28, 28)");
+  CHECK(numpy_shape_string({5}) == "(5,)");
+  CHECK(numpy_shape_string({}) == "()");
+  CHECK(join({"a", "b", "c"}, ", ") == "a, b, c");
+  CHECK(join({}, ", ") == "");
+}

@@ -433,7 +433,7 @@ TEST_CASE("read_dicom: broken and unsupported files give one clear error", "[io]
       for (int i = 0; i < 500; ++i) out.put(static_cast<char>(200 + (i * 37) % 50));
     }
     require_error([&] { read_image(path); }, ErrorKind::kUnsupported,
-                  "cannot read image '" + path + "': not a supported image (unknown format)");
+                  "cannot read image '" + path + "': not a supported image (unknown format; supported: DICOM, PNG, JPEG, TIFF, BMP, NIfTI)");
   }
 }
 

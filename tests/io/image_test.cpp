@@ -242,7 +242,7 @@ TEST_CASE("read_image: files that are not images", "[io][image]") {
     const std::string path = dir.file("notes.png");
     write_bytes(path, "this is not an image\n");
     require_error([&] { read_image(path); }, ErrorKind::kUnsupported,
-                  "cannot read image '" + path + "': not a supported image (unknown format)");
+                  "cannot read image '" + path + "': not a supported image (unknown format; supported: DICOM, PNG, JPEG, TIFF, BMP, NIfTI)");
   }
   SECTION("missing") {
     const std::string path = dir.file("missing.png");

@@ -274,6 +274,10 @@ TEST_CASE("test-time flips parse, round-trip through the card and are validated"
   json["tta"]["flips"] = {"transpose"};
   CHECK(error_of([&] { model::card_from_json(json, "m"); }) ==
         "invalid model card 'm': tta.flips: unknown flip 'transpose' (expected hflip, vflip or none)");
+  // An empty entry is named as such (it used to be dropped and reported as a repeated flip).
+  json["tta"]["flips"] = {"", "hflip"};
+  CHECK(error_of([&] { model::card_from_json(json, "m"); }) ==
+        "invalid model card 'm': tta.flips: empty flip in ',hflip' (expected hflip, vflip or none, separated by commas)");
 }
 
 TEST_CASE("the card keeps its intensity standardisation and refuses unknown ones", "[model][card]") {
