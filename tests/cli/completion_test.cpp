@@ -98,7 +98,7 @@ TEST_CASE("the build installs the generated completion, and usage lines name med
   CHECK(medattn("--completion zsh").code == 2);
   for (const char* c : {"diagnose", "evaluate", "train"}) {
     const auto help = medattn(std::string(c) + " --help").out;
-    CHECK(help.rfind("Usage: medattn " + std::string(c) + " [OPTIONS]", 0) == 0);
+    CHECK(help.find("\nUsage: medattn " + std::string(c) + " [OPTIONS]") != std::string::npos);
     CHECK(help.find(MEDATTN_BINARY) == std::string::npos);
   }
 }

@@ -198,3 +198,12 @@ TEST_CASE("diagnose output: the closing summary counts diagnoses, abstentions by
   CHECK(c.per_reason.begin()->second == 1);
   CHECK(c.heatmap_failures == 1);
 }
+
+TEST_CASE("merge refuses to write over one of its shard files, in the library", "[pipeline][output]") {
+  testing::TempDir dir;
+  const std::string shard = dir / "part-0.jsonl";
+  write_file_atomic(shard, "{\"file\":\"a.png\",\"model\":\"m@1\",\"error\":null}\n");
+  testing::require_error([&] { merge_outputs({shard}, shard, {}); }, ErrorKind::kInvalidArgument,
+                         "refusing to write '" + shard + "': it is an input; choose another file");
+  CHECK(merge_outputs({shard}, dir / "all.jsonl", {}).records == 1);
+}
