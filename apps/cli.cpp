@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "explain/registry.h"
 #include "model/card.h"
 
 namespace fs = std::filesystem;
@@ -41,6 +42,25 @@ const CLI::Validator kFlips(
       return "";
     },
     "FLIPS");
+
+CLI::Option* add_method_option(CLI::App& app, std::string& method, const std::string& help_suffix) {
+  return app.add_option("--method", method, explain::method_help() + help_suffix)->check(CLI::IsMember(explain::method_names()));
+}
+
+void add_method_flags(CLI::App& app, explain::ExplainOptions& options) {
+  for (const auto& o : explain::method_options()) {
+    auto* opt = app.add_option_function<std::string>(
+        o.flag, [&options, set = o.set](const std::string& v) { set(options, v); }, o.help);
+    if (!o.choices.empty()) {
+      opt->check(CLI::IsMember(o.choices));
+    } else if (o.whole) {
+      opt->type_name("INT")->check(in_range(static_cast<int>(o.lo), static_cast<int>(o.hi)));
+    } else {
+      opt->type_name("FLOAT")->check(in_range(o.lo, o.hi));
+    }
+    if (o.show_default) opt->default_str(o.get(options));
+  }
+}
 
 std::string default_model_dir() {
   if (const char* env = std::getenv("MEDATTN_MODEL"); env != nullptr && *env) return env;

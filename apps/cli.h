@@ -12,6 +12,10 @@
 
 #include "io/image.h"
 
+namespace medattn::explain {
+struct ExplainOptions;
+}
+
 namespace medattn::cli {
 
 constexpr int kExitOk = 0, kExitSomeFailed = 1, kExitUsage = 2, kExitCannotRun = 3;
@@ -68,6 +72,22 @@ CLI::Validator in_range(T lo, T hi, bool lo_excluded = false) {
 extern const CLI::Validator kNotEmpty;
 // A list of flips (model::parse_flips), checked when the flag is read.
 extern const CLI::Validator kFlips;
+
+// `--method NAME` bound to `method`, its allowed values and help from the method table
+// (explain/registry.h); `help_suffix` is appended to the help text.
+CLI::Option* add_method_option(CLI::App& app, std::string& method, const std::string& help_suffix = "");
+// Every heatmap method's own flags (--occlusion-patch, --saliency-sigma, --head-fusion, ...),
+// from the method table, bound to `options`. Used by diagnose and evaluate.
+void add_method_flags(CLI::App& app, explain::ExplainOptions& options);
+
+// The type name of an option whose value is a folder: --help shows DIR, and the completion
+// offers folders.
+inline constexpr const char* kDir = "DIR";
+
+// The bash completion script for `app` (`medattn --completion bash`): every command, every
+// visible flag of each, the allowed values of options restricted to a set (CLI::IsMember),
+// folders for DIR options, nothing for numbers, files otherwise (apps/completion.cpp).
+std::string bash_completion(const CLI::App& app);
 
 // The default model: $MEDATTN_MODEL, else models/<default> beside the executable's build
 // folder or under an installation's share/medattn/, else in the source tree it was built from.

@@ -1,5 +1,5 @@
-// `medattn diagnose`: binds the flags to pipeline::DiagnoseOptions, runs the pipeline, writes
-// the records (table, json, jsonl, csv), the HTML report and the closing summary.
+// `medattn diagnose`: binds the flags to pipeline::DiagnoseOptions and pipeline::OutputOptions,
+// runs the pipeline into a pipeline::DiagnoseOutput, and prints progress and the closing summary.
 #include "cli.h"
 
 #include <spdlog/spdlog.h>
@@ -19,9 +19,8 @@
 #include "model/card.h"
 #include "pipeline/batch.h"
 #include "pipeline/diagnose.h"
-#include "pipeline/earlier_records.h"
-#include "report/html_report.h"
-#include "report/output_file.h"
+#include "pipeline/diagnose_output.h"
+#include "report/output_format.h"
 #include "report/record.h"
 #include "report/terminal.h"
 
@@ -96,59 +95,37 @@ class ProgressPrinter {
   bool drawn_ = false;
 };
 
-// -o FILE for jsonl and csv: appends whole records, one write each, so that a crash leaves
-// complete lines only (and --resume repairs a cut-off last line anyway).
 int run_diagnose_command(DiagnoseArgs& args) {
   auto& opt = args.options;
   opt.model_dir = args.model.empty() ? default_model_dir() : args.model;
   opt.paths_in = &std::cin;
   opt.read.max_file_bytes = static_cast<int64_t>(args.max_file_mb * 1048576.0);
   if (!args.window.empty()) opt.read.window = parse_window(args.window);
-  if (!args.format_given && !args.output.empty()) {
-    // -o results.jsonl implies --format jsonl (likewise .json and .csv).
-    const std::string ext = fs::path(args.output).extension().string();
-    if (ext == ".jsonl" || ext == ".json" || ext == ".csv") args.format = ext.substr(1);
-  }
-  const auto format = report::parse_format(args.format);
   if (!args.shard.empty()) opt.shard = pipeline::parse_shard(args.shard);
-  if (args.resume && (args.output.empty() || (format != report::Format::kJsonl && format != report::Format::kCsv))) {
-    throw Error(ErrorKind::kInvalidArgument, "--resume needs -o FILE in jsonl or csv format (the records already written are read back)");
-  }
-  // Outputs are checked before anything runs: never an input, a model file or another output
-  // of this run; never a folder, a missing or unwritable folder (report/output_file.h).
-  {
-    std::vector<report::OutputCheck> outputs;
-    if (!args.output.empty()) outputs.push_back({args.output, "output"});
-    if (!args.report.empty()) outputs.push_back({args.report, "report"});
-    report::check_outputs(outputs, opt.inputs, opt.model_dir);
-    if (!opt.heatmap_dir.empty()) {
-      for (const auto& o : outputs) {
-        std::error_code ec;
-        if (fs::weakly_canonical(o.path, ec) == fs::weakly_canonical(opt.heatmap_dir, ec)) {
-          throw file_error(ErrorKind::kInvalidArgument, "refusing to write", o.path, "it is also the heatmap folder of this run");
-        }
-      }
-    }
-  }
+
+  pipeline::OutputOptions o;
+  o.path = args.output;
+  o.format = args.format_given ? args.format : "";  // else from -o's extension
+  o.resume = args.resume;
+  o.report = args.report;
+  o.command = args.command;
+  // The terminal view: previews and colours only when a person is looking (stdout is a
+  // terminal and the format is table), unless --preview forces the preview.
+  const bool terminal = args.output.empty() && ::isatty(STDOUT_FILENO);
+  const bool table_format = report::resolve_output_format(o.format, o.path).id == report::Format::kTable;
+  o.table.colour = terminal && std::getenv("NO_COLOR") == nullptr;
+  o.table.preview = table_format && !args.no_preview && (terminal || args.force_preview);
+  o.table.colour_mode = static_cast<int>(args.ascii ? report::ColourMode::kAscii : report::detect_colour_mode());
+  int columns = 80;
+  if (struct winsize ws {}; terminal && ::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) columns = ws.ws_col;
+  o.table.preview_width = args.preview_width > 0 ? args.preview_width : std::clamp(columns - 2, 16, 64);
+  opt.preview = o.table.preview;
+
+  // Checks, locks and reads back (--resume) before anything runs (pipeline/diagnose_output.h).
+  pipeline::DiagnoseOutput output(o, opt);
   const int threads = pipeline::set_threads(args.threads);
-  const bool csv = format == report::Format::kCsv;
-
-  // One run at a time per output: the lock is taken before the file is read or changed.
-  std::unique_ptr<report::OutputLock> lock;
-  if (!args.output.empty()) {
-    lock = std::make_unique<report::OutputLock>(args.output);
-    // Temporaries of this output that killed runs left behind.
-    const std::string dir = fs::path(args.output).parent_path().string();
-    remove_stale_temporaries(dir, fs::path(args.output).filename().string());
-  }
-  if (!args.report.empty()) remove_stale_temporaries(fs::path(args.report).parent_path().string(), fs::path(args.report).filename().string());
-
-  // What an earlier run recorded; read before the model loads so a bad file fails fast.
-  pipeline::Recorded recorded;
-  bool append = false;
   if (args.resume) {
-    const std::string header = csv ? report::csv_header(model::read_card(opt.model_dir).classes) : "";
-    recorded = pipeline::read_recorded(args.output, csv, model::model_id(opt.model_dir), header);
+    const auto& recorded = output.recorded();
     if (recorded.truncated) spdlog::warn("{}: removed a record cut short by an earlier crash", args.output);
     if (recorded.retried > 0) {
       spdlog::info("{}: {} record(s) failed for a transient reason (disk full, I/O error, ...) and are diagnosed again",
@@ -158,93 +135,25 @@ int run_diagnose_command(DiagnoseArgs& args) {
       spdlog::warn("{}: {} record(s) were written by another model and are diagnosed again", args.output, recorded.other_model);
     }
     spdlog::info("resuming: {} input(s) already recorded in {}", recorded.files.size(), args.output);
-    opt.skip_files = std::move(recorded.files);
-    std::error_code ec;
-    append = fs::exists(args.output, ec) && fs::file_size(args.output, ec) > 0;
   }
 
-  // Every write is checked (FdStream): the first failure stops the run with the errno's text,
-  // and jsonl/csv files are cut back to their last whole record.
-  std::unique_ptr<TempFile> json_tmp;  // json is one array: a temporary file renamed when complete
-  int out_fd = STDOUT_FILENO;
-  struct FdCloser {
-    int fd = -1;
-    ~FdCloser() {
-      if (fd >= 0) ::close(fd);
-    }
-  } owned_fd;
-  if (!args.output.empty()) {
-    if (format == report::Format::kJson) {
-      json_tmp = std::make_unique<TempFile>(args.output, "cannot write output");
-      out_fd = json_tmp->fd();
-    } else {
-      out_fd = owned_fd.fd = report::open_append(args.output, /*truncate=*/!append);
-    }
-  }
-  report::FdStream out_stream(out_fd, /*rollback=*/!args.output.empty() && !json_tmp);
-  std::ostream* out = &out_stream;
-  const std::string out_name = args.output.empty() ? "<standard output>" : args.output;
-  const auto check_out = [&] {
-    if (out_stream.error() != 0) throw file_error(ErrorKind::kIOError, "cannot write output", out_name, errno_text(out_stream.error()));
-  };
-  // The terminal view: previews and colours only when a person is looking (stdout is a
-  // terminal and the format is table), unless --preview forces the preview.
-  const bool terminal = args.output.empty() && ::isatty(STDOUT_FILENO);
-  report::TableOptions table;
-  table.colour = terminal && std::getenv("NO_COLOR") == nullptr;
-  table.preview = format == report::Format::kTable && !args.no_preview && (terminal || args.force_preview);
-  table.colour_mode = static_cast<int>(args.ascii ? report::ColourMode::kAscii : report::detect_colour_mode());
-  int columns = 80;
-  if (struct winsize ws {}; terminal && ::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) columns = ws.ws_col;
-  table.preview_width = args.preview_width > 0 ? args.preview_width : std::clamp(columns - 2, 16, 64);
-  opt.preview = table.preview;
-  if (!args.report.empty()) opt.thumbnail_size = 160;
-  std::unique_ptr<report::RecordWriter> writer;
-  std::unique_ptr<report::HtmlReport> html;
   ProgressPrinter progress(args.quiet);
   std::string intended_use;  // for the closing summary
-  std::map<std::string, int> per_diagnosis, per_reason, per_abstention;
-  int heatmap_failures = 0;
   const auto summary = pipeline::run_diagnose(
       opt,
       [&](const std::vector<std::string>& classes, const std::string& id) {
-        writer = report::make_writer(format, *out, classes, table, /*csv_header=*/!append);
-        if (!args.report.empty()) {
-          report::ReportInfo info;
-          info.classes = classes;
-          info.model_id = id;
-          info.model_summary = model::describe_card(model::read_card(opt.model_dir));
-          info.command = args.command;
-          info.method = opt.method;
-          html = std::make_unique<report::HtmlReport>(args.report, info);
-          // A resumed run's report shows the whole output file: first what earlier runs wrote.
-          if (args.resume) {
-            for (const auto& r : pipeline::read_earlier_records(args.output, csv, classes, opt.skip_files, opt.thumbnail_size)) {
-              html->add_earlier(r);
-            }
-          }
-        }
+        output.start(classes, id);
         const auto card = model::read_card(opt.model_dir);
         const auto& use = card.intended_use;
         intended_use = use.description + (use.modalities.empty() ? "" : " (DICOM " + model::join_list(use.modalities) + ")") +
                        (card.ood.enabled() ? "; OOD gate above " + fmt::format("{:.2f}", card.ood.threshold) : "; no OOD gate");
       },
       [&](const report::DiagnosisRecord& r) {
-        if (r.ok && !r.abstained.empty()) {
-          // Counted by check ("out of scope: DICOM Modality", "out of distribution"), not by value.
-          const auto cut = r.abstained.find_first_of("'(0123456789");
-          ++per_abstention[trim(r.abstained.substr(0, cut))];
-        } else if (r.ok) {
-          ++per_diagnosis[r.diagnosis];
-        } else {
-          ++per_reason[report::error_reason(r.error)];
+        if (!r.ok) {
           progress.clear();
           spdlog::error("{}", printable(r.error));
         }
-        if (r.warning.find(pipeline::kHeatmapNotWritten) != std::string::npos) ++heatmap_failures;
-        writer->write(r);
-        check_out();  // the first failed write stops the run
-        if (html) html->add(r);
+        output.write(r);
       },
       [&](const std::string& notice) {
         progress.clear();
@@ -252,21 +161,16 @@ int run_diagnose_command(DiagnoseArgs& args) {
       },
       [&](const pipeline::Progress& p) { progress.update(p); });
   progress.clear();
-  writer->finish();
-  out_stream.flush();
-  check_out();
-  if (json_tmp) json_tmp->commit(/*sync=*/true);
-  if (html) {
-    report::RunTotals totals;
-    totals.seconds = summary.seconds;
-    totals.threads = threads;
-    totals.workers = opt.workers;
-    totals.shard = args.shard;
-    totals.resumed = summary.resumed;
-    html->finish(totals);
-    spdlog::info("wrote report {}", args.report);
-  }
+  report::RunTotals totals;
+  totals.seconds = summary.seconds;
+  totals.threads = threads;
+  totals.workers = opt.workers;
+  totals.shard = args.shard;
+  totals.resumed = summary.resumed;
+  output.finish(totals);
+  if (!args.report.empty()) spdlog::info("wrote report {}", args.report);
   // The closing summary: counts per diagnosis, failures by reason, time and rate.
+  const auto& counts = output.counts();
   const int ok = summary.total - summary.failed - summary.abstained;
   spdlog::info("diagnosed {} of {} image(s), {} failed, {} abstained, {} skipped, in {} ({:.1f} images/s)", ok, summary.total,
                summary.failed, summary.abstained, summary.skipped, format_seconds(summary.seconds),
@@ -274,9 +178,9 @@ int run_diagnose_command(DiagnoseArgs& args) {
   struct rusage usage {};
   ::getrusage(RUSAGE_SELF, &usage);
   spdlog::info("  peak memory {:.0f} MB", usage.ru_maxrss / 1024.0);  // ru_maxrss is in KB on Linux
-  for (const auto& [name, n] : per_diagnosis) spdlog::info("  {}: {}", name, n);
-  for (const auto& [reason, n] : per_abstention) spdlog::info("  abstained, {}: {}", reason, n);
-  for (const auto& [reason, n] : per_reason) spdlog::info("  failed, {}: {}", reason, n);
+  for (const auto& [name, n] : counts.per_diagnosis) spdlog::info("  {}: {}", name, n);
+  for (const auto& [reason, n] : counts.per_abstention) spdlog::info("  abstained, {}: {}", reason, n);
+  for (const auto& [reason, n] : counts.per_reason) spdlog::info("  failed, {}: {}", reason, n);
   if (!intended_use.empty()) spdlog::info("  model intended use: {}", intended_use);
   if (!opt.dicom_dir.empty()) {
     spdlog::info("  wrote {} DICOM object(s) (Secondary Capture and SR) to {}{}", summary.dicom_objects, opt.dicom_dir,
@@ -284,12 +188,14 @@ int run_diagnose_command(DiagnoseArgs& args) {
   }
   if (summary.resumed > 0) spdlog::info("  {} input(s) already recorded in {} were not repeated", summary.resumed, args.output);
   if (!opt.shard.all()) spdlog::info("  shard {}: {} input(s) left to the other shards", args.shard, summary.other_shards);
-  if (heatmap_failures > 0) spdlog::warn("  {} heatmap(s) not written (the diagnoses are kept; --resume retries them)", heatmap_failures);
+  if (counts.heatmap_failures > 0) {
+    spdlog::warn("  {} heatmap(s) not written (the diagnoses are kept; --resume retries them)", counts.heatmap_failures);
+  }
   if (summary.total == 0 && summary.resumed == 0 && summary.other_shards == 0) {
     spdlog::error("no images found in the given inputs");
     return kExitSomeFailed;
   }
-  return summary.failed > 0 || heatmap_failures > 0 ? kExitSomeFailed : kExitOk;
+  return summary.failed > 0 || counts.heatmap_failures > 0 ? kExitSomeFailed : kExitOk;
 }
 
 }  // namespace
@@ -298,19 +204,21 @@ Command add_diagnose(CLI::App& app) {
   auto d = std::make_shared<DiagnoseArgs>();
   auto* diagnose = app.add_subcommand("diagnose", "Diagnose images, DICOM/NIfTI files and folders; optionally write heatmaps");
   diagnose->add_option("inputs", d->options.inputs, "Image files and folders (searched recursively)")->required();
-  diagnose->add_option("-m,--model", d->model, "Model directory (default: models/pneumonia-cxr, or $MEDATTN_MODEL)")->check(kNotEmpty);
-  diagnose->add_option("--format", d->format, "Output format: table, json, jsonl or csv")
-      ->check(CLI::IsMember({"table", "json", "jsonl", "csv"}))->capture_default_str();
+  diagnose->add_option("-m,--model", d->model, "Model directory (default: models/pneumonia-cxr, or $MEDATTN_MODEL)")
+      ->check(kNotEmpty)->type_name(kDir);
+  diagnose->add_option("--format", d->format, report::output_format_help())
+      ->check(CLI::IsMember(report::output_format_names()))->capture_default_str();
   diagnose->add_option("-o,--output", d->output, "Write results to FILE instead of standard output");
-  diagnose->add_option("--heatmaps", d->options.heatmap_dir, "Write an overlay PNG and a 16-bit raw map per image to DIR");
+  diagnose->add_option("--heatmaps", d->options.heatmap_dir, "Write an overlay PNG and a 16-bit raw map per image to DIR")
+      ->type_name(kDir);
   diagnose->add_option("--dicom-out", d->options.dicom_dir,
-                       "Per DICOM input, write a Secondary Capture of the overlay and a Structured Report in its study to DIR");
+                       "Per DICOM input, write a Secondary Capture of the overlay and a Structured Report in its study to DIR")
+      ->type_name(kDir);
   diagnose->add_option("--uid-root", d->options.uid_root, "--dicom-out: root of the UIDs made (default: DCMTK's, "
                                                            "1.2.276.0.7230010.3.1.4)");
   diagnose->add_option("--uid-seed", d->options.uid_seed,
                        "--dicom-out: derive every UID from this text and the input, so that a rerun gives the same UIDs");
-  diagnose->add_option("--method", d->options.method, "Heatmap method: saliency, rollout, gradcam, attn-grad, occlusion, contrast (signed: evidence for the class in red, against it in blue), or the baselines random and centre")
-      ->check(CLI::IsMember({"rollout", "gradcam", "attn-grad", "saliency", "occlusion", "contrast", "random", "centre"}))->capture_default_str();
+  add_method_option(*diagnose, d->options.explain.method)->capture_default_str();
   diagnose->add_option("--target", d->options.target, "Explain this class instead of the diagnosis (two-class models: unsigned maps look alike for both classes; use --method contrast)");
   diagnose->add_option("--clinical", d->options.clinical_csv,
                        "CSV of clinical covariates (a path column and the model's covariate columns) for models that take them");
@@ -321,16 +229,7 @@ Command add_diagnose(CLI::App& app) {
                        "Average each heatmap over these flips of the input: none, hflip, vflip or hflip,vflip "
                        "(default: the flips the model was trained with)")
       ->check(kFlips);
-  diagnose->add_option("--occlusion-patch", d->options.occlusion_patch, "Occlusion: patch side in model-input pixels")
-      ->check(in_range(1, 4096))->capture_default_str();
-  diagnose->add_option("--occlusion-stride", d->options.occlusion_stride, "Occlusion: step between patches")
-      ->check(in_range(1, 4096))->capture_default_str();
-  diagnose->add_option("--saliency-sigma", d->options.saliency_sigma, "Saliency: blur sigma in model-input pixels (default: input size / 24; 0 = none)")
-      ->check(in_range(0.0, 1000.0));
-  diagnose->add_option("--head-fusion", d->options.head_fusion, "Rollout: fuse heads by mean, max or min")
-      ->check(CLI::IsMember({"mean", "max", "min"}))->capture_default_str();
-  diagnose->add_option("--discard-ratio", d->options.discard_ratio, "Rollout: share of the weakest attention dropped per row, in [0,1)")
-      ->check(in_range(0.0, 0.999))->capture_default_str();
+  add_method_flags(*diagnose, d->options.explain);
   diagnose->add_option("--heatmap-alpha", d->options.heatmap_alpha, "Overlay opacity at the hottest point, in [0,1]")
       ->check(in_range(0.0, 1.0))->capture_default_str();
   diagnose->add_flag("--preview", d->force_preview, "Draw the heatmap preview even when stdout is not a terminal");

@@ -257,9 +257,7 @@ Command add_evaluate(CLI::App& app) {
   evaluate->add_option("--compare", a->compare,
                        "Also evaluate this other model on the same data and report the paired bootstrap difference "
                        "(this - other) of balanced accuracy, macro-F1, AUC and accuracy with 95% intervals");
-  evaluate->add_option("--method", a->options.method, "Also measure this heatmap method: deletion_auc, insertion_auc (and with --masks "
-                                             "pointing_game, heatmap_iou)")
-      ->check(CLI::IsMember({"rollout", "gradcam", "attn-grad", "saliency", "occlusion", "contrast", "random", "centre"}));
+  add_method_option(*evaluate, a->options.method, "; also measured: deletion_auc, insertion_auc (and with --masks pointing_game, heatmap_iou)");
   evaluate->add_option("--masks", a->options.masks, "Lesion masks at the same relative paths as DATA's images (a->options.g. phantoms/masks); "
                                            "without --method, the default method (saliency) is measured");
   evaluate->add_flag("--calibrate-heatmap-scale", a->options.calibrate_heatmap_scale,
@@ -304,12 +302,7 @@ Command add_evaluate(CLI::App& app) {
                      "limitations); run it on the validation split")
       ->needs("--shift");
   evaluate->add_option("--shift-seed", a->options.shift_seed, "Seed of the corruptions' random draws")->capture_default_str();
-  evaluate->add_option("--occlusion-patch", a->options.explain.occlusion_patch, "Occlusion: patch side in model-input pixels")
-      ->check(in_range(1, 4096))->capture_default_str();
-  evaluate->add_option("--occlusion-stride", a->options.explain.occlusion_stride, "Occlusion: step between patches")
-      ->check(in_range(1, 4096))->capture_default_str();
-  evaluate->add_option("--saliency-sigma", a->options.explain.saliency_sigma, "Saliency: blur sigma in model-input pixels (default: input size / 24; 0 = none)")
-      ->check(in_range(0.0, 1000.0));
+  add_method_flags(*evaluate, a->options.explain);
   evaluate->add_option("--threads", a->threads, "Threads (default: all cores; at most 256)")->check(in_range(0, kMaxThreads));
   evaluate->footer("Example:\n  medattn evaluate -m models/phantom phantoms/images --format json");
   return {evaluate, [a](const std::string&) {

@@ -6,7 +6,6 @@
 
 #include "core/text.h"
 #include "pipeline/batch.h"
-#include "report/output_file.h"
 
 namespace medattn::cli {
 namespace {
@@ -36,10 +35,7 @@ Command add_merge(CLI::App& app) {
   merge->add_option("-o,--output", a->out, "Merged output (.jsonl or .csv), written atomically")->required();
   merge->add_option("--inputs", a->inputs, "The INPUTs the shards were run on: report inputs no shard recorded")->expected(1, -1);
   merge->footer("Example:\n  medattn merge part-*.jsonl -o results.jsonl --inputs archive/");
-  return {merge, [a](const std::string&) {
-            report::check_outputs({{a->out, "output"}}, a->files, "");  // never over a shard file
-            return run_merge_command(a->files, a->out, a->inputs);
-          }};
+  return {merge, [a](const std::string&) { return run_merge_command(a->files, a->out, a->inputs); }};
 }
 
 }  // namespace medattn::cli

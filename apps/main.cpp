@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/text.h"
+#include "explain/registry.h"
 #include "pipeline/version.h"
 
 using namespace medattn;
@@ -22,12 +23,30 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(logger);
   install_signal_cleanup();  // SIGINT/SIGTERM remove this run's temporary files (core/fs.h)
 
-  CLI::App app{"medattn: diagnose medical images with an attention CNN+Transformer and show where it looked"};
+  // Named, so that usage lines (and the man page made from them) say "medattn", not argv[0].
+  CLI::App app{"medattn: diagnose medical images with an attention CNN+Transformer and show where it looked", "medattn"};
   app.set_version_flag("--version", pipeline::version_text());
   app.require_subcommand(1);
   app.footer("Run 'medattn COMMAND --help' for a command's options and an example.");
   const Command commands[] = {add_diagnose(app), add_merge(app),  add_train(app), add_pretrain(app),
                               add_evaluate(app), add_fit_ood(app), add_info(app),  add_phantom(app)};
+
+  // Hidden, for the build: `--completion bash` prints the bash completion script, `commands` the
+  // commands (for the man page), `methods` the heatmap methods (for scripts), one a line.
+  if (argc == 3 && std::string(argv[1]) == "--completion") {
+    const std::string what = argv[2];
+    if (what == "bash") {
+      std::cout << bash_completion(app);
+    } else if (what == "methods") {
+      for (const auto& name : explain::method_names()) std::cout << name << "\n";
+    } else if (what == "commands") {
+      for (const auto& c : commands) std::cout << c.app->get_name() << "\n";
+    } else {
+      std::cerr << "error: --completion takes bash, commands or methods (got '" << what << "')\n";
+      return kExitUsage;
+    }
+    return kExitOk;
+  }
 
   try {
     app.parse(argc, argv);

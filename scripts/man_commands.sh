@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Writes a help2man include file with every command's --help, for the man page.
+# Writes a help2man include file with every command's --help, for the man page (the commands
+# come from the binary itself: `medattn --completion commands`).
 set -euo pipefail
 bin=$1
 out=$2
 {
   echo "[COMMANDS]"
-  for c in diagnose train evaluate merge info phantom; do
+  for c in $("$bin" --completion commands); do
     echo ".SS $c"
     echo ".nf"
     "$bin" "$c" --help | sed 's/\\/\\\\/g; s/^\./\\\&./'

@@ -7,7 +7,8 @@ build=${1:-build}
 model=${2:-models/phantom}
 data="$build/phantom-heldout"
 [ -d "$data/images" ] || "$build/medattn" phantom --out "$data" --count 300 --seed 123
-for method in rollout gradcam attn-grad saliency occlusion random centre; do
+# Every method of the table (explain/registry.h), as the binary lists it.
+for method in $("$build/medattn" --completion methods); do
   extra=""
   case "$method" in rollout|gradcam|attn-grad|saliency) extra="--randomization-check" ;; esac
   "$build/medattn" evaluate -m "$model" "$data/images" --masks "$data/masks" --method "$method" $extra \

@@ -15,7 +15,7 @@ struct Explanation {
   torch::Tensor logits;  // [B,K] (no temperature applied)
   torch::Tensor maps;    // [B,S,S] in [0,1] (per-image min-max), S = model input size
   std::vector<int> targets;  // the class each map explains
-  // Method::kContrast only: [B,S,S] in [-1,1], evidence for the target (> 0) and against it
+  // Method "contrast" only: [B,S,S] in [-1,1], evidence for the target (> 0) and against it
   // (< 0), each image divided by its largest magnitude; `maps` is then its positive part, which
   // the metrics and the raw PNG use like any other method's map. Undefined for other methods.
   torch::Tensor signed_maps;

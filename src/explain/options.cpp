@@ -1,20 +1,9 @@
 #include "explain/options.h"
 
 #include "core/error.h"
+#include "explain/registry.h"
 
 namespace medattn::explain {
-namespace {
-
-struct MethodName {
-  Method method;
-  const char* name;
-};
-constexpr MethodName kMethods[] = {{Method::kRollout, "rollout"},     {Method::kGradCam, "gradcam"},
-                                   {Method::kAttnGrad, "attn-grad"},  {Method::kSaliency, "saliency"},
-                                   {Method::kOcclusion, "occlusion"}, {Method::kContrast, "contrast"},
-                                   {Method::kRandom, "random"},       {Method::kCentre, "centre"}};
-
-}  // namespace
 
 HeadFusion parse_head_fusion(const std::string& name) {
   if (name == "mean") return HeadFusion::kMean;
@@ -24,19 +13,15 @@ HeadFusion parse_head_fusion(const std::string& name) {
               "unknown head fusion '" + name + "' (expected mean, max or min)");
 }
 
-Method parse_method(const std::string& name) {
-  for (const auto& m : kMethods) {
-    if (name == m.name) return m.method;
+const char* head_fusion_name(HeadFusion fusion) {
+  switch (fusion) {
+    case HeadFusion::kMax: return "max";
+    case HeadFusion::kMin: return "min";
+    case HeadFusion::kMean: break;
   }
-  throw Error(ErrorKind::kInvalidArgument,
-              "unknown heatmap method '" + name + "' (expected rollout, gradcam, attn-grad, saliency, occlusion, contrast, random or centre)");
+  return "mean";
 }
 
-const char* method_name(Method method) {
-  for (const auto& m : kMethods) {
-    if (m.method == method) return m.name;
-  }
-  return "unknown";
-}
+std::string parse_method(const std::string& name) { return find_method(name).name; }
 
 }  // namespace medattn::explain

@@ -12,6 +12,7 @@ enum class HeadFusion { kMean, kMax, kMin };
 
 // Parses "mean", "max", "min". Throws medattn::Error(kInvalidArgument) otherwise.
 HeadFusion parse_head_fusion(const std::string& name);
+const char* head_fusion_name(HeadFusion fusion);
 
 struct RolloutOptions {
   HeadFusion head_fusion = HeadFusion::kMean;
@@ -20,24 +21,13 @@ struct RolloutOptions {
   double discard_ratio = 0.0;
 };
 
-enum class Method {
-  kRollout,    // attention rollout of the CLS token (Abnar & Zuidema 2020)
-  kGradCam,    // Grad-CAM on the last CNN stage (Selvaraju et al. 2017)
-  kAttnGrad,   // gradient-weighted attention relevance through the blocks (Chefer et al. 2021)
-  kSaliency,   // smoothed input-gradient magnitude |d score / d x| (Simonyan et al. 2014)
-  kOcclusion,  // drop in the class probability when a patch is blurred away (model-agnostic)
-  kContrast,   // signed: input x gradient of the class's log-odds against the others, blurred
-  kRandom,     // baseline: a smooth random map (seeded)
-  kCentre,     // baseline: a centred Gaussian
-};
-
-// Parses "rollout", "gradcam", "attn-grad", "saliency", "occlusion", "contrast", "random", "centre"; throws
-// medattn::Error(kInvalidArgument) naming the choices otherwise.
-Method parse_method(const std::string& name);
-const char* method_name(Method method);
+// Parses a heatmap method's name: returns it when it is one of explain/registry.h's methods;
+// throws medattn::Error(kInvalidArgument) naming the choices otherwise.
+std::string parse_method(const std::string& name);
 
 struct ExplainOptions {
-  Method method = Method::kRollout;
+  // The heatmap method: a name from the table of explain/registry.h (rollout, saliency, ...).
+  std::string method = "rollout";
   RolloutOptions rollout;      // rollout only
   int occlusion_patch = 16;    // occlusion: patch side in model-input pixels
   int occlusion_stride = 8;    // occlusion: step between patches

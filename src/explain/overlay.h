@@ -15,7 +15,7 @@ struct OverlayOptions {
   std::string caption;
   double contour_top = 0.0;  // > 0: outline the top fraction of the map's pixels (e.g. 0.05)
   bool legend = true;        // a colour bar with values in a strip right of the image
-  // The heatmap is signed, in [-1,1] (Method::kContrast): evidence for the class in red,
+  // The heatmap is signed, in [-1,1] (method "contrast"): evidence for the class in red,
   // against it in blue, opacity alpha * |h|; the legend runs from +1 to -1.
   bool diverging = false;
   std::string legend_title = "relevance";  // above the bar

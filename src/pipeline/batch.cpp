@@ -15,6 +15,8 @@
 #include "core/sha256.h"
 #include "core/text.h"
 #include "io/csv.h"
+#include "report/output_file.h"
+#include "report/output_format.h"
 
 namespace fs = std::filesystem;
 
@@ -236,7 +238,11 @@ Recorded read_recorded(const std::string& path, bool csv, const std::string& mod
 
 MergeReport merge_outputs(const std::vector<std::string>& shard_files, const std::string& out,
                           const std::vector<std::string>& inputs) {
-  const bool csv = fs::path(out).extension() == ".csv";
+  // Never over a shard file, a folder or into a missing one (report/output_file.h).
+  report::check_outputs({{out, "output"}}, shard_files, "");
+  // The records' syntax from the output format table (report/output_format.h): csv by the
+  // extension, JSON lines otherwise.
+  const bool csv = report::resolve_output_format("", out).read_back == report::ReadBack::kCsv;
   MergeReport report;
   std::string header;
   std::map<std::string, std::string> by_file;  // file -> the first record's text

@@ -449,26 +449,18 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
   const auto t0 = Clock::now();
   if (options.batch_size < 1) throw Error(ErrorKind::kInvalidArgument, "--batch-size must be at least 1");
   if (options.workers < 1) throw Error(ErrorKind::kInvalidArgument, "--workers must be at least 1");
-  explain::ExplainOptions xopt;
-  xopt.method = explain::parse_method(options.method);
-  xopt.rollout.head_fusion = explain::parse_head_fusion(options.head_fusion);
-  if (options.discard_ratio < 0.0 || options.discard_ratio >= 1.0) {
-    throw Error(ErrorKind::kInvalidArgument, "--discard-ratio must be in [0, 1)");
-  }
-  xopt.rollout.discard_ratio = options.discard_ratio;
-  xopt.occlusion_patch = options.occlusion_patch;
-  xopt.occlusion_stride = options.occlusion_stride;
-  xopt.saliency_sigma = options.saliency_sigma;
+  explain::ExplainOptions xopt = options.explain;
+  explain::check_options(xopt);
 
   auto model = model::load_model(options.model_dir);
   const auto& card = model.card;
   double scale_reference = 0;  // > 0: --heatmap-scale model
   if (options.heatmap_scale == "model") {
-    const auto it = card.heatmap_scale.find(options.method);
+    const auto it = card.heatmap_scale.find(xopt.method);
     if (it == card.heatmap_scale.end()) {
       throw Error(ErrorKind::kInvalidArgument, "--heatmap-scale model: model '" + card.name + "' has no heatmap scale for method '" +
-                                                   options.method + "' (evaluate -m MODEL VALIDATION_DATA --method " +
-                                                   options.method + " --calibrate-heatmap-scale writes one)");
+                                                   xopt.method + "' (evaluate -m MODEL VALIDATION_DATA --method " +
+                                                   xopt.method + " --calibrate-heatmap-scale writes one)");
     }
     scale_reference = it->second;
     xopt.absolute = true;
@@ -484,7 +476,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
     d.dir = options.dicom_dir;
     d.uid_root = options.uid_root;
     d.uid_seed = options.uid_seed;
-    d.method = options.method;
+    d.method = xopt.method;
     d.model_name = card.name;
     d.model_id = model.id();
     d.weights_sha256 = model.weights_sha256;
@@ -507,11 +499,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
       throw Error(ErrorKind::kInvalidArgument, "--target '" + options.target + "' is not a class of the model (" + names + ")");
     }
   }
-  if (xopt.method == explain::Method::kOcclusion &&
-      (options.occlusion_patch < 1 || options.occlusion_stride < 1 || options.occlusion_patch > card.preprocess.image_size)) {
-    throw Error(ErrorKind::kInvalidArgument, "--occlusion-patch and --occlusion-stride must be in [1, " +
-                                                 std::to_string(card.preprocess.image_size) + "]");
-  }
+  explain::check_options(xopt, card.preprocess.image_size);
 
   std::unique_ptr<ClinicalTable> clinical_table;
   const auto F = static_cast<int64_t>(card.clinical.size());
@@ -693,7 +681,7 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
         look.contour_top = options.contour_top;
         look.min_side = options.overlay_min_side;
         look.legend_note = scale_reference > 0 ? "model scale" : "per image";
-        look.caption = overlay_caption(card.classes, p, best, target, options.method, r.abstained);
+        look.caption = overlay_caption(card.classes, p, best, target, xopt.method, r.abstained);
         cv::Mat shown_heat = heat;  // what the overlay draws: the signed map for contrast
         if (signed_maps.defined()) {
           auto sm = signed_maps[static_cast<int64_t>(b)];

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "explain/registry.h"
 #include "io/image.h"
 #include "pipeline/batch.h"
 #include "report/record.h"
@@ -27,15 +28,10 @@ struct DiagnoseOptions {
   int workers = 2;                   // threads decoding and preprocessing ahead of the model
   Shard shard;                       // process only the inputs of this shard (--shard K/N)
   std::set<std::string> skip_files;  // inputs (paths as given) already recorded (--resume)
-  // Heatmap method: saliency (default, chosen by measurement: see README), rollout, gradcam,
-  // attn-grad, occlusion.
-  std::string method = "saliency";
+  // Heatmap method and its options (explain/registry.h); saliency by default (chosen by
+  // measurement: see README). `flips` and `absolute` are set from heatmap_flips and heatmap_scale.
+  explain::ExplainOptions explain = explain::options_for(explain::kDefaultMethod);
   std::string target;                // explain this class (name, case-insensitive); empty = the diagnosis
-  std::string head_fusion = "mean";  // rollout: mean, max or min over heads
-  double discard_ratio = 0.0;        // rollout: share of lowest weights dropped per row
-  int occlusion_patch = 16;          // occlusion: patch side in model-input pixels
-  int occlusion_stride = 8;          // occlusion: step between patches
-  double saliency_sigma = -1;        // saliency: blur sigma in model-input pixels (< 0: size / 24)
   double heatmap_alpha = 0.5;        // overlay opacity at the hottest point
   double contour_top = 0.0;          // > 0: outline the top fraction of the heatmap (e.g. 0.05)
   int overlay_min_side = 256;        // the overlay's image part is enlarged to at least this (0: as is)

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/text.h"
+#include "report/output_format.h"
 #include "report/terminal.h"
 
 namespace medattn::report {
@@ -232,24 +233,28 @@ json record_to_json(const DiagnosisRecord& r) {
   return j;
 }
 
-Format parse_format(const std::string& name) {
-  if (name == "table") return Format::kTable;
-  if (name == "json") return Format::kJson;
-  if (name == "jsonl") return Format::kJsonl;
-  if (name == "csv") return Format::kCsv;
-  throw Error(ErrorKind::kInvalidArgument, "unknown format '" + name + "' (expected table, json, jsonl or csv)");
-}
+Format parse_format(const std::string& name) { return find_output_format(name).id; }
 
 std::unique_ptr<RecordWriter> make_writer(Format format, std::ostream& out,
                                           const std::vector<std::string>& classes, const TableOptions& table,
                                           bool csv_header) {
-  switch (format) {
-    case Format::kJson: return std::make_unique<JsonWriter>(out, false);
-    case Format::kJsonl: return std::make_unique<JsonWriter>(out, true);
-    case Format::kCsv: return std::make_unique<CsvWriter>(out, classes, csv_header);
-    case Format::kTable: break;
-  }
+  return output_format(format).make_writer(out, classes, table, /*append=*/!csv_header);
+}
+
+// The writers of the output format table (report/output_format.cpp).
+std::unique_ptr<RecordWriter> make_table_writer(std::ostream& out, const std::vector<std::string>&, const TableOptions& table,
+                                                bool) {
   return std::make_unique<TableWriter>(out, table);
+}
+std::unique_ptr<RecordWriter> make_json_writer(std::ostream& out, const std::vector<std::string>&, const TableOptions&, bool) {
+  return std::make_unique<JsonWriter>(out, /*lines=*/false);
+}
+std::unique_ptr<RecordWriter> make_jsonl_writer(std::ostream& out, const std::vector<std::string>&, const TableOptions&, bool) {
+  return std::make_unique<JsonWriter>(out, /*lines=*/true);
+}
+std::unique_ptr<RecordWriter> make_csv_writer(std::ostream& out, const std::vector<std::string>& classes, const TableOptions&,
+                                              bool append) {
+  return std::make_unique<CsvWriter>(out, classes, /*header=*/!append);
 }
 
 std::string shorten_middle(const std::string& text, size_t width) {

@@ -63,9 +63,12 @@ struct DiagnosisRecord {
 // decimals so output is stable across platforms.
 nlohmann::json record_to_json(const DiagnosisRecord& record);
 
+// The output formats; their names, extensions and writers are in the table of
+// report/output_format.h.
 enum class Format { kTable, kJson, kJsonl, kCsv };
 
-// Parses "table", "json", "jsonl", "csv"; throws medattn::Error(kInvalidArgument) otherwise.
+// Parses a format's name (report/output_format.h); throws medattn::Error(kInvalidArgument)
+// naming the choices otherwise.
 Format parse_format(const std::string& name);
 
 // Streams records in one format. jsonl and csv write (and flush) each record as it comes;
