@@ -358,18 +358,24 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
   int good = 0;
   for (;;) {
     JobPtr job;
-    const auto next = feeder.next(job, !batch.empty());
+    // While records wait (a partial batch, or a batch whose maps are being written), a pause
+    // in the inputs (paths trickling in on stdin) lets them out rather than holding them.
+    const auto next = feeder.next(job, !batch.empty() || !in_flight.empty());
     if (next == Feeder::Next::kJob) {
       batch.push_back(job);
       if (job->kind == Job::Kind::kImage && job->record.error.empty()) ++good;
       if (good < options.batch_size) continue;
     }
-    process(batch);
+    if (batch.empty()) {
+      finish_in_flight();
+    } else {
+      process(batch);
+    }
     good = 0;
     if (next == Feeder::Next::kEnd) break;
   }
   finish_in_flight();
-    summary.skipped = feeder.skipped();
+  summary.skipped = feeder.skipped();
   summary.resumed = feeder.resumed();
   summary.other_shards = feeder.other_shards();
   summary.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
