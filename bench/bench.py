@@ -26,6 +26,7 @@ BENCH_SKIP=name,... (skip figures: e2e, train, forward, cold, rss10k, large), BE
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -78,6 +79,14 @@ def images(n):
         step = max(1, len(files[c]) // max(1, per))
         out += [os.path.join(DATA, c, f) for f in files[c][::step][:per]]
     return out
+
+
+def child_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+CPU = {}  # (who, heatmaps) -> CPU seconds of each timed run, for the notes
 
 
 def medattn_diagnose(list_file, heat=None, extra=()):
@@ -156,18 +165,24 @@ def e2e():
             hd = os.path.join(WORK, "heat") if heat else None
             order = ("m", "p") if rep % 2 == 0 else ("p", "m")
             t = {}
+            cpu = {}
             for who in order:
                 subprocess.run(["rm", "-rf", os.path.join(WORK, "heat")])
+                c0 = child_cpu()
                 t[who] = (medattn_diagnose if who == "m" else python_diagnose)(list_file, hd)[0]
+                cpu[who] = child_cpu() - c0
             if rep == 0:
                 continue
+            for who in cpu:
+                CPU.setdefault((who, heat), []).append(cpu[who] / len(paths) * 1000)
             ratios.append(t["p"] / t["m"])
             rate_m.append(len(paths) / t["m"])
             rate_p.append(len(paths) / t["p"])
         say(key, f"{statistics.median(ratios):.2f}",
             f"{len(paths)} chest_xray_224/train JPEGs, pneumonia-cxr, {THREADS} threads, whole process, {REPS} interleaved reps:"
             f" medattn {statistics.median(rate_m):.0f} images/s, Python {statistics.median(rate_p):.0f} images/s,"
-            f" ratios {' '.join(f'{r:.2f}' for r in ratios)}")
+            f" ratios {' '.join(f'{r:.2f}' for r in ratios)}; CPU ms/image medattn"
+            f" {statistics.median(CPU[('m', heat)]):.2f}, Python {statistics.median(CPU[('p', heat)]):.2f}")
     subprocess.run(["rm", "-rf", os.path.join(WORK, "heat")])
 
 
@@ -192,7 +207,7 @@ def train():
             p = subprocess.run(cmd_m if who == "m" else cmd_p, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV, text=True)
             if p.returncode != 0:
                 sys.exit(f"bench: training failed ({p.returncode}):\n{p.stdout[-2000:]}")
-            pat = r"([0-9.]+) images/s" if who == "m" else r"train_images_per_s ([0-9.]+)"
+            pat = r"([0-9.]+) img/s" if who == "m" else r"train_images_per_s ([0-9.]+)"
             m = re.findall(pat, p.stdout)
             if not m:
                 sys.exit(f"bench: no training rate in:\n{p.stdout[-2000:]}")
