@@ -37,7 +37,7 @@ TEST_CASE("heatmaps and records are the same whatever the batch size and the enc
   CHECK(files == 2 * 24);  // overlay and raw map per phantom
 }
 
-TEST_CASE("--png-compression changes the heatmap files' size, never their pixels", "[pipeline][encoder][cli]") {
+TEST_CASE("the PNG compression level changes the size of the heatmap files, never their pixels", "[pipeline][encoder][cli]") {
   const fs::path d = fixture();
   const fs::path image = d / "ph/images/nodule";
   uintmax_t sizes[3] = {0, 0, 0};
