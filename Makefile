@@ -32,11 +32,12 @@ test: build
 demo: build
 	@bash scripts/demo.sh $(BUILD_DIR)
 
+# `make bench`: medattn against a Python reference side by side (bench/bench.py), one
+# `key value` line per figure; `make bench BENCH_QUICK=1` runs in a few minutes.
 bench: configure
+	@bash scripts/setup.sh --bench
 	@cmake --build $(BUILD_DIR) -j $(JOBS) --target medattn_bench medattn medattn_make_radiographs
-	@$(BUILD_DIR)/medattn_bench
-	@bash bench/batch_rss.sh $(BUILD_DIR)
-	@bash bench/large_rss.sh $(BUILD_DIR)
+	@BENCH_QUICK=$(BENCH_QUICK) /usr/bin/python3 bench/bench.py $(BUILD_DIR)
 
 models: build
 	@bash scripts/train_models.sh $(BUILD_DIR)

@@ -248,6 +248,10 @@ Command add_diagnose(CLI::App& app) {
                        "Enlarge the overlay's image to at least this many pixels on its shorter side, so that the caption and "
                        "legend (drawn beside it, never over it) stay readable on small images (0 = the image's own size)")
       ->check(in_range(0, 8192))->capture_default_str();
+  diagnose->add_option("--png-compression", d->options.png_compression,
+                       "zlib level of the heatmap PNGs: 0 (fastest, largest files) to 9 (smallest, slowest); the pixels are the "
+                       "same at every level (default: OpenCV's fast setting, level 1 with run-length matching)")
+      ->check(in_range(0, 9));
   diagnose->add_option("--window", d->window,
                        "Window CENTER,WIDTH overriding the file's (e.g. 40,400 for CT soft tissue). It sets the model's input as "
                        "well as the display, so it can change the diagnosis; the record keeps the window used");

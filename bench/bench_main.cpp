@@ -2,6 +2,9 @@
 // preprocessing, the forward pass alone, and forward + each heatmap method, per batch size
 // and thread count.
 // Usage: medattn_bench [MODEL_DIR] [IMAGES]   (defaults: models/phantom, 64)
+//        medattn_bench --figures MODEL_DIR [THREADS]   `key value` lines for bench/bench.py:
+//        the forward pass at batch 64 against a measured sgemm at the same threads.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -17,7 +20,64 @@ using Clock = std::chrono::steady_clock;
 
 static double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// Multiply-adds x2 of the convolutions, projections and attention products of one image (the
+// matrix work; BatchNorm, GELU, LayerNorm and softmax are left out).
+static double forward_flops(const model::ModelCard& card) {
+  const auto& a = card.arch;
+  double flops = 0;
+  int side = card.preprocess.image_size, in = card.preprocess.channels;
+  for (int out : a.stem_channels) {
+    side = (side + 1) / 2;
+    flops += 2.0 * in * out * 9 * side * side + 2.0 * out * out * 9 * side * side;
+    in = out;
+  }
+  const double g = a.grid_size(card.preprocess.image_size), D = a.dim, T = 1 + g * g;
+  const double H = static_cast<int>(a.dim * a.mlp_ratio);
+  flops += 2.0 * in * D * g * g;
+  flops += a.depth * (2.0 * T * D * 3 * D + 4.0 * T * T * D + 2.0 * T * D * D + 4.0 * T * D * H);
+  return flops;
+}
+
+// Best rate over `seconds`-long windows, three times.
+template <typename F>
+static double best_rate(F&& f, double per_call) {
+  double best = 0;
+  for (int r = 0; r < 3; ++r) {
+    int calls = 0;
+    const auto t = Clock::now();
+    while (since(t) < 1.0) {
+      f();
+      ++calls;
+    }
+    best = std::max(best, calls * per_call / since(t));
+  }
+  return best;
+}
+
+static int figures(const std::string& dir, int threads) {
+  pipeline::set_threads(threads);
+  auto model = model::load_model(dir);
+  const auto& card = model.card;
+  const int S = card.preprocess.image_size, B = 64;
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({B, card.preprocess.channels, S, S});
+  model::view_logits(model.nets, x, {}, {});  // warm-up
+  const double images_per_s = best_rate([&] { model::view_logits(model.nets, x, {}, {}); }, B);
+  const int n = 1024;
+  const auto a = torch::randn({n, n}), b = torch::randn({n, n});
+  auto c = torch::mm(a, b);
+  const double sgemm = best_rate([&] { torch::mm_out(c, a, b); }, 2.0 * n * n * n) / 1e9;
+  const double per_image = forward_flops(card) / 1e9;
+  std::printf("forward_images_per_s %.0f\n", images_per_s);
+  std::printf("forward_gflop_per_image %.4f\n", per_image);
+  std::printf("forward_gflops %.1f\n", images_per_s * per_image);
+  std::printf("sgemm_gflops %.1f\n", sgemm);
+  std::printf("forward_gemm_efficiency %.2f\n", images_per_s * per_image / sgemm);
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc > 2 && std::string(argv[1]) == "--figures") return figures(argv[2], argc > 3 ? std::stoi(argv[3]) : 2);
   const std::string dir = argc > 1 ? argv[1] : "models/phantom";
   const int n = argc > 2 ? std::stoi(argv[2]) : 64;
   auto model = model::load_model(dir);

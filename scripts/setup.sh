@@ -14,6 +14,11 @@ packages=(
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(chromium dicom3tools dcmtk)
 fi
+# `setup.sh --bench`: what `make bench`'s Python reference runs on (bench/reference.py), with
+# Debian's /usr/bin/python3.
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(python3-torch python3-opencv python3-numpy time)
+fi
 # `setup.sh --fuzz`: clang and its libFuzzer runtime.
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang)

@@ -279,9 +279,11 @@ cv::Mat make_overlay(const cv::Mat& display, const cv::Mat& heatmap, const Overl
   return canvas;
 }
 
-void write_png(const std::string& path, const cv::Mat& image) {
+void write_png(const std::string& path, const cv::Mat& image, int compression) {
   std::vector<uchar> bytes;
-  if (!cv::imencode(".png", image, bytes)) {
+  std::vector<int> params;
+  if (compression >= 0) params = {cv::IMWRITE_PNG_COMPRESSION, std::min(compression, 9)};
+  if (!cv::imencode(".png", image, bytes, params)) {
     throw file_error(ErrorKind::kIOError, "cannot write", path, "PNG encoding failed");
   }
   write_file_atomic(path, std::string(bytes.begin(), bytes.end()), /*sync=*/false);

@@ -58,8 +58,10 @@ std::string format_probability(double p);
 // The threshold above which the top `fraction` of the map's pixels lie.
 float top_fraction_threshold(const cv::Mat& heatmap, double fraction);
 
-// Encodes `image` as PNG and writes it atomically. Throws medattn::Error(kIOError).
-void write_png(const std::string& path, const cv::Mat& image);
+// Encodes `image` as PNG and writes it atomically. compression: zlib level 0 (none, fastest)
+// to 9 (smallest); < 0: OpenCV's default (level 1 with its RLE strategy). The pixels read
+// back the same at every level. Throws medattn::Error(kIOError).
+void write_png(const std::string& path, const cv::Mat& image, int compression = -1);
 
 // The raw map as a 16-bit grey PNG: value v in [0,1] stored as round(v * 65535).
 cv::Mat heatmap_to_u16(const cv::Mat& heatmap);

@@ -315,35 +315,55 @@ Image read_opencv_image(const std::string& path, FileFormat format, const ReadOp
   return image;
 }
 
+namespace {
+
+// The VOI function of one value with apply_window's own arithmetic (c: center - 0.5, w: width
+// - 1, lo/hi: the window's edges), so that the display is exactly the documented function (a
+// vectorised float version differs at the window edges).
+inline float window_value(double v, double c, double w, double lo, double hi, bool invert) {
+  double d;
+  if (w <= 0.0) {
+    d = v > c ? 1.0 : 0.0;
+  } else if (v <= lo) {
+    d = 0.0;
+  } else if (v > hi) {
+    d = 1.0;
+  } else {
+    d = std::clamp((v - c) / w + 0.5, 0.0, 1.0);
+  }
+  return static_cast<float>(invert ? 1.0 - d : d);
+}
+
+}  // namespace
+
 cv::Mat to_display(const Image& image) {
   CV_Assert(image.pixels.depth() == CV_32F);
-  cv::Mat out(image.pixels.size(), image.pixels.type());
-  // Per value with apply_window's own arithmetic, so that the display is exactly the
-  // documented VOI function (a vectorised float version differs at the window edges).
   const double c = image.window.center - 0.5;
   const double w = image.window.width - 1.0;
   const double lo = c - w / 2.0;
   const double hi = c + w / 2.0;
   const bool invert = image.invert;
+  if (image.bits_stored == 8 && !image.pixels.empty()) {
+    // 8-bit content (every value an integer in 0..255: JPEG, 8-bit PNG): the same function
+    // through a table of its 256 values, with vectorised OpenCV operations. Exact.
+    cv::Mat u8, back;
+    image.pixels.convertTo(u8, CV_8U);
+    u8.convertTo(back, CV_32F);
+    if (cv::norm(back, image.pixels, cv::NORM_INF) == 0.0) {  // NaN makes the norm NaN
+      cv::Mat lut(1, 256, CV_32FC1);
+      for (int i = 0; i < 256; ++i) lut.at<float>(i) = window_value(i, c, w, lo, hi, invert);
+      cv::Mat out;
+      cv::LUT(u8, lut, out);
+      return out;
+    }
+  }
+  cv::Mat out(image.pixels.size(), image.pixels.type());
   const int rows = image.pixels.rows;
   const int cols = image.pixels.cols * image.pixels.channels();
   for (int r = 0; r < rows; ++r) {
     const float* src = image.pixels.ptr<float>(r);
     float* dst = out.ptr<float>(r);
-    for (int i = 0; i < cols; ++i) {
-      const double v = src[i];
-      double d;
-      if (w <= 0.0) {
-        d = v > c ? 1.0 : 0.0;
-      } else if (v <= lo) {
-        d = 0.0;
-      } else if (v > hi) {
-        d = 1.0;
-      } else {
-        d = std::clamp((v - c) / w + 0.5, 0.0, 1.0);
-      }
-      dst[i] = static_cast<float>(invert ? 1.0 - d : d);
-    }
+    for (int i = 0; i < cols; ++i) dst[i] = window_value(src[i], c, w, lo, hi, invert);
   }
   return out;
 }

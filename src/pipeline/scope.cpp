@@ -42,7 +42,7 @@ double channel_spread(const cv::Mat& display) {
 }
 
 std::string scope_check(const io::Image& image, const cv::Mat& display, const model::ModelCard& card,
-                        const ScopeLimits& limits) {
+                        const ScopeLimits& limits, const cv::Mat& grey) {
   const auto& use = card.intended_use;
   const std::string model = "model '" + card.name + "'";
   if (image.format == io::FileFormat::kDicom) {
@@ -63,7 +63,7 @@ std::string scope_check(const io::Image& image, const cv::Mat& display, const mo
            std::to_string(needed) + ")";
   }
   cv::Scalar mean, stddev;
-  cv::meanStdDev(preprocess::to_grey(display), mean, stddev);
+  cv::meanStdDev(grey.empty() ? preprocess::to_grey(display) : grey, mean, stddev);
   if (stddev[0] < limits.min_std) {
     return "out of scope: near-constant image after windowing (standard deviation " + fmt("%.4f", stddev[0]) + ", minimum " +
            fmt("%g", limits.min_std) + ")";

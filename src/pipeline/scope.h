@@ -34,8 +34,9 @@ double channel_spread(const cv::Mat& display);
 //   "out of scope: near-constant image after windowing (standard deviation 0.0000, minimum 0.01)";
 //   "out of scope: colour image for grey model 'pneumonia-cxr' (channel spread 0.213, limit 0.06)".
 // `image` is the decoded file (its format, modality, body part and size are used), `display`
-// its windowed CV_32FC1/3 version in [0,1] (io::to_display).
+// its windowed CV_32FC1/3 version in [0,1] (io::to_display); `grey`, when given, is
+// preprocess::to_grey(display) already computed by the caller.
 std::string scope_check(const io::Image& image, const cv::Mat& display, const model::ModelCard& card,
-                        const ScopeLimits& limits = {});
+                        const ScopeLimits& limits = {}, const cv::Mat& grey = cv::Mat());
 
 }  // namespace medattn::pipeline
