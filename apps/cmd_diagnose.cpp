@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/text.h"
+#include "core/threads.h"
 #include "model/card.h"
 #include "pipeline/batch.h"
 #include "pipeline/diagnose.h"
@@ -130,7 +131,7 @@ int run_diagnose_command(DiagnoseArgs& args) {
       }
     }
   }
-  const int threads = pipeline::set_threads(args.threads);
+  const int threads = set_threads(args.threads);
   const bool csv = format == report::Format::kCsv;
 
   // One run at a time per output: the lock is taken before the file is read or changed.

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <string>
 
+#include "core/threads.h"
 #include "explain/methods.h"
 #include "model/net.h"
 #include "phantom/phantom.h"
@@ -39,7 +40,7 @@ int main(int argc, char** argv) {
   std::printf("model %s: %dx%d input, %d images\n", dir.c_str(), S, S, n);
   std::printf("preprocess (256x256 -> %dx%d): %.0f images/s (1 thread)\n", S, S, n / since(t));
   for (int threads : {1, 2}) {
-    pipeline::set_threads(threads);
+    set_threads(threads);
     for (int batch : {1, 8, 32}) {
       for (const char* method : {"none", "saliency", "rollout", "attn-grad", "gradcam"}) {
         explain::ExplainOptions opt;

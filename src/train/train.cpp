@@ -24,12 +24,11 @@
 #include "core/fs.h"
 #include "core/sha256.h"
 #include "eval/model_checks.h"
+#include "eval/report.h"
 #include "io/dataset.h"
 #include "io/image.h"
 #include "model/net.h"
 #include "preprocess/preprocess.h"
-#include "explain/faithfulness.h"
-#include "explain/methods.h"
 #include "train/augment.h"
 #include "train/loss.h"
 #include "model/ood.h"
@@ -531,8 +530,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   card.training["threads"] = at::get_num_threads();
   card.validation = eval::metrics_to_json(result.validation, card.classes);
   card.validation["ece_before_calibration"] = std::round(result.ece_before * 1e6) / 1e6;
-  const auto chance = eval::ece_if_calibrated(calibrated);
-  card.validation["ece_if_calibrated"] = {{"mean", std::round(chance.mean * 1e6) / 1e6}, {"p95", std::round(chance.p95 * 1e6) / 1e6}};
+  card.validation["ece_if_calibrated"] = eval::calibrated_ece_to_json(eval::ece_if_calibrated(calibrated));
   if (!result.warnings.empty()) card.validation["warnings"] = result.warnings;
   model::save_model(options.out, card, nets);
   if (options.ood_percentile <= 0 || va.size() < min_gate_validation(options.ood_percentile)) {
@@ -562,214 +560,6 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   fs::remove_all(checkpoint_dir(options.out), ec);
   fs::remove_all(staged_dir, ec);
   result.card = card;
-  return result;
-}
-
-EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback& on_notice) {
-  auto model = model::load_model(options.model_dir);
-  const auto& card = model.card;
-  std::optional<eval::ClassMap> class_map;
-  if (!options.class_map.empty()) class_map = eval::parse_class_map(options.class_map, card.classes);
-  io::DatasetOptions dopt;
-  dopt.classes = class_map ? class_map->data_classes : card.classes;
-  dopt.split = options.split;
-  const auto flips = options.tta.empty() ? card.tta : model::parse_flips(options.tta);
-  const auto views = model::tta_views(flips);
-  io::Dataset data = io::load_dataset(options.data, dopt);
-  for (const auto& n : data.notices) if (on_notice) on_notice(n);
-  if (!options.group_regex.empty()) {
-    const std::regex re(options.group_regex);
-    for (auto& s : data.samples) {
-      std::smatch m;
-      const std::string name = fs::path(s.path).filename().string();
-      if (std::regex_search(name, m, re)) s.group = m.size() > 1 ? m[1].str() : m[0].str();
-    }
-  }
-  Tensors t = prepare_samples(data, card.preprocess, on_notice);
-  const int64_t readable = t.size();
-  if (options.val_fraction > 0) {
-    // The validation split train carved from DATA with the same fraction, seed and groups.
-    t = select_rows(t, split_indices(t, options.val_fraction, options.seed).second);
-  }
-  if (!card.clinical.empty()) {
-    const auto absent = absent_columns(data, card.clinical);
-    if (!absent.empty() && on_notice) {
-      std::string names;
-      for (const auto& a : absent) names += (names.empty() ? "" : ", ") + a;
-      on_notice("the model takes clinical covariates; the data has no column " + names + ": treated as missing for every image");
-    }
-    const int unknown = encode_tensors(t, data, card.clinical);
-    if (unknown > 0 && on_notice) {
-      on_notice(std::to_string(unknown) + " covariate value(s) are categories unseen in training or not numbers: treated as missing");
-    }
-  }
-  EvaluateResult result;
-  result.classes = card.classes;
-  result.skipped = static_cast<int>(static_cast<int64_t>(data.samples.size()) - readable);
-  if (t.size() == 0) throw file_error(ErrorKind::kInvalidArgument, "cannot evaluate on", options.data, "no readable samples");
-  // With a class map, model_level keeps the model's classes (for the heatmaps' targets) and the
-  // predictions are merged into the data's; the card's threshold belongs to the model's classes.
-  const auto model_level = eval::apply_temperature(logits_of(model.nets, t.x, options.batch_size, t.c, views), labels_of(t.y),
-                                                   card.temperature);
-  result.model_classes = card.classes;
-  result.predictions = class_map ? eval::merge_classes(model_level, *class_map) : model_level;
-  if (class_map) result.classes = class_map->data_classes;
-  result.threshold = class_map ? -1.0 : card.threshold;
-  result.tta = flips;
-  result.metrics = eval::compute_metrics(result.predictions, result.threshold);
-  result.warnings = eval::model_warnings(result.predictions, result.metrics, result.classes, -1.0, "the data");
-  for (const auto& w : result.warnings) {
-    if (on_notice) on_notice(w);
-  }
-  if (card.ood.enabled()) {
-    result.gate = evaluate_gate(model, t, data, result.predictions, options, on_notice);
-  } else if (!options.ood_data.empty()) {
-    throw file_error(ErrorKind::kInvalidArgument, "cannot measure --ood with", options.model_dir,
-                     "the model has no OOD gate (medattn fit-ood fits one)");
-  }
-  if (options.shift) {
-    result.shift = run_shift(model, data, t, options, on_notice);
-    result.has_shift = true;
-  }
-  if (t.c.defined()) {
-    const auto F = t.c.size(1);
-    std::vector<double> shares(F, 0.0);
-    for (int64_t s = 0; s < t.size(); s += options.batch_size) {
-      const int64_t e = std::min(t.size(), s + options.batch_size);
-      const auto a = explain::clinical_attention(model.nets, t.x.slice(0, s, e), t.c.slice(0, s, e)).sum(0);
-      for (int64_t f = 0; f < F; ++f) shares[f] += a[f].item<double>();
-    }
-    for (int64_t f = 0; f < F; ++f) {
-      result.clinical_attention.emplace_back(card.clinical[f].name, shares[f] / static_cast<double>(t.size()));
-    }
-    const float nan = std::numeric_limits<float>::quiet_NaN();
-    for (int64_t f = 0; f <= F; ++f) {
-      auto hidden = t.c.clone();
-      if (f < F) {
-        hidden.select(1, f).fill_(nan);
-      } else {
-        hidden.fill_(nan);
-      }
-      auto p = eval::apply_temperature(logits_of(model.nets, t.x, options.batch_size, hidden, views), labels_of(t.y),
-                                       card.temperature);
-      if (class_map) p = eval::merge_classes(p, *class_map);
-      result.clinical_ablation.emplace_back(f < F ? card.clinical[f].name : "all", eval::compute_metrics(p, result.threshold));
-    }
-  }
-  // --masks without --method measures diagnose's default method rather than ignore the masks.
-  std::string method = options.method;
-  if (method.empty() && (!options.masks.empty() || options.calibrate_heatmap_scale)) {
-    method = "saliency";
-    if (on_notice) {
-      on_notice(std::string(options.masks.empty() ? "--calibrate-heatmap-scale" : "--masks") +
-                " without --method: measuring diagnose's default heatmap method, saliency");
-    }
-  }
-  if (method.empty()) return result;
-
-  // Heatmap metrics, for the class each image is predicted as (the card's decision rule).
-  explain::ExplainOptions xopt = options.explain;
-  xopt.method = explain::parse_method(method);
-  xopt.flips = options.heatmap_flips.empty() ? card.heatmap_flips : model::parse_flips(options.heatmap_flips);
-  const int S = card.preprocess.image_size;
-  HeatmapMetrics& hm = result.heatmaps;
-  hm.method = method;
-  std::vector<int> predicted;
-  for (const auto& p : model_level.probabilities) predicted.push_back(eval::decide(p, card.threshold));
-  bool csv_masks = false;
-  for (const auto& smp : data.samples) csv_masks |= !smp.mask.empty();
-  const bool with_masks = !options.masks.empty() || csv_masks;
-  if (!options.masks.empty() && !fs::is_directory(options.masks)) {
-    throw file_error(ErrorKind::kInvalidArgument, "cannot read masks", options.masks, "not a directory");
-  }
-  double del_sum = 0, ins_sum = 0, iou_sum = 0;
-  int hits = 0;
-  const int64_t chunk = 16;
-  for (int64_t s = 0; s < t.size(); s += chunk) {
-    const int64_t e = std::min(t.size(), s + chunk);
-    auto xb = t.x.slice(0, s, e);
-    const torch::Tensor cb = t.c.defined() ? t.c.slice(0, s, e) : torch::Tensor();
-    const std::vector<int> targets(predicted.begin() + s, predicted.begin() + e);
-    auto ex = explain::explain(model.nets, xb, xopt, targets, cb, views);
-    auto maps = ex.maps.contiguous();
-    if (!options.no_deletion) {
-      for (const auto& d : explain::deletion_insertion(model.nets, xb, maps, targets, card.temperature, 16, cb)) {
-        del_sum += d.deletion_auc;
-        ins_sum += d.insertion_auc;
-      }
-    }
-    if (!with_masks) continue;
-    for (int64_t b = 0; b < e - s; ++b) {
-      const auto& sample = data.samples[t.index[s + b]];
-      // Lexically, so that symlinked folders inside DATA keep their names.
-      // --masks DIR: the same relative path as the image; otherwise the CSV's mask column.
-      fs::path mask_path;
-      if (!options.masks.empty()) {
-        const fs::path rel = fs::path(sample.path).lexically_normal().lexically_relative(fs::path(options.data).lexically_normal());
-        mask_path = fs::path(options.masks) / rel;
-      } else if (!sample.mask.empty()) {
-        mask_path = sample.mask;
-      } else {
-        continue;
-      }
-      cv::Mat mask;
-      try {
-        mask = preprocess::prepare_mask(io::to_display(io::read_image(mask_path.string())), S);
-      } catch (const Error& err) {
-        if (on_notice) on_notice(std::string("no usable mask: ") + err.what());
-        continue;
-      }
-      if (cv::countNonZero(mask) == 0) continue;  // normal image: nothing to point at
-      cv::Mat map(S, S, CV_32FC1, maps[b].data_ptr<float>());
-      hits += explain::pointing_game_hit(map, mask);
-      iou_sum += explain::heatmap_iou(map, mask);
-      ++hm.masked;
-    }
-  }
-  hm.images = static_cast<int>(t.size());
-  if (!options.no_deletion) {
-    hm.deletion_auc = del_sum / static_cast<double>(t.size());
-    hm.insertion_auc = ins_sum / static_cast<double>(t.size());
-  }
-  if (hm.masked > 0) {
-    hm.pointing_game = static_cast<double>(hits) / hm.masked;
-    hm.heatmap_iou = iou_sum / hm.masked;
-  }
-  if (options.calibrate_heatmap_scale) {
-    // Each image's largest value in the method's own units; the median is shown as 1.
-    explain::ExplainOptions absolute = xopt;
-    absolute.absolute = true;
-    std::vector<double> peaks;
-    for (int64_t s = 0; s < t.size(); s += chunk) {
-      const int64_t e = std::min(t.size(), s + chunk);
-      const torch::Tensor cb = t.c.defined() ? t.c.slice(0, s, e) : torch::Tensor();
-      const std::vector<int> targets(predicted.begin() + s, predicted.begin() + e);
-      const auto ex = explain::explain(model.nets, t.x.slice(0, s, e), absolute, targets, cb, views);
-      const auto m = (ex.signed_maps.defined() ? ex.signed_maps.abs() : ex.maps).reshape({e - s, -1}).amax(1);
-      for (int64_t b = 0; b < e - s; ++b) peaks.push_back(m[b].item<double>());
-    }
-    std::sort(peaks.begin(), peaks.end());
-    const size_t n = peaks.size();
-    const double median = n % 2 ? peaks[n / 2] : 0.5 * (peaks[n / 2 - 1] + peaks[n / 2]);
-    if (!(median > 0)) {
-      throw file_error(ErrorKind::kInvalidArgument, "cannot calibrate the heatmap scale on", options.data,
-                       "the maps are zero on most images");
-    }
-    hm.scale_reference = median;
-    model::ModelCard written = model::read_card(options.model_dir);
-    written.heatmap_scale[method] = median;
-    model::write_card(options.model_dir, written);
-    if (on_notice) on_notice("wrote heatmap scale " + std::to_string(median) + " for " + method + " to " + options.model_dir);
-  }
-  if (options.randomization_check) {
-    if (model.nets.size() > 1 && on_notice) {
-      on_notice("the randomization check re-initialises and explains the first of the ensemble's " + std::to_string(model.nets.size()) + " networks only");
-    }
-    const int64_t n = std::min<int64_t>(t.size(), options.randomization_images);
-    const torch::Tensor cn = t.c.defined() ? t.c.slice(0, 0, n) : torch::Tensor();
-    hm.randomization = explain::randomization_check(card, model.net, t.x.slice(0, 0, n), xopt, 1, 3, cn);
-    hm.randomization_floor = explain::randomization_floor(card, model.net, t.x.slice(0, 0, n), xopt, 1, 3, cn);
-  }
   return result;
 }
 
