@@ -1,5 +1,5 @@
-// One training epoch: batches drawn in a random order, augmented while the previous batch
-// trains, and AdamW steps on the warm-up + cosine schedule.
+// One training epoch: batches drawn in a random order, augmented on the run's batch thread
+// while the previous batch trains, and AdamW steps on the warm-up + cosine schedule.
 #include <algorithm>
 #include <cmath>
 #include <future>
@@ -34,7 +34,8 @@ EpochLoss train_epoch(const EpochSetup& setup, model::AttnNet& net, model::AttnN
   const int64_t n = tr.size();
   net->train();
   auto perm = torch::randperm(n, torch::kInt64);
-  // The next batch is drawn and augmented on a second thread while this one trains.
+  // The next batch is drawn and augmented on the batch thread while this one trains; one batch
+  // at a time, in order, so the random stream is drawn as by a single thread.
   auto make_batch = [&](int64_t s) {
     const int64_t e = std::min(n, s + options.batch_size);
     auto idx = perm.slice(0, s, e);
@@ -59,10 +60,18 @@ EpochLoss train_epoch(const EpochSetup& setup, model::AttnNet& net, model::AttnN
     return Batch{xb, tr.y.index_select(0, idx), cb, mix};
   };
   EpochLoss out;
-  std::future<Batch> next = std::async(std::launch::async, make_batch, 0);
+  auto submit = [&](int64_t s) { return setup.batches->submit<Batch>([&make_batch, s] { return make_batch(s); }); };
+  std::future<Batch> next = submit(0);
+  // The job reads this frame (perm, make_batch): an exception here waits for it before unwinding.
+  struct Drain {
+    std::future<Batch>& pending;
+    ~Drain() {
+      if (pending.valid()) pending.wait();
+    }
+  } drain{next};
   for (int64_t s = 0; s < n; s += options.batch_size) {
     auto [xb, yb, cb, mix] = next.get();
-    if (s + options.batch_size < n) next = std::async(std::launch::async, make_batch, s + options.batch_size);
+    if (s + options.batch_size < n) next = submit(s + options.batch_size);
     if (xb.size(0) < 2) continue;  // BatchNorm needs two samples
     const double lr = step < setup.warmup_steps
         ? options.lr * static_cast<double>(step + 1) / setup.warmup_steps

@@ -120,6 +120,9 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   setup.balance = balance;
   setup.warmup_steps = warmup_steps;
   setup.total_steps = total_steps;
+  // One batch thread for the whole run, with the calling thread's LibTorch thread count.
+  BatchThread batches([] { at::init_num_threads(); });
+  setup.batches = &batches;
 
   // Ensemble members are trained one after the other on the same split, member m from seed
   // `seed + m`; each finished member waits in OUT/checkpoint-members until the model is written,

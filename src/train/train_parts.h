@@ -16,6 +16,7 @@
 #include "model/card.h"
 #include "model/net.h"
 #include "train/augment.h"
+#include "train/batch_thread.h"
 #include "train/loss.h"
 #include "train/samples.h"
 #include "train/train.h"
@@ -107,6 +108,7 @@ struct EpochSetup {
   torch::Tensor class_counts;  // [K] float, training rows per class
   Balance balance = Balance::kWeights;
   int64_t warmup_steps = 0, total_steps = 0;  // linear warm-up, then cosine decay to 0
+  BatchThread* batches = nullptr;  // prepares the next batch while one trains (one per run)
 };
 
 struct EpochLoss {
@@ -116,6 +118,7 @@ struct EpochLoss {
 
 // One epoch of AdamW on the rows of setup.tr in a fresh random order; step counts optimizer
 // steps over the whole run (the schedule's position). ema: updated after every step when set.
+// Each batch is prepared on setup.batches while the one before it trains (no thread started).
 EpochLoss train_epoch(const EpochSetup& setup, model::AttnNet& net, model::AttnNet* ema,
                       torch::optim::AdamW& optimizer, int64_t& step);
 
