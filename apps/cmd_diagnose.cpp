@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/text.h"
+#include "core/threads.h"
 #include "model/card.h"
 #include "pipeline/batch.h"
 #include "pipeline/diagnose.h"
@@ -123,7 +124,7 @@ int run_diagnose_command(DiagnoseArgs& args) {
 
   // Checks, locks and reads back (--resume) before anything runs (pipeline/diagnose_output.h).
   pipeline::DiagnoseOutput output(o, opt);
-  const int threads = pipeline::set_threads(args.threads);
+  const int threads = set_threads(args.threads);
   if (args.resume) {
     const auto& recorded = output.recorded();
     if (recorded.truncated) spdlog::warn("{}: removed a record cut short by an earlier crash", args.output);

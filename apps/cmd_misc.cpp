@@ -5,6 +5,7 @@
 #include <iostream>
 #include <memory>
 
+#include "core/threads.h"
 #include "model/card.h"
 #include "phantom/phantom.h"
 #include "pipeline/diagnose.h"
@@ -39,7 +40,7 @@ Command add_fit_ood(CLI::App& app) {
                  "  medattn fit-ood -m models/pneumoniamnist ../shared/data/pneumoniamnist/pneumoniamnist_trainval.npz "
                  "--split train --val-split val");
   return {fitood, [a](const std::string& command) {
-            pipeline::set_threads(a->threads);
+            set_threads(a->threads);
             a->options.command = command;
             const auto r = train::run_fit_ood(a->options, [](const std::string& n) { spdlog::info("{}", n); });
             spdlog::info("fitted the OOD gate of {} on {} training image(s): threshold {:.4f} ({}th percentile of {} validation "

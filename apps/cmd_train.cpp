@@ -9,8 +9,8 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/threads.h"
 #include "model/card.h"
-#include "pipeline/diagnose.h"
 #include "train/pretrain.h"
 #include "train/train.h"
 
@@ -31,7 +31,7 @@ struct TrainArgs {
 
 int run_train_command(TrainArgs& args, const std::string& command) {
   auto& opt = args.options;
-  const int threads = pipeline::set_threads(args.threads);
+  const int threads = set_threads(args.threads);
   opt.classes = split_list(args.classes);
   opt.card.intended_use.modalities = model::parse_upper_list(args.modalities);
   opt.card.preprocess.image_size = args.image_size;
@@ -75,7 +75,7 @@ struct PretrainArgs {
 
 int run_pretrain_command(PretrainArgs& args, const std::string& command) {
   auto& opt = args.options;
-  const int threads = pipeline::set_threads(args.threads);
+  const int threads = set_threads(args.threads);
   opt.card.preprocess.image_size = args.image_size;
   opt.card.arch.stem_channels = parse_stem(args.stem);
   opt.card.name = fs::path(opt.out).filename().string();

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <string>
 
+#include "core/threads.h"
 #include "explain/methods.h"
 #include "model/net.h"
 #include "phantom/phantom.h"
@@ -55,7 +56,7 @@ static double best_rate(F&& f, double per_call) {
 }
 
 static int figures(const std::string& dir, int threads) {
-  pipeline::set_threads(threads);
+  set_threads(threads);
   auto model = model::load_model(dir);
   const auto& card = model.card;
   const int S = card.preprocess.image_size, B = 64;
@@ -99,7 +100,7 @@ int main(int argc, char** argv) {
   std::printf("model %s: %dx%d input, %d images\n", dir.c_str(), S, S, n);
   std::printf("preprocess (256x256 -> %dx%d): %.0f images/s (1 thread)\n", S, S, n / since(t));
   for (int threads : {1, 2}) {
-    pipeline::set_threads(threads);
+    set_threads(threads);
     for (int batch : {1, 8, 32}) {
       for (const char* method : {"none", "saliency", "rollout", "attn-grad", "gradcam"}) {
         explain::ExplainOptions opt;

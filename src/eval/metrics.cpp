@@ -367,29 +367,4 @@ double fit_temperature(const std::vector<std::vector<double>>& logits, const std
   return std::exp((a + b) / 2);
 }
 
-nlohmann::json metrics_to_json(const Metrics& m, const std::vector<std::string>& classes) {
-  auto num = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(std::round(v * 1e6) / 1e6); };
-  nlohmann::json j;
-  j["n"] = m.n;
-  j["classes"] = classes;
-  j["accuracy"] = num(m.accuracy);
-  j["balanced_accuracy"] = num(m.balanced_accuracy);
-  j["auc"] = num(m.auc);
-  j["sensitivity"] = num(m.sensitivity);
-  j["specificity"] = num(m.specificity);
-  j["f1"] = num(m.f1);
-  j["macro_f1"] = num(m.macro_f1);
-  j["ece"] = num(m.ece);
-  j["confusion"] = m.confusion;
-  nlohmann::json per = nlohmann::json::object();
-  for (size_t k = 0; k < classes.size() && k < m.recall.size(); ++k) {
-    int n = 0;
-    for (int v : m.confusion[k]) n += v;
-    per[classes[k]] = {{"precision", num(m.precision[k])}, {"recall", num(m.recall[k])}, {"n", n}};
-    if (k < m.auc_per_class.size()) per[classes[k]]["auc"] = num(m.auc_per_class[k]);
-  }
-  j["per_class"] = per;
-  return j;
-}
-
 }  // namespace medattn::eval

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -111,9 +110,5 @@ double fit_temperature(const std::vector<std::vector<double>>& logits, const std
 // softmax(logits / temperature) per row.
 Predictions apply_temperature(const std::vector<std::vector<double>>& logits, const std::vector<int>& labels,
                               double temperature);
-
-// The evaluate JSON keys of ../shared/CLI.md plus balanced_accuracy and per_class: precision,
-// recall, n (samples of the class) and auc (one-vs-rest).
-nlohmann::json metrics_to_json(const Metrics& m, const std::vector<std::string>& classes);
 
 }  // namespace medattn::eval

@@ -43,13 +43,6 @@ bool injected_oom(const std::string& path) {
 }
 }  // namespace
 
-int set_threads(int n) {
-  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  at::set_num_threads(n);
-  cv::setNumThreads(n);
-  return n;
-}
-
 DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback& on_start,
                              const RecordCallback& on_record, const NoticeCallback& on_notice,
                              const ProgressCallback& on_progress) {

@@ -99,7 +99,4 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
                              const RecordCallback& on_record, const NoticeCallback& on_notice,
                              const ProgressCallback& on_progress = nullptr);
 
-// Sets the threads used by LibTorch and OpenCV; n <= 0 means all cores. Returns the count.
-int set_threads(int n);
-
 }  // namespace medattn::pipeline

@@ -1,4 +1,4 @@
-// Prepared samples shared by train, evaluate and fit-ood: a dataset read and preprocessed into
+// Prepared samples shared by train, evaluate (eval/) and fit-ood: a dataset read and preprocessed into
 // tensors, the seeded stratified validation split, covariate encoding and batched logits.
 // Internal to train/ (includes LibTorch through model/net.h).
 #pragma once
@@ -62,18 +62,6 @@ std::vector<int> labels_of(const torch::Tensor& y);
 
 // "stratified F of the training data, seed S, exact duplicates kept on one side".
 std::string describe_split(double fraction, uint64_t seed);
-
-// The gate's figures (train.h GateMetrics) for a model on prepared DATA `t` (rows of `data`)
-// with its calibrated predictions; reads the OOD sets of options.ood_data.
-GateMetrics evaluate_gate(const model::LoadedModel& model, const Tensors& t, const io::Dataset& data,
-                          const eval::Predictions& predictions, const EvaluateOptions& options,
-                          const NoticeCallback& on_notice);
-
-// The shift benchmark (train.h EvaluateOptions::shift) on the rows of `t` (prepared from
-// `data`): every corruption of the set at severities 1..5 and the clean images, each through
-// the card's preprocessing, decision rule, temperature, test-time flips and gate.
-eval::ShiftResult run_shift(const model::LoadedModel& model, const io::Dataset& data, const Tensors& t,
-                            const EvaluateOptions& options, const NoticeCallback& on_notice);
 
 // Writes a checkpoint folder atomically: `fill` writes every file into a fresh DIR.tmp, which
 // then replaces DIR by rename (the previous one kept as DIR.old until then), so a kill at any

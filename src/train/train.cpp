@@ -1,242 +1,20 @@
+// `medattn train`: options checked, data split, ensemble members trained epoch by epoch with
+// checkpoints, then calibration and the model written (the parts: train/train_parts.h).
 #include "train/train.h"
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cmath>
-#include <limits>
-#include <map>
-#include <mutex>
-#include <numeric>
-#include <future>
-#include <optional>
-#include <random>
-#include <regex>
-#include <set>
-#include <functional>
-#include <sstream>
-#include <thread>
-
-#include <ATen/CPUGeneratorImpl.h>
 #include <filesystem>
+#include <optional>
+#include <regex>
 
 #include "core/error.h"
 #include "core/fs.h"
-#include "core/sha256.h"
-#include "eval/model_checks.h"
-#include "io/dataset.h"
-#include "io/image.h"
-#include "model/net.h"
-#include "preprocess/preprocess.h"
-#include "explain/faithfulness.h"
-#include "explain/methods.h"
-#include "train/loss.h"
-#include "model/ood.h"
-#include "train/samples.h"
-#include "train/pretrain.h"
+#include "train/train_parts.h"
+
+namespace fs = std::filesystem;
 
 namespace medattn::train {
-namespace {
-
-namespace F = torch::nn::functional;
-namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-struct AugmentOptions {
-  bool hflip = false;  // anatomy has a side: off unless asked
-  bool vflip = false;  // e.g. dermoscopy, which has no up
-  bool colour = false; // colour input: per-channel gain
-};
-
-std::string describe_augment(const AugmentOptions& a) {
-  return std::string("rotation +-7 deg, scale 0.9-1.1, shift +-6%, contrast 0.8-1.2, brightness +-0.08, "
-                     "gamma 0.78-1.28, ") + (a.colour ? "per-channel gain 0.9-1.1, " : "") +
-         "blur (p=0.25), resolution jitter 0.5-1 (p=0.25), Gaussian noise sd 0-0.03" +
-         (a.hflip ? ", horizontal flips" : "") + (a.vflip ? ", vertical flips" : "");
-}
-
-// Random affine (rotation +-7 deg, scale 0.9-1.1, shift +-6%), optional horizontal flip,
-// brightness/contrast/gamma, per-channel gain for colour, blur or resolution jitter, and
-// noise, applied in windowed [0,1] space. x: [B,C,S,S] normalised -> same.
-torch::Tensor augment(const torch::Tensor& x, const preprocess::PreprocessConfig& config, const AugmentOptions& options) {
-  torch::NoGradGuard no_grad;
-  const auto B = x.size(0);
-  const auto C = x.size(1);
-  const auto S = x.size(2);
-  auto u = [&](double lo, double hi) { return torch::rand({B}) * (hi - lo) + lo; };
-  auto img = x * config.std + config.mean;
-  const auto angle = u(-7, 7) * (M_PI / 180.0);
-  const auto scale = u(0.9, 1.1);
-  auto flip = options.hflip ? torch::where(torch::rand({B}) < 0.5, -torch::ones({B}), torch::ones({B})) : torch::ones({B});
-  auto vflip = options.vflip ? torch::where(torch::rand({B}) < 0.5, -torch::ones({B}), torch::ones({B})) : torch::ones({B});
-  auto cos = torch::cos(angle) / scale, sin = torch::sin(angle) / scale;
-  auto theta = torch::stack({torch::stack({cos * flip, -sin * vflip, u(-0.06, 0.06)}, 1),
-                             torch::stack({sin * flip, cos * vflip, u(-0.06, 0.06)}, 1)}, 1);  // [B,2,3]
-  auto grid = F::affine_grid(theta, img.sizes().vec(), /*align_corners=*/false);
-  img = F::grid_sample(img, grid, F::GridSampleFuncOptions().padding_mode(torch::kZeros).align_corners(false));
-  auto contrast = u(0.8, 1.2).view({B, 1, 1, 1});
-  auto brightness = u(-0.08, 0.08).view({B, 1, 1, 1});
-  auto gamma = torch::exp(u(-0.25, 0.25)).view({B, 1, 1, 1});
-  img = (img.clamp(0, 1).pow(gamma) - 0.5) * contrast + 0.5 + brightness;
-  if (C > 1) img = img * (torch::rand({B, C, 1, 1}) * 0.2 + 0.9);  // colour balance of the camera
-  // A quarter of the images blurred (3x3 binomial), another quarter at a lower resolution.
-  const auto choice = torch::rand({B}).view({B, 1, 1, 1});
-  auto kernel = torch::tensor({1.f, 2.f, 1.f});
-  kernel = (kernel.view({3, 1}) * kernel.view({1, 3})).div(16).view({1, 1, 3, 3});
-  auto blurred = F::conv2d(F::pad(img.reshape({B * C, 1, S, S}), F::PadFuncOptions({1, 1, 1, 1}).mode(torch::kReplicate)), kernel)
-                     .reshape({B, C, S, S});
-  const auto low = std::max<int64_t>(8, static_cast<int64_t>(S * (0.5 + 0.5 * torch::rand({1}).item<double>())));
-  auto lowres = F::interpolate(F::interpolate(img, F::InterpolateFuncOptions().size(std::vector<int64_t>{low, low}).mode(torch::kBilinear).align_corners(false)),
-                               F::InterpolateFuncOptions().size(std::vector<int64_t>{S, S}).mode(torch::kBilinear).align_corners(false));
-  img = torch::where(choice < 0.25, blurred, torch::where(choice < 0.5, lowres, img));
-  img = img + torch::randn_like(img) * u(0.0, 0.03).view({B, 1, 1, 1});
-  return (img.clamp(0, 1) - config.mean) / config.std;
-}
-
-// Everything needed to continue an interrupted run exactly where it stopped.
-struct Checkpoint {
-  int epoch = 0;  // epochs completed
-  int64_t step = 0;
-  double best_auc = -1, best_acc = -1;
-  int best_epoch = 0;
-  int epochs_since_best = 0;
-  int member = 0;  // the ensemble member being trained (0 = the first)
-};
-
-std::string checkpoint_dir(const std::string& out) { return (fs::path(out) / "checkpoint").string(); }
-
-// Writes the checkpoint atomically: every file goes to a fresh folder that replaces the
-// old one by rename, so a kill at any moment leaves the previous or the new checkpoint.
-void save_checkpoint(const std::string& out, const Checkpoint& c, model::AttnNet& net, model::AttnNet& best,
-                     model::AttnNet* ema, torch::optim::AdamW& optimizer, const model::ModelCard& card) {
-  write_checkpoint_dir(checkpoint_dir(out), [&](const std::string& folder) {
-    const fs::path tmp = folder;
-    model::save_weights(*net, (tmp / "net.bin").string());
-    model::save_weights(*best, (tmp / "best.bin").string());
-    if (ema != nullptr) model::save_weights(**ema, (tmp / "ema.bin").string());
-    torch::save(optimizer, (tmp / "optimizer.pt").string());
-    save_rng_state((tmp / "rng.pt").string());
-    nlohmann::json j = {{"epoch", c.epoch}, {"step", c.step}, {"best_auc", c.best_auc}, {"best_acc", c.best_acc},
-                        {"best_epoch", c.best_epoch}, {"epochs_since_best", c.epochs_since_best}, {"member", c.member},
-                        {"architecture", model::card_to_json(card)["architecture"]},
-                        {"input", model::card_to_json(card)["input"]}, {"classes", card.classes}};
-    write_file_atomic((tmp / "state.json").string(), j.dump(2));
-  });
-}
-
-// The ensemble member whose checkpoint OUT holds; -1 when there is none.
-int checkpoint_member(const std::string& out) {
-  fs::path dir = checkpoint_dir(out);
-  std::error_code ec;
-  if (!fs::exists(dir / "state.json", ec) && fs::exists(dir.string() + ".old/state.json", ec)) dir = dir.string() + ".old";
-  if (!fs::exists(dir / "state.json", ec)) return -1;
-  try {
-    return nlohmann::json::parse(read_file((dir / "state.json").string())).value("member", 0);
-  } catch (const std::exception&) {
-    return -1;
-  }
-}
-
-Checkpoint load_checkpoint(const std::string& out, model::AttnNet& net, model::AttnNet& best, model::AttnNet* ema,
-                           torch::optim::AdamW& optimizer, const model::ModelCard& card) {
-  fs::path dir = checkpoint_dir(out);
-  std::error_code ec;
-  // A kill between the two renames of save_checkpoint leaves only the ".old" copy.
-  if (!fs::exists(dir / "state.json", ec) && fs::exists(dir.string() + ".old/state.json", ec)) dir = dir.string() + ".old";
-  if (!fs::exists(dir / "state.json", ec)) {
-    throw file_error(ErrorKind::kInvalidArgument, "cannot resume", out, "no checkpoint (train without --resume first)");
-  }
-  const auto j = nlohmann::json::parse(read_file((dir / "state.json").string()));
-  const auto want = model::card_to_json(card);
-  if (j.value("architecture", nlohmann::json()) != want["architecture"] || j.value("input", nlohmann::json()) != want["input"] ||
-      j.value("classes", nlohmann::json()) != nlohmann::json(card.classes)) {
-    throw file_error(ErrorKind::kInvalidArgument, "cannot resume", out,
-                     "the checkpoint was made with another architecture, input size or classes");
-  }
-  model::load_weights(*net, (dir / "net.bin").string());
-  model::load_weights(*best, (dir / "best.bin").string());
-  if (ema != nullptr) {
-    if (!fs::exists(dir / "ema.bin", ec)) throw file_error(ErrorKind::kInvalidArgument, "cannot resume", out, "the checkpoint has no EMA weights (--ema differs)");
-    model::load_weights(**ema, (dir / "ema.bin").string());
-  }
-  torch::load(optimizer, (dir / "optimizer.pt").string());
-  load_rng_state((dir / "rng.pt").string());
-  Checkpoint c;
-  c.epoch = j.at("epoch");
-  c.step = j.at("step");
-  c.best_auc = j.at("best_auc");
-  c.best_acc = j.at("best_acc");
-  c.best_epoch = j.at("best_epoch");
-  c.epochs_since_best = j.at("epochs_since_best");
-  c.member = j.value("member", 0);
-  return c;
-}
-
-// ema = decay * ema + (1 - decay) * net for parameters; buffers (BatchNorm statistics) copied.
-void update_ema(model::AttnNet& ema, model::AttnNet& net, double decay) {
-  torch::NoGradGuard no_grad;
-  auto e = ema->parameters(), p = net->parameters();
-  for (size_t i = 0; i < e.size(); ++i) e[i].mul_(decay).add_(p[i], 1.0 - decay);
-  auto eb = ema->buffers(), pb = net->buffers();
-  for (size_t i = 0; i < eb.size(); ++i) eb[i].copy_(pb[i]);
-}
-
-// One training batch: augmented inputs, labels, covariates (undefined without).
-struct Batch {
-  torch::Tensor x, y, c;
-  std::optional<Mixed> mix;  // set when the images were blended (--mixup)
-};
-
-// Layers that --init leaves as initialised: the head, and the covariate layers a pretrained
-// image encoder has not got.
-const std::vector<std::string> kFreshAtInit = {"head.", "clinical_tokens.", "cross."};
-
-// Where --init takes the encoder from.
-struct InitSource {
-  std::string dir, path;  // path: DIR/encoder.bin or DIR/weights.bin; empty: no --init
-  nlohmann::json pretrain = nlohmann::json::object();  // DIR/pretrain.json when present
-  int tensors = 0;  // copied into the network (set when loaded)
-};
-
-InitSource find_init(const std::string& dir) {
-  InitSource s;
-  if (dir.empty()) return s;
-  s.dir = dir;
-  std::error_code ec;
-  const fs::path encoder = fs::path(dir) / kEncoderFile, weights = fs::path(dir) / model::kWeightsFile;
-  if (fs::is_regular_file(encoder, ec)) {
-    s.path = encoder.string();
-    const auto card = fs::path(dir) / kPretrainCard;
-    if (fs::is_regular_file(card, ec)) {
-      try {
-        s.pretrain = nlohmann::json::parse(read_file(card.string()));
-      } catch (const nlohmann::json::exception& e) {
-        throw file_error(ErrorKind::kInvalidArgument, "cannot initialise from", card.string(), std::string("not JSON: ") + e.what());
-      }
-    }
-  } else if (fs::is_regular_file(weights, ec)) {
-    s.path = weights.string();
-  } else {
-    throw file_error(ErrorKind::kInvalidArgument, "cannot initialise from", dir,
-                     std::string("no ") + kEncoderFile + " (medattn pretrain) or " + model::kWeightsFile + " (a model)");
-  }
-  return s;
-}
-
-nlohmann::json describe_init(const InitSource& s) {
-  nlohmann::json j = {{"from", s.dir}, {"file", fs::path(s.path).filename().string()}, {"sha256", sha256_file(s.path)},
-                      {"tensors", s.tensors}};
-  for (const char* key : {"objective", "data", "images", "epochs", "augment", "command"}) {
-    if (s.pretrain.contains(key)) j[key] = s.pretrain[key];
-  }
-  return j;
-}
-
-}  // namespace
 
 TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch,
                       const NoticeCallback& on_notice) {
@@ -269,19 +47,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   }
   torch::manual_seed(options.seed);
 
-  io::DatasetOptions dopt;
-  dopt.classes = options.classes;
-  dopt.split = options.split;
-  io::Dataset train_set = io::load_dataset(options.data, dopt);
-  for (const auto& n : train_set.notices) if (on_notice) on_notice(n);
-  if (group_regex) {
-    // Patient groups from file names, e.g. "person(\d+)_" for the Kermany chest X-rays.
-    for (auto& s : train_set.samples) {
-      std::smatch m;
-      const std::string name = fs::path(s.path).filename().string();
-      if (std::regex_search(name, m, *group_regex)) s.group = m.size() > 1 ? m[1].str() : m[0].str();
-    }
-  }
+  io::Dataset train_set = load_training_set(options, group_regex, on_notice);
   model::ModelCard card = options.card;
   card.classes = train_set.classes;
   if (card.intended_use.colour.empty()) card.intended_use.colour = card.preprocess.channels == 3 ? "colour" : "grey";
@@ -328,46 +94,9 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
     torch::manual_seed(options.seed);  // the probe's initialisation does not count
   }
 
-  Tensors all = prepare_samples(train_set, card.preprocess, on_notice);
-  Tensors tr, va;
-  io::Dataset val_set;
-  const io::Dataset* val_source = &train_set;
-  int64_t duplicates = 0, overlap = 0;
-  if (!options.val_data.empty() || !options.val_split.empty()) {
-    io::DatasetOptions vopt;
-    vopt.classes = card.classes;
-    vopt.split = options.val_split;
-    val_set = io::load_dataset(options.val_data.empty() ? options.data : options.val_data, vopt);
-    val_source = &val_set;
-    tr = all;
-    va = prepare_samples(val_set, card.preprocess, on_notice);
-    const std::set<uint64_t> in_train(tr.hashes.begin(), tr.hashes.end());
-    for (auto h : va.hashes) overlap += in_train.count(h);
-    if (overlap > 0 && on_notice) {
-      on_notice(std::to_string(overlap) + " validation image(s) are exact copies of training images; validation figures are flattered by them");
-    }
-  } else {
-    duplicates = count_duplicates(all.hashes);
-    if (duplicates > 0 && on_notice) {
-      on_notice(std::to_string(duplicates) + " training image(s) are exact copies of others; each set of copies is kept on one side of the validation split");
-    }
-    auto [ti, vi] = split_indices(all, options.val_fraction, options.seed);
-    tr = select_rows(all, ti);
-    va = select_rows(all, vi);
-  }
-  all = Tensors();
-  if (!card.clinical.empty()) {
-    // Normalisation and vocabularies from the training rows only.
-    model::fit_clinical(card.clinical, clinical_rows(train_set, tr, card.clinical));
-    card = model::card_from_json(model::card_to_json(card), "train options");
-    encode_tensors(tr, train_set, card.clinical);
-    const int unknown = encode_tensors(va, *val_source, card.clinical);
-    if (unknown > 0 && on_notice) {
-      on_notice(std::to_string(unknown) + " validation covariate value(s) are categories unseen in training or not numbers: treated as missing");
-    }
-  }
-  if (tr.size() == 0 || va.size() == 0) throw file_error(ErrorKind::kInvalidArgument, "cannot train on", options.data, "the training or validation split is empty");
-
+  TrainData data = split_training_data(options, train_set, card, on_notice);
+  const Tensors& tr = data.tr;
+  const Tensors& va = data.va;
   const int K = static_cast<int>(card.classes.size());
   const auto class_counts = torch::bincount(tr.y, {}, K).to(torch::kFloat32);
 
@@ -382,6 +111,18 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   aug.hflip = options.hflip;
   aug.vflip = options.vflip;
   aug.colour = card.preprocess.channels > 1;
+  EpochSetup setup;
+  setup.options = &options;
+  setup.tr = &tr;
+  setup.preprocess = &card.preprocess;
+  setup.augment = aug;
+  setup.class_counts = class_counts;
+  setup.balance = balance;
+  setup.warmup_steps = warmup_steps;
+  setup.total_steps = total_steps;
+  // One batch thread for the whole run, with the calling thread's LibTorch thread count.
+  BatchThread batches([] { at::init_num_threads(); });
+  setup.batches = &batches;
 
   // Ensemble members are trained one after the other on the same split, member m from seed
   // `seed + m`; each finished member waits in OUT/checkpoint-members until the model is written,
@@ -440,59 +181,9 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
         break;
       }
       const auto te = Clock::now();
-      net->train();
-      auto perm = torch::randperm(n, torch::kInt64);
-      // The next batch is drawn and augmented on a second thread while this one trains.
-      auto make_batch = [&](int64_t s) {
-        const int64_t e = std::min(n, s + options.batch_size);
-        auto idx = perm.slice(0, s, e);
-        auto xb = tr.x.index_select(0, idx);
-        if (options.augment) xb = augment(xb, card.preprocess, aug);
-        torch::Tensor cb;
-        if (tr.c.defined()) {
-          // Covariate dropout: some values are hidden, so that the model learns to do without
-          // any of them at diagnosis time.
-          cb = tr.c.index_select(0, idx);
-          if (options.clinical_dropout > 0) {
-            cb = torch::where(torch::rand(cb.sizes()) < options.clinical_dropout,
-                              torch::full_like(cb, std::numeric_limits<float>::quiet_NaN()), cb);
-          }
-        }
-        std::optional<Mixed> mix;
-        if (options.mixup > 0) {
-          // Drawn here, on the batch thread, so that the random stream stays in one order.
-          mix = mixup(xb, options.mixup);
-          xb = mix->x;
-        }
-        return Batch{xb, tr.y.index_select(0, idx), cb, mix};
-      };
-      double loss_sum = 0;
-      int64_t seen = 0;
-      std::future<Batch> next = std::async(std::launch::async, make_batch, 0);
-      for (int64_t s = 0; s < n; s += options.batch_size) {
-        auto [xb, yb, cb, mix] = next.get();
-        if (s + options.batch_size < n) next = std::async(std::launch::async, make_batch, s + options.batch_size);
-        if (xb.size(0) < 2) continue;  // BatchNorm needs two samples
-        const int64_t step = state.step;
-        const double lr = step < warmup_steps
-            ? options.lr * static_cast<double>(step + 1) / warmup_steps
-            : options.lr * 0.5 * (1 + std::cos(M_PI * static_cast<double>(step - warmup_steps) /
-                                               std::max<int64_t>(1, total_steps - warmup_steps)));
-        for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-        optimizer.zero_grad();
-        const auto logits = net->forward(xb, false, cb).logits;
-        auto loss = mix ? mixup_loss(logits, yb, *mix, class_counts, balance, options.label_smoothing)
-                        : training_loss(logits, yb, class_counts, balance, options.label_smoothing);
-        loss.backward();
-        optimizer.step();
-        if (options.ema > 0) {
-          // Warm-up of the average: early steps use a smaller decay.
-          update_ema(ema, net, std::min(options.ema, (1.0 + step) / (10.0 + step)));
-        }
-        loss_sum += loss.item<double>() * static_cast<double>(xb.size(0));
-        seen += xb.size(0);
-        ++state.step;
-      }
+      const EpochLoss epoch_loss = train_epoch(setup, net, options.ema > 0 ? &ema : nullptr, optimizer, state.step);
+      const double loss_sum = epoch_loss.loss_sum;
+      const int64_t seen = epoch_loss.seen;
       const auto metrics = eval::compute_metrics(eval::apply_temperature(logits_of({judged}, va.x, 128, va.c, views), labels_of(va.y), 1.0));
       EpochReport report;
       report.epoch = epoch;
@@ -535,292 +226,20 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
     }
   }
   result.best_epoch = member_notes[0].at("best_epoch");
-  // Calibration: temperature scaling fitted on the validation logits (of the ensemble's mean).
-  const auto val_logits = logits_of(nets, va.x, 128, va.c, views);
-  const auto val_labels = labels_of(va.y);
-  const auto uncalibrated = eval::apply_temperature(val_logits, val_labels, 1.0);
-  card.temperature = options.calibrate ? eval::fit_temperature(val_logits, val_labels) : 1.0;
-  const auto calibrated = eval::apply_temperature(val_logits, val_labels, card.temperature);
-  if (!options.operating_point.empty()) {
-    card.threshold = eval::choose_threshold(calibrated, options.operating_point);
-    card.operating_point = options.operating_point;
-  }
-  result.validation = eval::compute_metrics(calibrated, card.threshold);
-  result.ece_before = eval::expected_calibration_error(uncalibrated);
-  result.warnings = eval::model_warnings(calibrated, result.validation, card.classes,
-                                         options.calibrate ? card.temperature : -1.0, "validation");
+  const auto calibrated = calibrate(options, nets, va, views, card, result);
   result.seconds = seconds_since(t0);
-  card.training["data"] = {{"train", options.data}, {"split", options.split},
-                           {"validation", options.val_data.empty() && options.val_split.empty()
-                                              ? describe_split(options.val_fraction, options.seed) +
-                                                    (options.group_regex.empty() ? "" : ", grouped by " + options.group_regex)
-                                              : (options.val_data.empty() ? options.data : options.val_data) + (options.val_split.empty() ? "" : " split " + options.val_split)},
-                           {"train_images", result.train_count}, {"val_images", result.val_count},
-                           {"exact_duplicates", duplicates}, {"val_copies_of_train", overlap}};
-  card.training["command"] = options.command;
-  card.training["epochs"] = options.epochs;
-  card.training["epochs_run"] = member_notes[0].at("epochs_run");
-  card.training["best_epoch"] = result.best_epoch;
-  card.training["selection"] = keep_last ? "last epoch" : "best validation AUC (accuracy breaks ties)";
-  card.training["batch_size"] = options.batch_size;
-  card.training["optimizer"] = {{"name", "AdamW"}, {"lr", options.lr}, {"weight_decay", options.weight_decay},
-                                {"schedule", "linear warm-up " + std::to_string(options.warmup_epochs) + " epoch(s), cosine decay"}};
-  card.training["loss"] = {{"name", describe_loss(balance)}, {"balance", balance_name(balance)}, {"label_smoothing", options.label_smoothing},
-                           {"mixup", options.mixup}};
-  card.training["ema"] = options.ema;
-  if (!init.path.empty()) card.training["init"] = describe_init(init);
-  if (!card.clinical.empty()) {
-    card.training["clinical"] = {{"columns", options.clinical}, {"dropout", options.clinical_dropout}, {"fusion", options.fusion}};
-  }
-  card.training["augment"] = options.augment ? nlohmann::json(describe_augment(aug)) : nlohmann::json(false);
-  card.training["seed"] = options.seed;
-  if (options.members > 1) {
-    // Each member's own figures (uncalibrated, on the same validation split) beside the ensemble's.
-    card.training["ensemble"] = {{"members", options.members}, {"seeds", "seed + member index (from 0)"}, {"member_validation", member_notes}};
-  }
-  card.training["seconds"] = std::round(result.seconds);
-  card.training["threads"] = at::get_num_threads();
-  card.validation = eval::metrics_to_json(result.validation, card.classes);
-  card.validation["ece_before_calibration"] = std::round(result.ece_before * 1e6) / 1e6;
-  const auto chance = eval::ece_if_calibrated(calibrated);
-  card.validation["ece_if_calibrated"] = {{"mean", std::round(chance.mean * 1e6) / 1e6}, {"p95", std::round(chance.p95 * 1e6) / 1e6}};
-  if (!result.warnings.empty()) card.validation["warnings"] = result.warnings;
-  model::save_model(options.out, card, nets);
-  if (options.ood_percentile <= 0 || va.size() < min_gate_validation(options.ood_percentile)) {
-    // A sidecar of an earlier model in the same directory does not belong to this one.
-    std::error_code ec;
-    fs::remove(fs::path(options.out) / model::kOodFile, ec);
-  }
-  if (options.ood_percentile > 0 && va.size() < min_gate_validation(options.ood_percentile)) {
-    if (on_notice) {
-      on_notice("no OOD gate: " + std::to_string(va.size()) + " validation image(s) cannot set a threshold at the " +
-                std::to_string(static_cast<int>(options.ood_percentile)) + "th percentile (at least " +
-                std::to_string(min_gate_validation(options.ood_percentile)) + " needed)");
-    }
-  } else if (options.ood_percentile > 0) {
-    // The out-of-distribution gate, on the same split (model/ood.h); the card is written again
-    // with the gate's sidecar and digest.
-    model::ModelCard written = model::read_card(options.out);
-    fit_gate_on(nets, written, tr, va, options.ood_percentile, /*shrinkage=*/0.01, model::kDefaultOodFeature, options.out);
-    written.ood.fit["train"] = options.data + (options.split.empty() ? "" : " split " + options.split);
-    written.ood.fit["validation"] = card.training["data"]["validation"];
-    written.ood.fit["command"] = options.command;
-    model::write_card(options.out, written);
-    card = written;
-  }
+  RunFacts facts;
+  facts.keep_last = keep_last;
+  facts.balance = balance;
+  facts.augment = aug;
+  facts.init = &init;
+  facts.member_notes = member_notes;
+  write_trained_model(options, nets, card, data, facts, calibrated, result, on_notice);
   // The run is complete: its checkpoints have served their purpose and must not ship with the model.
   std::error_code ec;
   fs::remove_all(checkpoint_dir(options.out), ec);
   fs::remove_all(staged_dir, ec);
   result.card = card;
-  return result;
-}
-
-EvaluateResult run_evaluate(const EvaluateOptions& options, const NoticeCallback& on_notice) {
-  auto model = model::load_model(options.model_dir);
-  const auto& card = model.card;
-  std::optional<eval::ClassMap> class_map;
-  if (!options.class_map.empty()) class_map = eval::parse_class_map(options.class_map, card.classes);
-  io::DatasetOptions dopt;
-  dopt.classes = class_map ? class_map->data_classes : card.classes;
-  dopt.split = options.split;
-  const auto flips = options.tta.empty() ? card.tta : model::parse_flips(options.tta);
-  const auto views = model::tta_views(flips);
-  io::Dataset data = io::load_dataset(options.data, dopt);
-  for (const auto& n : data.notices) if (on_notice) on_notice(n);
-  if (!options.group_regex.empty()) {
-    const std::regex re(options.group_regex);
-    for (auto& s : data.samples) {
-      std::smatch m;
-      const std::string name = fs::path(s.path).filename().string();
-      if (std::regex_search(name, m, re)) s.group = m.size() > 1 ? m[1].str() : m[0].str();
-    }
-  }
-  Tensors t = prepare_samples(data, card.preprocess, on_notice);
-  const int64_t readable = t.size();
-  if (options.val_fraction > 0) {
-    // The validation split train carved from DATA with the same fraction, seed and groups.
-    t = select_rows(t, split_indices(t, options.val_fraction, options.seed).second);
-  }
-  if (!card.clinical.empty()) {
-    const auto absent = absent_columns(data, card.clinical);
-    if (!absent.empty() && on_notice) {
-      std::string names;
-      for (const auto& a : absent) names += (names.empty() ? "" : ", ") + a;
-      on_notice("the model takes clinical covariates; the data has no column " + names + ": treated as missing for every image");
-    }
-    const int unknown = encode_tensors(t, data, card.clinical);
-    if (unknown > 0 && on_notice) {
-      on_notice(std::to_string(unknown) + " covariate value(s) are categories unseen in training or not numbers: treated as missing");
-    }
-  }
-  EvaluateResult result;
-  result.classes = card.classes;
-  result.skipped = static_cast<int>(static_cast<int64_t>(data.samples.size()) - readable);
-  if (t.size() == 0) throw file_error(ErrorKind::kInvalidArgument, "cannot evaluate on", options.data, "no readable samples");
-  // With a class map, model_level keeps the model's classes (for the heatmaps' targets) and the
-  // predictions are merged into the data's; the card's threshold belongs to the model's classes.
-  const auto model_level = eval::apply_temperature(logits_of(model.nets, t.x, options.batch_size, t.c, views), labels_of(t.y),
-                                                   card.temperature);
-  result.model_classes = card.classes;
-  result.predictions = class_map ? eval::merge_classes(model_level, *class_map) : model_level;
-  if (class_map) result.classes = class_map->data_classes;
-  result.threshold = class_map ? -1.0 : card.threshold;
-  result.tta = flips;
-  result.metrics = eval::compute_metrics(result.predictions, result.threshold);
-  result.warnings = eval::model_warnings(result.predictions, result.metrics, result.classes, -1.0, "the data");
-  for (const auto& w : result.warnings) {
-    if (on_notice) on_notice(w);
-  }
-  if (card.ood.enabled()) {
-    result.gate = evaluate_gate(model, t, data, result.predictions, options, on_notice);
-  } else if (!options.ood_data.empty()) {
-    throw file_error(ErrorKind::kInvalidArgument, "cannot measure --ood with", options.model_dir,
-                     "the model has no OOD gate (medattn fit-ood fits one)");
-  }
-  if (options.shift) {
-    result.shift = run_shift(model, data, t, options, on_notice);
-    result.has_shift = true;
-  }
-  if (t.c.defined()) {
-    const auto F = t.c.size(1);
-    std::vector<double> shares(F, 0.0);
-    for (int64_t s = 0; s < t.size(); s += options.batch_size) {
-      const int64_t e = std::min(t.size(), s + options.batch_size);
-      const auto a = explain::clinical_attention(model.nets, t.x.slice(0, s, e), t.c.slice(0, s, e)).sum(0);
-      for (int64_t f = 0; f < F; ++f) shares[f] += a[f].item<double>();
-    }
-    for (int64_t f = 0; f < F; ++f) {
-      result.clinical_attention.emplace_back(card.clinical[f].name, shares[f] / static_cast<double>(t.size()));
-    }
-    const float nan = std::numeric_limits<float>::quiet_NaN();
-    for (int64_t f = 0; f <= F; ++f) {
-      auto hidden = t.c.clone();
-      if (f < F) {
-        hidden.select(1, f).fill_(nan);
-      } else {
-        hidden.fill_(nan);
-      }
-      auto p = eval::apply_temperature(logits_of(model.nets, t.x, options.batch_size, hidden, views), labels_of(t.y),
-                                       card.temperature);
-      if (class_map) p = eval::merge_classes(p, *class_map);
-      result.clinical_ablation.emplace_back(f < F ? card.clinical[f].name : "all", eval::compute_metrics(p, result.threshold));
-    }
-  }
-  // --masks without --method measures diagnose's default method rather than ignore the masks.
-  std::string method = options.method;
-  if (method.empty() && (!options.masks.empty() || options.calibrate_heatmap_scale)) {
-    method = "saliency";
-    if (on_notice) {
-      on_notice(std::string(options.masks.empty() ? "--calibrate-heatmap-scale" : "--masks") +
-                " without --method: measuring diagnose's default heatmap method, saliency");
-    }
-  }
-  if (method.empty()) return result;
-
-  // Heatmap metrics, for the class each image is predicted as (the card's decision rule).
-  explain::ExplainOptions xopt = options.explain;
-  xopt.method = explain::parse_method(method);
-  xopt.flips = options.heatmap_flips.empty() ? card.heatmap_flips : model::parse_flips(options.heatmap_flips);
-  const int S = card.preprocess.image_size;
-  HeatmapMetrics& hm = result.heatmaps;
-  hm.method = method;
-  std::vector<int> predicted;
-  for (const auto& p : model_level.probabilities) predicted.push_back(eval::decide(p, card.threshold));
-  bool csv_masks = false;
-  for (const auto& smp : data.samples) csv_masks |= !smp.mask.empty();
-  const bool with_masks = !options.masks.empty() || csv_masks;
-  if (!options.masks.empty() && !fs::is_directory(options.masks)) {
-    throw file_error(ErrorKind::kInvalidArgument, "cannot read masks", options.masks, "not a directory");
-  }
-  double del_sum = 0, ins_sum = 0, iou_sum = 0;
-  int hits = 0;
-  const int64_t chunk = 16;
-  for (int64_t s = 0; s < t.size(); s += chunk) {
-    const int64_t e = std::min(t.size(), s + chunk);
-    auto xb = t.x.slice(0, s, e);
-    const torch::Tensor cb = t.c.defined() ? t.c.slice(0, s, e) : torch::Tensor();
-    const std::vector<int> targets(predicted.begin() + s, predicted.begin() + e);
-    auto ex = explain::explain(model.nets, xb, xopt, targets, cb, views);
-    auto maps = ex.maps.contiguous();
-    if (!options.no_deletion) {
-      for (const auto& d : explain::deletion_insertion(model.nets, xb, maps, targets, card.temperature, 16, cb)) {
-        del_sum += d.deletion_auc;
-        ins_sum += d.insertion_auc;
-      }
-    }
-    if (!with_masks) continue;
-    for (int64_t b = 0; b < e - s; ++b) {
-      const auto& sample = data.samples[t.index[s + b]];
-      // Lexically, so that symlinked folders inside DATA keep their names.
-      // --masks DIR: the same relative path as the image; otherwise the CSV's mask column.
-      fs::path mask_path;
-      if (!options.masks.empty()) {
-        const fs::path rel = fs::path(sample.path).lexically_normal().lexically_relative(fs::path(options.data).lexically_normal());
-        mask_path = fs::path(options.masks) / rel;
-      } else if (!sample.mask.empty()) {
-        mask_path = sample.mask;
-      } else {
-        continue;
-      }
-      cv::Mat mask;
-      try {
-        mask = preprocess::prepare_mask(io::to_display(io::read_image(mask_path.string())), S);
-      } catch (const Error& err) {
-        if (on_notice) on_notice(std::string("no usable mask: ") + err.what());
-        continue;
-      }
-      if (cv::countNonZero(mask) == 0) continue;  // normal image: nothing to point at
-      cv::Mat map(S, S, CV_32FC1, maps[b].data_ptr<float>());
-      hits += explain::pointing_game_hit(map, mask);
-      iou_sum += explain::heatmap_iou(map, mask);
-      ++hm.masked;
-    }
-  }
-  hm.images = static_cast<int>(t.size());
-  if (!options.no_deletion) {
-    hm.deletion_auc = del_sum / static_cast<double>(t.size());
-    hm.insertion_auc = ins_sum / static_cast<double>(t.size());
-  }
-  if (hm.masked > 0) {
-    hm.pointing_game = static_cast<double>(hits) / hm.masked;
-    hm.heatmap_iou = iou_sum / hm.masked;
-  }
-  if (options.calibrate_heatmap_scale) {
-    // Each image's largest value in the method's own units; the median is shown as 1.
-    explain::ExplainOptions absolute = xopt;
-    absolute.absolute = true;
-    std::vector<double> peaks;
-    for (int64_t s = 0; s < t.size(); s += chunk) {
-      const int64_t e = std::min(t.size(), s + chunk);
-      const torch::Tensor cb = t.c.defined() ? t.c.slice(0, s, e) : torch::Tensor();
-      const std::vector<int> targets(predicted.begin() + s, predicted.begin() + e);
-      const auto ex = explain::explain(model.nets, t.x.slice(0, s, e), absolute, targets, cb, views);
-      const auto m = (ex.signed_maps.defined() ? ex.signed_maps.abs() : ex.maps).reshape({e - s, -1}).amax(1);
-      for (int64_t b = 0; b < e - s; ++b) peaks.push_back(m[b].item<double>());
-    }
-    std::sort(peaks.begin(), peaks.end());
-    const size_t n = peaks.size();
-    const double median = n % 2 ? peaks[n / 2] : 0.5 * (peaks[n / 2 - 1] + peaks[n / 2]);
-    if (!(median > 0)) {
-      throw file_error(ErrorKind::kInvalidArgument, "cannot calibrate the heatmap scale on", options.data,
-                       "the maps are zero on most images");
-    }
-    hm.scale_reference = median;
-    model::ModelCard written = model::read_card(options.model_dir);
-    written.heatmap_scale[method] = median;
-    model::write_card(options.model_dir, written);
-    if (on_notice) on_notice("wrote heatmap scale " + std::to_string(median) + " for " + method + " to " + options.model_dir);
-  }
-  if (options.randomization_check) {
-    if (model.nets.size() > 1 && on_notice) {
-      on_notice("the randomization check re-initialises and explains the first of the ensemble's " + std::to_string(model.nets.size()) + " networks only");
-    }
-    const int64_t n = std::min<int64_t>(t.size(), options.randomization_images);
-    const torch::Tensor cn = t.c.defined() ? t.c.slice(0, 0, n) : torch::Tensor();
-    hm.randomization = explain::randomization_check(card, model.net, t.x.slice(0, 0, n), xopt, 1, 3, cn);
-    hm.randomization_floor = explain::randomization_floor(card, model.net, t.x.slice(0, 0, n), xopt, 1, 3, cn);
-  }
   return result;
 }
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "eval/metrics.h"
+#include "eval/report.h"
 
 using namespace medattn::eval;
 

@@ -14,6 +14,8 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/sha256.h"
+#include "core/threads.h"
+#include "eval/evaluate.h"
 #include "model/card.h"
 #include "model/ood.h"
 #include "phantom/phantom.h"
@@ -38,7 +40,7 @@ struct AbstainFixture {
   fs::path dir;
   AbstainFixture() : dir(fs::temp_directory_path() / ("medattn_abstain_test_" + std::to_string(::getpid()))) {
     fs::remove_all(dir);
-    pipeline::set_threads(2);
+    set_threads(2);
     phantom::PhantomOptions ph;
     ph.count = 300;
     ph.size = 64;
@@ -395,11 +397,11 @@ TEST_CASE("evaluate's coverage and OOD separation agree with what diagnose does"
     correct += fs::path(r.file).parent_path().filename().string() == r.diagnosis ? 1 : 0;
   }
   for (const auto& r : other) out.push_back(*r.ood_score);
-  train::EvaluateOptions o;
+  eval::EvaluateOptions o;
   o.model_dir = (fixture() / "model").string();
   o.data = (fixture() / "fresh/images").string();
   o.ood_data = {(fixture() / "other").string()};
-  const auto e = train::run_evaluate(o, {});
+  const auto e = eval::run_evaluate(o, {});
   const auto& g = e.gate;
   REQUIRE(g.enabled);
   CHECK(g.n == 24);
@@ -417,6 +419,6 @@ TEST_CASE("evaluate's coverage and OOD separation agree with what diagnose does"
   // A model without a gate cannot measure --ood.
   o.model_dir = (fixture() / "few/model").string();
   if (fs::exists(fixture() / "few/model/model.json") && !model::read_card(o.model_dir).ood.enabled()) {
-    CHECK_THROWS_AS(train::run_evaluate(o, {}), Error);
+    CHECK_THROWS_AS(eval::run_evaluate(o, {}), Error);
   }
 }

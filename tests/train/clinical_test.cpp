@@ -3,6 +3,7 @@
 #include <algorithm>
 // LibTorch (through glog) defines its own CHECK; its headers come before Catch's so that
 // Catch's CHECK is the one in force.
+#include "eval/evaluate.h"
 #include "explain/methods.h"
 #include "model/net.h"
 
@@ -14,6 +15,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "core/error.h"
+#include "core/threads.h"
 #include "model/card.h"
 #include "pipeline/diagnose.h"
 #include "support/temp_dir.h"
@@ -194,7 +196,7 @@ TEST_CASE("cross fusion: image tokens attend to the covariates through a gate th
 }
 
 TEST_CASE("a label carried only by a covariate is learned with covariates and not without", "[clinical][train]") {
-  pipeline::set_threads(1);
+  set_threads(1);
   const fs::path data = covariate_only_set();
   const fs::path models = testing::scratch_dir("clinical_test_models");
 
@@ -213,11 +215,11 @@ TEST_CASE("a label carried only by a covariate is learned with covariates and no
   CHECK((with.card.clinical[0].vocabulary == std::vector<std::string>{"blue", "red"}));
 
   // evaluate reads the covariates from the CSV.
-  train::EvaluateOptions eo;
+  eval::EvaluateOptions eo;
   eo.model_dir = (models / "with").string();
   eo.data = (data / "data.csv").string();
   eo.split = "val";
-  const auto ev = train::run_evaluate(eo, {});
+  const auto ev = eval::run_evaluate(eo, {});
   CHECK(ev.metrics.accuracy >= 0.95);
   // Hiding the marker takes the model back to chance; hiding the noise column changes little.
   REQUIRE(ev.clinical_ablation.size() == 3);

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/threads.h"
 #include "model/card.h"
 #include "model/net.h"
 #include "phantom/phantom.h"
@@ -35,7 +36,7 @@ double loss_of(Balance balance, double smoothing = 0) {
 // Options for one epoch of a tiny network on 24 phantoms written to DIR/data (DIR: a fresh
 // testing::TempDir), the model to DIR/model.
 train::TrainOptions one_epoch_on_phantoms(const fs::path& dir) {
-  pipeline::set_threads(1);
+  set_threads(1);
   phantom::PhantomOptions ph;
   ph.count = 24;
   ph.size = 64;

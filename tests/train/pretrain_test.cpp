@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/threads.h"
 #include "phantom/phantom.h"
 #include "pipeline/diagnose.h"
 #include "support/temp_dir.h"
@@ -64,7 +65,7 @@ torch::Tensor named(torch::nn::Module& m, const std::string& name) {
 }  // namespace
 
 TEST_CASE("pretraining (masked image modelling, the default) lowers its own loss on phantoms", "[train][pretrain]") {
-  pipeline::set_threads(1);
+  set_threads(1);
   testing::TempDir tmp("pretrain_loss");
   CHECK(train::PretrainOptions().objective == "mim");
   // DINO is left out: its loss is against a moving teacher and at this budget it collapses to
@@ -87,7 +88,7 @@ TEST_CASE("pretraining (masked image modelling, the default) lowers its own loss
 }
 
 TEST_CASE("an interrupted pretraining resumed from its checkpoint ends with the same encoder", "[train][pretrain]") {
-  pipeline::set_threads(1);
+  set_threads(1);
   testing::TempDir tmp("pretrain_resume");
   for (const char* objective : {"dino", "mim"}) {
     INFO(objective);
@@ -117,7 +118,7 @@ TEST_CASE("an interrupted pretraining resumed from its checkpoint ends with the 
 }
 
 TEST_CASE("train --init starts from the pretrained stem and blocks and refuses another architecture", "[train][pretrain]") {
-  pipeline::set_threads(1);
+  set_threads(1);
   testing::TempDir tmp("pretrain_init");
   train::run_pretrain(tiny_pretrain(tmp.path / "pre", "mim", 1), {}, {});
   const std::string encoder = tmp.file("pre/encoder.bin");

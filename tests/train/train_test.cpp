@@ -5,7 +5,9 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/threads.h"
 #include <nlohmann/json.hpp>
+#include "eval/evaluate.h"
 #include "model/card.h"
 #include "phantom/phantom.h"
 #include "pipeline/diagnose.h"
@@ -42,7 +44,7 @@ train::TrainOptions tiny_options(const fs::path& data, const fs::path& out, int 
 }  // namespace
 
 TEST_CASE("an interrupted run resumed from its checkpoint ends with the same weights", "[train]") {
-  pipeline::set_threads(1);
+  set_threads(1);
   const fs::path data = phantom_set("resume", 30, 64);
   const fs::path tmp = testing::scratch_dir("train_test_resume_models");
 
@@ -81,7 +83,7 @@ TEST_CASE("an interrupted run resumed from its checkpoint ends with the same wei
 }
 
 TEST_CASE("the same seed gives the same model", "[train]") {
-  pipeline::set_threads(1);
+  set_threads(1);
   const fs::path data = phantom_set("seed", 24, 64);
   const fs::path tmp = testing::scratch_dir("train_test_seed_models");
   train::run_train(tiny_options(data, tmp / "a", 1), {}, {});
@@ -96,7 +98,7 @@ TEST_CASE("the same seed gives the same model", "[train]") {
 }
 
 TEST_CASE("train --select last keeps the end of the schedule, whatever validation says", "[train]") {
-  pipeline::set_threads(1);
+  set_threads(1);
   const fs::path data = phantom_set("select", 24, 64);
   const fs::path tmp = testing::scratch_dir("train_test_select_models");
   auto o = tiny_options(data, tmp / "last", 3);
@@ -123,7 +125,7 @@ TEST_CASE("train --select last keeps the end of the schedule, whatever validatio
 }
 
 TEST_CASE("an ensemble trains its members one after the other, resumes inside a member, and ships them all", "[train][ensemble]") {
-  pipeline::set_threads(1);
+  set_threads(1);
   const fs::path data = phantom_set("ensemble", 30, 64);
   const fs::path tmp = testing::scratch_dir("train_test_ensemble_models");
   auto single = tiny_options(data, tmp / "single", 2);
@@ -152,12 +154,12 @@ TEST_CASE("an ensemble trains its members one after the other, resumes inside a 
   CHECK(result.validation.accuracy == Approx(card.validation["accuracy"].get<double>()).margin(1e-6));
 
   // diagnose and evaluate use both networks: the ensemble's diagnoses are not its first member's.
-  train::EvaluateOptions e;
+  eval::EvaluateOptions e;
   e.data = (data / "images").string();
   e.model_dir = (tmp / "full").string();
-  const auto by_ensemble = train::run_evaluate(e, {});
+  const auto by_ensemble = eval::run_evaluate(e, {});
   e.model_dir = (tmp / "single").string();
-  const auto by_first = train::run_evaluate(e, {});
+  const auto by_first = eval::run_evaluate(e, {});
   CHECK(by_ensemble.predictions.probabilities != by_first.predictions.probabilities);
   auto diagnose_probabilities = [&](const fs::path& model) {
     pipeline::DiagnoseOptions d;
@@ -199,7 +201,7 @@ TEST_CASE("an ensemble trains its members one after the other, resumes inside a 
 }
 
 TEST_CASE("the card keeps the test-time and heatmap flips, and evaluate applies them by default", "[train][tta]") {
-  pipeline::set_threads(1);
+  set_threads(1);
   const fs::path data = phantom_set("tta", 24, 64);
   const fs::path tmp = testing::scratch_dir("train_test_tta_models");
   auto o = tiny_options(data, tmp / "m", 1);
@@ -211,14 +213,14 @@ TEST_CASE("the card keeps the test-time and heatmap flips, and evaluate applies 
   CHECK((card.heatmap_flips == std::vector<std::string>{"hflip", "vflip"}));  // the training flips
   CHECK((result.card.tta == card.tta));
 
-  train::EvaluateOptions e;
+  eval::EvaluateOptions e;
   e.model_dir = (tmp / "m").string();
   e.data = (data / "images").string();
-  const auto by_card = train::run_evaluate(e, {});
+  const auto by_card = eval::run_evaluate(e, {});
   e.tta = "hflip";
-  const auto explicit_flip = train::run_evaluate(e, {});
+  const auto explicit_flip = eval::run_evaluate(e, {});
   e.tta = "none";
-  const auto plain = train::run_evaluate(e, {});
+  const auto plain = eval::run_evaluate(e, {});
   CHECK((by_card.tta == std::vector<std::string>{"hflip"}));
   CHECK(plain.tta.empty());
   CHECK(by_card.predictions.probabilities == explicit_flip.predictions.probabilities);

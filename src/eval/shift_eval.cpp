@@ -14,9 +14,12 @@
 #include "model/ood.h"
 #include "model/ood_features.h"
 #include "pipeline/scope.h"
-#include "train/samples.h"
+#include "eval/evaluate_parts.h"
 
-namespace medattn::train {
+namespace medattn::eval {
+
+using train::Tensors;
+using train::logits_of;
 namespace {
 
 // One evaluated image as read once: its windowed display image and what the scope checks read
@@ -57,7 +60,7 @@ std::string augment_of(const model::ModelCard& card) {
 
 }  // namespace
 
-eval::ShiftResult run_shift(const model::LoadedModel& model, const io::Dataset& data, const Tensors& t,
+ShiftResult run_shift(const model::LoadedModel& model, const io::Dataset& data, const Tensors& t,
                             const EvaluateOptions& options, const NoticeCallback& on_notice) {
   const auto& card = model.card;
   const auto& set = eval::find_shift_set(options.shift_set.empty()
@@ -209,4 +212,4 @@ eval::ShiftResult run_shift(const model::LoadedModel& model, const io::Dataset& 
   return result;
 }
 
-}  // namespace medattn::train
+}  // namespace medattn::eval

@@ -12,11 +12,17 @@
 #include "model/ood.h"
 #include "model/ood_features.h"
 #include "pipeline/scope.h"
-#include "train/samples.h"
+#include "eval/evaluate_parts.h"
 
 namespace fs = std::filesystem;
 
-namespace medattn::train {
+namespace medattn::eval {
+
+using train::Tensors;
+using train::encode_tensors;
+using train::logits_of;
+using train::prepare_samples;
+using train::unlabelled_dataset;
 namespace {
 
 // What diagnose's scope checks say about a dataset sample ("" = in scope).
@@ -131,4 +137,4 @@ GateMetrics evaluate_gate(const model::LoadedModel& model, const Tensors& t, con
   return g;
 }
 
-}  // namespace medattn::train
+}  // namespace medattn::eval
