@@ -111,7 +111,7 @@ TEST_CASE("evaluate table as printed", "[eval][report]") {
   CHECK(report_table(make_report(perfect_binary(), EvaluateOptions{})) == expected);
 }
 
-TEST_CASE("--compare pairs two models on the same samples and refuses different ones", "[eval][report]") {
+TEST_CASE("evaluate --compare pairs two models on the same samples and refuses different ones", "[eval][report]") {
   const auto r = perfect_binary();
   const auto same = compare_with(r, r, "other");
   CHECK(same.other_model == "other");
