@@ -47,6 +47,15 @@ CLI::Option* add_method_option(CLI::App& app, std::string& method, const std::st
   return app.add_option("--method", method, explain::method_help() + help_suffix)->check(CLI::IsMember(explain::method_names()));
 }
 
+void add_flip_options(CLI::App& app, std::string& tta, std::string& heatmap_flips) {
+  app.add_option("--tta", tta, "Test-time flips whose logits are averaged: none, hflip, vflip or hflip,vflip (default: the model card's)")
+      ->check(kFlips);
+  app.add_option("--heatmap-flips", heatmap_flips,
+                 "Average each heatmap over these flips of the input: none, hflip, vflip or hflip,vflip "
+                 "(default: the flips the model was trained with)")
+      ->check(kFlips);
+}
+
 void add_method_flags(CLI::App& app, explain::ExplainOptions& options) {
   for (const auto& o : explain::method_options()) {
     auto* opt = app.add_option_function<std::string>(

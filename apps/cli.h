@@ -80,6 +80,10 @@ CLI::Option* add_method_option(CLI::App& app, std::string& method, const std::st
 // from the method table, bound to `options`. Used by diagnose and evaluate.
 void add_method_flags(CLI::App& app, explain::ExplainOptions& options);
 
+// --tta and --heatmap-flips (lists of flips overriding the card's), as diagnose and evaluate
+// take them.
+void add_flip_options(CLI::App& app, std::string& tta, std::string& heatmap_flips);
+
 // The type name of an option whose value is a folder: --help shows DIR, and the completion
 // offers folders.
 inline constexpr const char* kDir = "DIR";

@@ -17,6 +17,7 @@
 #include "core/fs.h"
 #include "core/text.h"
 #include "core/threads.h"
+#include "io/formats.h"
 #include "model/card.h"
 #include "pipeline/batch.h"
 #include "pipeline/diagnose.h"
@@ -204,7 +205,8 @@ int run_diagnose_command(DiagnoseArgs& args) {
 Command add_diagnose(CLI::App& app) {
   auto d = std::make_shared<DiagnoseArgs>();
   auto* diagnose = app.add_subcommand("diagnose", "Diagnose images, DICOM/NIfTI files and folders; optionally write heatmaps");
-  diagnose->add_option("inputs", d->options.inputs, "Image files and folders (searched recursively)")->required();
+  diagnose->add_option("inputs", d->options.inputs, "Image files and folders (searched recursively): " + io::supported_formats())
+      ->required();
   diagnose->add_option("-m,--model", d->model, "Model directory (default: models/pneumonia-cxr, or $MEDATTN_MODEL)")
       ->check(kNotEmpty)->type_name(kDir);
   diagnose->add_option("--format", d->format, report::output_format_help())
@@ -223,13 +225,7 @@ Command add_diagnose(CLI::App& app) {
   diagnose->add_option("--target", d->options.target, "Explain this class instead of the diagnosis (two-class models: unsigned maps look alike for both classes; use --method contrast)");
   diagnose->add_option("--clinical", d->options.clinical_csv,
                        "CSV of clinical covariates (a path column and the model's covariate columns) for models that take them");
-  diagnose->add_option("--tta", d->options.tta,
-                       "Test-time flips whose logits are averaged: none, hflip, vflip or hflip,vflip (default: the model card's)")
-      ->check(kFlips);
-  diagnose->add_option("--heatmap-flips", d->options.heatmap_flips,
-                       "Average each heatmap over these flips of the input: none, hflip, vflip or hflip,vflip "
-                       "(default: the flips the model was trained with)")
-      ->check(kFlips);
+  add_flip_options(*diagnose, d->options.tta, d->options.heatmap_flips);
   add_method_flags(*diagnose, d->options.explain);
   diagnose->add_option("--heatmap-alpha", d->options.heatmap_alpha, "Overlay opacity at the hottest point, in [0,1]")
       ->check(in_range(0.0, 1.0))->capture_default_str();

@@ -49,13 +49,7 @@ Command add_evaluate(CLI::App& app) {
                        "probabilities");
   evaluate->add_flag("--randomization-check", a->options.randomization_check,
                      "Re-initialise the weights top-down and report the rank correlation with the original maps");
-  evaluate->add_option("--tta", a->options.tta,
-                       "Test-time flips whose logits are averaged: none, hflip, vflip or hflip,vflip (default: the model card's)")
-      ->check(kFlips);
-  evaluate->add_option("--heatmap-flips", a->options.heatmap_flips,
-                       "Average each heatmap over these flips of the input: none, hflip, vflip or hflip,vflip "
-                       "(default: the flips the model was trained with)")
-      ->check(kFlips);
+  add_flip_options(*evaluate, a->options.tta, a->options.heatmap_flips);
   evaluate->add_flag("--no-deletion", a->options.no_deletion, "Skip the deletion/insertion curves");
   evaluate->add_option("--ood", a->options.ood_data,
                        "Out-of-distribution sets (image files, folders, npz or CSV): report ood_auroc and ood_fpr95 of the gate's "
