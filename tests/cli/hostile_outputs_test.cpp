@@ -395,7 +395,11 @@ TEST_CASE("issue 20 item 17: SIGTERM and SIGINT remove the run's temporaries", "
     REQUIRE(waitpid(pid, &status, 0) == pid);
     ::close(feed[1]);
     CHECK(WIFSIGNALED(status));
-    CHECK(listing(work).empty());
+    const auto left = listing(work);
+    std::string names;
+    for (const auto& n : left) names += n + " ";
+    INFO("left behind: " << names);
+    CHECK(left.empty());
   }
 }
 
