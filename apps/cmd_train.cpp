@@ -19,6 +19,13 @@ namespace fs = std::filesystem;
 namespace medattn::cli {
 namespace {
 
+// Fault injection for the tests: MEDATTN_TEST_KILL_AFTER_EPOCH=N kills the process with
+// SIGKILL right after epoch N's checkpoint is on disk, a crash at a known point (0: never).
+int test_kill_epoch() {
+  const char* kill_after = std::getenv("MEDATTN_TEST_KILL_AFTER_EPOCH");
+  return kill_after != nullptr ? std::atoi(kill_after) : 0;
+}
+
 struct TrainArgs {
   train::TrainOptions options;
   std::string classes;
@@ -39,10 +46,7 @@ int run_train_command(TrainArgs& args, const std::string& command) {
   opt.card.name = args.name.empty() ? fs::path(opt.out).filename().string() : args.name;
   opt.command = command;
   spdlog::info("training on {} with {} thread(s)", opt.data, threads);
-  // Fault injection for the tests: MEDATTN_TEST_KILL_AFTER_EPOCH=N kills the process with
-  // SIGKILL right after epoch N's checkpoint is on disk, a crash at a known point.
-  const char* kill_after = std::getenv("MEDATTN_TEST_KILL_AFTER_EPOCH");
-  const int kill_epoch = kill_after != nullptr ? std::atoi(kill_after) : 0;
+  const int kill_epoch = test_kill_epoch();
   const auto result = train::run_train(
       opt,
       [kill_epoch](const train::EpochReport& r) {
@@ -81,8 +85,7 @@ int run_pretrain_command(PretrainArgs& args, const std::string& command) {
   opt.card.name = fs::path(opt.out).filename().string();
   opt.command = command;
   spdlog::info("pretraining ({}) with {} thread(s)", opt.objective, threads);
-  const char* kill_after = std::getenv("MEDATTN_TEST_KILL_AFTER_EPOCH");
-  const int kill_epoch = kill_after != nullptr ? std::atoi(kill_after) : 0;
+  const int kill_epoch = test_kill_epoch();
   const auto r = train::run_pretrain(
       opt,
       [kill_epoch](const train::PretrainEpoch& e) {
