@@ -145,6 +145,10 @@ Command add_train(CLI::App& app) {
       ->check(in_range(0.0, 0.95))->capture_default_str();
   trainc->add_option("--label-smoothing", t->options.label_smoothing, "Cross-entropy label smoothing")
       ->check(in_range(0.0, 0.5))->capture_default_str();
+  trainc->add_option("--erase", t->options.erase,
+                     "Random erasing: the share of training images in which one rectangle (2-25% of the area) is replaced "
+                     "by random values; 0 = off, 0.25-0.5 typical")
+      ->check(in_range(0.0, 1.0))->capture_default_str();
   trainc->add_option("--mixup", t->options.mixup,
                      "Blend pairs of training images (and their labels) with weight ~ Beta(A, A); 0 = off, 0.2-0.4 typical")
       ->check(in_range(0.0, 10.0))->capture_default_str();

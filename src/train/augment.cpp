@@ -4,16 +4,47 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 namespace medattn::train {
 
 namespace F = torch::nn::functional;
 
+namespace {
+
+std::string fmt_share(double p) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", p);
+  return buf;
+}
+
+// One rectangle per chosen image replaced by uniform random values. img: [B,C,S,S] in [0,1].
+torch::Tensor erase(const torch::Tensor& img, double p) {
+  const auto B = img.size(0), S = img.size(2);
+  auto chosen = torch::rand({B}) < p;
+  auto area = (torch::rand({B}) * 0.23 + 0.02) * static_cast<double>(S * S);
+  auto aspect = torch::exp(torch::rand({B}) * (2 * std::log(3.3)) - std::log(3.3));
+  auto h = torch::sqrt(area * aspect).clamp_max(static_cast<double>(S)).floor().clamp_min(1);
+  auto w = torch::sqrt(area / aspect).clamp_max(static_cast<double>(S)).floor().clamp_min(1);
+  auto y0 = (torch::rand({B}) * (S - h + 1)).floor();
+  auto x0 = (torch::rand({B}) * (S - w + 1)).floor();
+  auto pos = torch::arange(S, torch::kFloat32);
+  auto rows = (pos.view({1, S}) >= y0.view({B, 1})) & (pos.view({1, S}) < (y0 + h).view({B, 1}));  // [B,S]
+  auto cols = (pos.view({1, S}) >= x0.view({B, 1})) & (pos.view({1, S}) < (x0 + w).view({B, 1}));
+  auto mask = (rows.view({B, 1, S, 1}) & cols.view({B, 1, 1, S})) & chosen.view({B, 1, 1, 1});
+  return torch::where(mask, torch::rand_like(img), img);
+}
+
+}  // namespace
+
 std::string describe_augment(const AugmentOptions& a) {
   return std::string("rotation +-7 deg, scale 0.9-1.1, shift +-6%, contrast 0.8-1.2, brightness +-0.08, "
                      "gamma 0.78-1.28, ") + (a.colour ? "per-channel gain 0.9-1.1, " : "") +
          "blur (p=0.25), resolution jitter 0.5-1 (p=0.25), Gaussian noise sd 0-0.03" +
-         (a.hflip ? ", horizontal flips" : "") + (a.vflip ? ", vertical flips" : "");
+         (a.hflip ? ", horizontal flips" : "") + (a.vflip ? ", vertical flips" : "") +
+         // No corruption family's word ("noise", "blur", ...) may appear here: eval/shift.cpp
+         // reads the families a model has seen from this sentence.
+         (a.erase > 0 ? ", random erasing (p=" + fmt_share(a.erase) + ", 2-25% of the area, uniform random fill)" : "");
 }
 
 torch::Tensor augment(const torch::Tensor& x, const preprocess::PreprocessConfig& config, const AugmentOptions& options) {
@@ -48,6 +79,7 @@ torch::Tensor augment(const torch::Tensor& x, const preprocess::PreprocessConfig
                                F::InterpolateFuncOptions().size(std::vector<int64_t>{S, S}).mode(torch::kBilinear).align_corners(false));
   img = torch::where(choice < 0.25, blurred, torch::where(choice < 0.5, lowres, img));
   img = img + torch::randn_like(img) * u(0.0, 0.03).view({B, 1, 1, 1});
+  if (options.erase > 0) img = erase(img.clamp(0, 1), options.erase);
   return (img.clamp(0, 1) - config.mean) / config.std;
 }
 

@@ -14,6 +14,10 @@ struct AugmentOptions {
   bool hflip = false;  // anatomy has a side: off unless asked
   bool vflip = false;  // e.g. dermoscopy, which has no up
   bool colour = false; // colour input: per-channel gain
+  // Random erasing (Zhong et al. 2020): the share of images in which one rectangle of 2-25% of
+  // the area (aspect 0.3-3.3) is replaced by uniform random values. 0 = off, and then augment()
+  // draws exactly what it drew before the option existed.
+  double erase = 0.0;
 };
 
 // What augment() does with these options, for the model card ("rotation +-7 deg, ...").
@@ -21,7 +25,7 @@ std::string describe_augment(const AugmentOptions& a);
 
 // Random affine (rotation +-7 deg, scale 0.9-1.1, shift +-6%), optional horizontal flip,
 // brightness/contrast/gamma, per-channel gain for colour, blur or resolution jitter, and
-// noise, applied in windowed [0,1] space. Draws from LibTorch's default CPU generator, in a
+// noise, then random erasing when asked, applied in windowed [0,1] space. Draws from LibTorch's default CPU generator, in a
 // fixed order for a given batch shape (training is reproducible from its seed).
 // x: [B,C,S,S] normalised with config's mean/std -> same shape, normalised.
 at::Tensor augment(const at::Tensor& x, const preprocess::PreprocessConfig& config, const AugmentOptions& options);

@@ -110,6 +110,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   AugmentOptions aug;
   aug.hflip = options.hflip;
   aug.vflip = options.vflip;
+  aug.erase = options.erase;
   aug.colour = card.preprocess.channels > 1;
   EpochSetup setup;
   setup.options = &options;
