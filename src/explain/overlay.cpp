@@ -36,11 +36,12 @@ cv::Mat diverging_colours(const cv::Mat& signed_map) {
 // when `diverging`.
 cv::Mat blend(const cv::Mat& display, const cv::Mat& clipped, double alpha, bool diverging) {
   cv::Mat base;
+  const double to8 = display.depth() == CV_8U ? 1.0 : 255.0;
   if (display.channels() == 3) {
-    display.convertTo(base, CV_8UC3, 255.0);  // colour models: the colours a reader reads
+    display.convertTo(base, CV_8UC3, to8);  // colour models: the colours a reader reads
   } else {
     cv::Mat base8;
-    display.convertTo(base8, CV_8U, 255.0);
+    display.convertTo(base8, CV_8U, to8);
     cv::cvtColor(base8, base, cv::COLOR_GRAY2BGR);
   }
   cv::Mat colour, weight, w3;
@@ -54,13 +55,21 @@ cv::Mat blend(const cv::Mat& display, const cv::Mat& clipped, double alpha, bool
     // Per-pixel weight alpha * h: strong evidence shows in colour, the rest stays readable.
     clipped.convertTo(weight, CV_32F, alpha);
   }
-  cv::merge(std::vector<cv::Mat>{weight, weight, weight}, w3);
-  cv::Mat basef, colourf;
-  base.convertTo(basef, CV_32FC3);
-  colour.convertTo(colourf, CV_32FC3);
-  cv::Mat blended = basef.mul(cv::Scalar::all(1.0) - w3) + colourf.mul(w3);
-  cv::Mat out;
-  blended.convertTo(out, CV_8UC3);
+  // In bands of rows: the float temporaries of the arithmetic (seven of them, three channels
+  // each: 350 MB at 2048 x 2048) then take a band's size. Every operation works pixel by pixel,
+  // so the result is the same as in one piece.
+  cv::Mat out(base.size(), CV_8UC3);
+  constexpr int kBandRows = 64;
+  for (int y = 0; y < base.rows; y += kBandRows) {
+    const cv::Range rows(y, std::min(base.rows, y + kBandRows));
+    cv::merge(std::vector<cv::Mat>{weight.rowRange(rows), weight.rowRange(rows), weight.rowRange(rows)}, w3);
+    cv::Mat basef, colourf;
+    base.rowRange(rows).convertTo(basef, CV_32FC3);
+    colour.rowRange(rows).convertTo(colourf, CV_32FC3);
+    cv::Mat blended = basef.mul(cv::Scalar::all(1.0) - w3) + colourf.mul(w3);
+    cv::Mat band = out.rowRange(rows);
+    blended.convertTo(band, CV_8UC3);
+  }
   return out;
 }
 

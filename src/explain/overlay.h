@@ -35,7 +35,9 @@ struct OverlayLayout {
   double font_scale = 0;
 };
 
-// display: the windowed original, CV_32FC1 or CV_32FC3 (BGR) in [0,1]; heatmap: CV_32FC1 in
+// display: the windowed original, CV_32FC1 or CV_32FC3 (BGR) in [0,1], or the same in 8 bits
+// (CV_8UC1 or CV_8UC3, 0..255: what the float display rounds to, without its 4 bytes a
+// pixel); heatmap: CV_32FC1 in
 // [0,1] of the same size ([-1,1] with options.diverging). Returns a CV_8UC3 BGR image: the original (in colour when it has
 // three channels, else grey) with the heatmap in the TURBO colour map blended in, weighted by
 // alpha * heatmap (cold regions stay the original), and the contour. With a caption or a

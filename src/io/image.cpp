@@ -199,7 +199,7 @@ Image read_image(const std::string& path, const ReadOptions& options) {
 
 Image read_opencv_image(const std::string& path, FileFormat format, const ReadOptions& options) {
   const std::string what = std::string("cannot read ") + display_name(format);
-  const std::vector<unsigned char> bytes = read_bytes(path, what, options.max_file_bytes);
+  std::vector<unsigned char> bytes = read_bytes(path, what, options.max_file_bytes);
   if (bytes.empty()) throw file_error(ErrorKind::kCorruption, what, path, "file is empty");
   // What the header claims, before anything is decoded or checked further.
   const auto [claimed_w, claimed_h] = raster_header_size(bytes, format);
@@ -225,6 +225,7 @@ Image read_opencv_image(const std::string& path, FileFormat format, const ReadOp
     throw file_error(ErrorKind::kCorruption, what, path, "decoder failed (" + e.msg + ")");
   }
   if (raw.empty()) throw file_error(ErrorKind::kCorruption, what, path, "decoder failed");
+  std::vector<unsigned char>().swap(bytes);  // the file's bytes go before the pixels are converted
 
   Image image;
   image.format = format;

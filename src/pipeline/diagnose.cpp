@@ -1,5 +1,6 @@
 #include "pipeline/diagnose.h"
 
+#include <malloc.h>
 #include <strings.h>
 
 #include <algorithm>
@@ -304,6 +305,10 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
     }
     batch.clear();
     feeder.release(held);
+    // The batch's pictures are freed; glibc keeps freed memory in its arenas (one per thread
+    // that allocated) unless asked: given back here, once a batch, it keeps the peak of a run
+    // of large images to what the batches in flight hold (1-2 ms a call).
+    malloc_trim(0);
   };
   auto finish_in_flight = [&] {
     if (in_flight.empty()) return;

@@ -22,9 +22,8 @@ std::string overlay_caption(const std::vector<std::string>& classes, const std::
 }
 
 void write_map_outputs(const MapOutputs& in, DiagnosisRecord& r) {
-  // The display was kept in 8 bits; as float again it gives make_overlay the same bytes.
-  cv::Mat display;
-  in.display.convertTo(display, CV_32F, 1.0 / 255.0);
+  // The display was kept in 8 bits, which make_overlay takes as they are (no float copy).
+  const cv::Mat& display = in.display;
   const cv::Mat heat = preprocess::map_to_original(in.map, in.letterbox, in.size);
   r.attention_regions = attention_regions(heat);
   const cv::Mat shown_heat =  // what the overlay draws: the signed map for contrast

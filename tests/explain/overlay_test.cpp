@@ -128,3 +128,31 @@ TEST_CASE("probabilities in captions never round to 1 or 0", "[explain][overlay]
   CHECK(explain::format_probability(0.58) == "0.580");
   CHECK(explain::format_probability(0.0004) == "<0.001");
 }
+
+TEST_CASE("an 8-bit display gives the overlay the float display would", "[explain][overlay]") {
+  // 300 rows: the blend works in bands of 64 rows, the last one partial.
+  cv::Mat display, heat;
+  phantom(257, 300, display, heat);
+  cv::Mat grey8, colour8;
+  display.convertTo(grey8, CV_8U, 255.0);
+  // Every 8-bit value, in both channel layouts: v / 255 in float rounds back to v.
+  for (int y = 0; y < grey8.rows; ++y) {
+    for (int x = 0; x < grey8.cols; ++x) grey8.at<uchar>(y, x) = static_cast<uchar>((x + 7 * y) % 256);
+  }
+  cv::Mat planes[] = {grey8, 255 - grey8, grey8 / 2};
+  cv::merge(planes, 3, colour8);
+  for (const cv::Mat& eight : {grey8, colour8}) {
+    INFO("channels " << eight.channels());
+    cv::Mat asfloat;
+    eight.convertTo(asfloat, CV_32F, 1.0 / 255.0);
+    for (bool diverging : {false, true}) {
+      explain::OverlayOptions look;
+      look.diverging = diverging;
+      look.caption = "NORMAL 0.91";
+      const cv::Mat a = explain::make_overlay(eight, heat, look);
+      const cv::Mat b = explain::make_overlay(asfloat, heat, look);
+      REQUIRE(a.size() == b.size());
+      CHECK(cv::norm(a, b, cv::NORM_INF) == 0);
+    }
+  }
+}
