@@ -12,7 +12,7 @@ shared=${SHARED_DATA:-../shared/data}
 "$build/medattn" train "$shared/breastmnist/breastmnist_trainval.npz" --split train --val-split val \
   --classes malignant,normal_or_benign --out models/breastmnist --name breastmnist --image-size 28 --stem 32,64 \
   --dim 64 --depth 2 --heads 4 --epochs 100 --batch-size 32 --lr 1e-3 --weight-decay 0.1 --label-smoothing 0.05 \
-  --ema 0.99 --hflip --seed 1 --threads 2
+  --ema 0.99 --hflip --members 3 --modalities US --seed 1 --threads 1
 "$build/medattn" train "$shared/chest_xray_224/train" --out models/pneumonia-cxr --name pneumonia-cxr \
   --classes NORMAL,PNEUMONIA --group-regex 'person([0-9]+)_' --val-fraction 0.15 --image-size 64 --stem 16,32,64 \
   --dim 96 --depth 4 --heads 4 --epochs 40 --batch-size 64 --lr 1e-3 --label-smoothing 0.05 --ema 0.999 \
