@@ -207,6 +207,29 @@ NetOutput AttnNetImpl::forward(const torch::Tensor& x, bool keep_attention, cons
   return out;
 }
 
+// ---- model/net_api.h: the network for code compiled without LibTorch's module headers. The
+// handle is const, the network it shares is not (ptr()).
+
+NetOutput forward(const AttnNet& net, const at::Tensor& x, bool keep_attention, const at::Tensor& clinical) {
+  return net.ptr()->forward(x, keep_attention, clinical);
+}
+
+void set_eval(const AttnNet& net) { net.ptr()->eval(); }
+
+int grid_size(const AttnNet& net) { return net->grid_; }
+
+int64_t image_tokens(const AttnNet& net) { return net->image_tokens(); }
+
+int64_t clinical_count(const AttnNet& net) { return net->clinical_count(); }
+
+bool cross_fusion(const AttnNet& net) { return net->cross_fusion(); }
+
+std::vector<const AttnNet*> members(const std::vector<AttnNet>& nets) {
+  std::vector<const AttnNet*> out;
+  for (const auto& net : nets) out.push_back(&net);
+  return out;
+}
+
 AttnNet build_net(const ModelCard& card) {
   return AttnNet(card.arch, card.preprocess.image_size, static_cast<int>(card.classes.size()),
                  card.preprocess.channels, card.clinical, card.clinical_fusion == "cross");
