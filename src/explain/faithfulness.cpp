@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include "model/net.h"
+
 namespace medattn::explain {
 namespace {
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "explain/methods.h"
+#include "model/card.h"
 
 namespace medattn::explain {
 
@@ -35,32 +36,32 @@ struct DeletionInsertion {
 // most relevant pixels (by `maps`, [B,S,S]) are replaced by the blurred baseline (deletion)
 // or copied into it (insertion), in `steps` equal steps from 0 to all pixels.
 // x: [B,C,S,S] normalised input; clinical: [B,F] or undefined (model/net.h).
-std::vector<DeletionInsertion> deletion_insertion(model::AttnNet& net, const torch::Tensor& x,
-                                                  const torch::Tensor& maps, const std::vector<int>& targets,
+std::vector<DeletionInsertion> deletion_insertion(model::AttnNet& net, const at::Tensor& x,
+                                                  const at::Tensor& maps, const std::vector<int>& targets,
                                                   double temperature, int steps = 16,
-                                                  const torch::Tensor& clinical = {});
+                                                  const at::Tensor& clinical = {});
 
 // The same for an ensemble: the probability is that of the members' mean logits.
-std::vector<DeletionInsertion> deletion_insertion(const std::vector<model::AttnNet>& nets, const torch::Tensor& x,
-                                                  const torch::Tensor& maps, const std::vector<int>& targets,
+std::vector<DeletionInsertion> deletion_insertion(const std::vector<model::AttnNet>& nets, const at::Tensor& x,
+                                                  const at::Tensor& maps, const std::vector<int>& targets,
                                                   double temperature, int steps = 16,
-                                                  const torch::Tensor& clinical = {});
+                                                  const at::Tensor& clinical = {});
 
 // Cascading randomisation from the top layer down: after re-initialising each layer in turn
 // (keeping those above randomised), recomputes the maps for the same targets and reports
 // their rank correlation with the original maps, averaged over `draws` independent random
 // re-initialisations (one draw varies by about +-0.15). Works on copies; `net` is unchanged.
 std::vector<RandomizationStep> randomization_check(const model::ModelCard& card, model::AttnNet& net,
-                                                   const torch::Tensor& x, const ExplainOptions& options,
+                                                   const at::Tensor& x, const ExplainOptions& options,
                                                    uint64_t seed = 1, int draws = 3,
-                                                   const torch::Tensor& clinical = {});
+                                                   const at::Tensor& clinical = {});
 
 // The floor of that check: the mean rank correlation (over `draws` pairs) between the maps of
 // two independently initialised networks of the card's architecture (same inputs, same targets as `net`
 // predicts). What remains at this level is shared by any two random networks (architecture
 // and input structure), not learned.
-double randomization_floor(const model::ModelCard& card, model::AttnNet& net, const torch::Tensor& x,
+double randomization_floor(const model::ModelCard& card, model::AttnNet& net, const at::Tensor& x,
                            const ExplainOptions& options, uint64_t seed = 1, int draws = 3,
-                           const torch::Tensor& clinical = {});
+                           const at::Tensor& clinical = {});
 
 }  // namespace medattn::explain

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "explain/methods/common.h"
 #include "explain/registry.h"
+#include "model/net.h"  // the dispatch copies and indexes std::vector<AttnNet>
 
 namespace medattn::explain {
 

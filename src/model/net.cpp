@@ -1,16 +1,9 @@
+// The network's modules and its forward pass (model/net.h); views in views.cpp, the weights
+// file in weights.cpp, model directories in model_dir.cpp.
 #include "model/net.h"
 
-#include <cstring>
+#include <cmath>
 #include <limits>
-#include <filesystem>
-#include <map>
-#include <sstream>
-
-#include "core/error.h"
-#include "core/sha256.h"
-#include "core/text.h"
-#include "core/fs.h"
-#include "core/bounded_io.h"
 
 namespace medattn::model {
 namespace nn = torch::nn;
@@ -214,268 +207,32 @@ NetOutput AttnNetImpl::forward(const torch::Tensor& x, bool keep_attention, cons
   return out;
 }
 
-std::vector<int> tta_views(const std::vector<std::string>& tta) {
-  int bits = 0;
-  for (const auto& f : tta) bits |= f == "hflip" ? 1 : f == "vflip" ? 2 : 0;
-  return views_of(bits);
+// ---- model/net_api.h: the network for code compiled without LibTorch's module headers. The
+// handle is const, the network it shares is not (ptr()).
+
+NetOutput forward(const AttnNet& net, const at::Tensor& x, bool keep_attention, const at::Tensor& clinical) {
+  return net.ptr()->forward(x, keep_attention, clinical);
 }
 
-std::vector<int> views_of(int bits) {
-  std::vector<int> views;
-  for (int v = 0; v <= bits; ++v) {
-    if ((v & bits) == v) views.push_back(v);
-  }
-  return views;
-}
+void set_eval(const AttnNet& net) { net.ptr()->eval(); }
 
-torch::Tensor flip_view(const torch::Tensor& x, int view) {
-  std::vector<int64_t> dims;
-  if (view & 2) dims.push_back(x.dim() - 2);
-  if (view & 1) dims.push_back(x.dim() - 1);
-  return dims.empty() ? x : torch::flip(x, dims);
-}
+int grid_size(const AttnNet& net) { return net->grid_; }
 
-torch::Tensor view_logits(AttnNet& net, const torch::Tensor& x, const torch::Tensor& clinical,
-                          const std::vector<int>& views, const torch::Tensor& identity_logits) {
-  torch::NoGradGuard no_grad;
-  net->eval();
-  auto pass = [&](int v) {
-    return v == 0 && identity_logits.defined() ? identity_logits : net->forward(flip_view(x, v), false, clinical).logits;
-  };
-  if (views.size() <= 1) return pass(views.empty() ? 0 : views[0]);
-  torch::Tensor sum;
-  for (int v : views) {
-    auto logits = pass(v);
-    sum = sum.defined() ? sum + logits : logits;
-  }
-  return sum / static_cast<double>(views.size());
-}
+int64_t image_tokens(const AttnNet& net) { return net->image_tokens(); }
 
-torch::Tensor view_logits(const std::vector<AttnNet>& nets, const torch::Tensor& x, const torch::Tensor& clinical,
-                          const std::vector<int>& views) {
-  TORCH_CHECK(!nets.empty(), "view_logits: no network");
-  torch::Tensor sum;
-  for (auto net : nets) {
-    auto logits = view_logits(net, x, clinical, views);
-    sum = sum.defined() ? sum + logits : logits;
-  }
-  return nets.size() == 1 ? sum : sum / static_cast<double>(nets.size());
+int64_t clinical_count(const AttnNet& net) { return net->clinical_count(); }
+
+bool cross_fusion(const AttnNet& net) { return net->cross_fusion(); }
+
+std::vector<const AttnNet*> members(const std::vector<AttnNet>& nets) {
+  std::vector<const AttnNet*> out;
+  for (const auto& net : nets) out.push_back(&net);
+  return out;
 }
 
 AttnNet build_net(const ModelCard& card) {
   return AttnNet(card.arch, card.preprocess.image_size, static_cast<int>(card.classes.size()),
                  card.preprocess.channels, card.clinical, card.clinical_fusion == "cross");
 }
-
-namespace {
-
-constexpr char kMagic[8] = {'M', 'D', 'A', 'T', 'T', 'N', 'W', '1'};
-constexpr uint32_t kWeightsVersion = 1;
-
-std::map<std::string, torch::Tensor> state_of(torch::nn::Module& net) {
-  std::map<std::string, torch::Tensor> state;
-  for (const auto& p : net.named_parameters(/*recurse=*/true)) state[p.key()] = p.value();
-  for (const auto& b : net.named_buffers(/*recurse=*/true)) {
-    if (b.key().find("num_batches_tracked") == std::string::npos) state[b.key()] = b.value();
-  }
-  return state;
-}
-
-template <typename T>
-void put(std::string* out, T value) {
-  out->append(reinterpret_cast<const char*>(&value), sizeof(T));
-}
-
-// Bounds-checked reader over the file's bytes.
-class Reader {
- public:
-  Reader(const std::string& bytes, const std::string& path) : bytes_(bytes), path_(path) {}
-  void read(void* dst, size_t n) {
-    if (n > bytes_.size() - pos_) {
-      throw file_error(ErrorKind::kModel, "cannot load weights", path_,
-                       "file is truncated at byte " + std::to_string(bytes_.size()));
-    }
-    std::memcpy(dst, bytes_.data() + pos_, n);
-    pos_ += n;
-  }
-  template <typename T>
-  T get() {
-    T v;
-    read(&v, sizeof(T));
-    return v;
-  }
-  size_t remaining() const { return bytes_.size() - pos_; }
-
- private:
-  const std::string& bytes_;
-  const std::string& path_;
-  size_t pos_ = 0;
-};
-
-}  // namespace
-
-void save_weights(torch::nn::Module& net, const std::string& path) {
-  const auto state = state_of(net);
-  std::string out(kMagic, sizeof(kMagic));
-  put<uint32_t>(&out, kWeightsVersion);
-  put<uint32_t>(&out, static_cast<uint32_t>(state.size()));
-  for (const auto& [name, tensor] : state) {
-    put<uint32_t>(&out, static_cast<uint32_t>(name.size()));
-    out.append(name);
-    put<uint32_t>(&out, static_cast<uint32_t>(tensor.dim()));
-    for (int64_t d : tensor.sizes()) put<int64_t>(&out, d);
-    auto data = tensor.detach().to(torch::kFloat32).contiguous();
-    out.append(reinterpret_cast<const char*>(data.data_ptr<float>()), data.numel() * sizeof(float));
-  }
-  write_file_atomic(path, out);
-}
-
-void load_weights(torch::nn::Module& net, const std::string& path) { load_encoder_weights(net, path, {}); }
-
-int load_encoder_weights(torch::nn::Module& net, const std::string& path, const std::vector<std::string>& fresh) {
-  auto is_fresh = [&](const std::string& name) {
-    for (const auto& prefix : fresh) {
-      if (name.compare(0, prefix.size(), prefix) == 0) return true;
-    }
-    return false;
-  };
-  const std::string bytes = read_file_bounded(path, ErrorKind::kModel, "cannot load weights", kMaxWeightsBytes);
-  auto fail = [&](const std::string& why) {
-    return file_error(ErrorKind::kModel, "cannot load weights", path, why);
-  };
-  Reader in(bytes, path);
-  char magic[8];
-  in.read(magic, sizeof(magic));
-  if (std::memcmp(magic, kMagic, sizeof(kMagic)) != 0) throw fail("not a medattn weights file (bad magic)");
-  const auto version = in.get<uint32_t>();
-  if (version != kWeightsVersion) {
-    throw fail("weights version " + std::to_string(version) + " is not supported (expected " +
-               std::to_string(kWeightsVersion) + ")");
-  }
-  auto expected = state_of(net);
-  const auto count = in.get<uint32_t>();
-  std::map<std::string, torch::Tensor> loaded;
-  for (uint32_t i = 0; i < count; ++i) {
-    const auto name_len = in.get<uint32_t>();
-    if (name_len == 0 || name_len > 1024) throw fail("corrupt tensor name length " + std::to_string(name_len));
-    std::string name(name_len, '\0');
-    in.read(name.data(), name_len);
-    const auto ndim = in.get<uint32_t>();
-    if (ndim > 8) throw fail("corrupt rank " + std::to_string(ndim) + " for '" + name + "'");
-    std::vector<int64_t> shape(ndim);
-    uint64_t numel = 1;
-    for (auto& d : shape) {
-      d = in.get<int64_t>();
-      if (d < 0 || d > (int64_t{1} << 31)) throw fail("corrupt dimension for '" + name + "'");
-      numel *= static_cast<uint64_t>(d);
-      if (numel > in.remaining() / sizeof(float) + 1) throw fail("file is truncated in tensor '" + name + "'");
-    }
-    if (is_fresh(name)) {  // read past it
-      if (numel * sizeof(float) > in.remaining()) throw fail("file is truncated in tensor '" + name + "'");
-      std::vector<float> skipped(numel);
-      in.read(skipped.data(), numel * sizeof(float));
-      continue;
-    }
-    auto it = expected.find(name);
-    if (it == expected.end()) throw fail("unexpected tensor '" + name + "' (not in this architecture)");
-    const auto want = it->second.sizes().vec();
-    if (want != shape) {
-      throw fail("shape mismatch for '" + name + "' (got " + shape_string(shape) + ", expected " +
-                 shape_string(want) + ")");
-    }
-    auto t = torch::empty(shape, torch::kFloat32);
-    in.read(t.data_ptr<float>(), numel * sizeof(float));
-    if (!loaded.emplace(name, t).second) throw fail("duplicate tensor '" + name + "'");
-  }
-  for (const auto& [name, tensor] : expected) {
-    if (!loaded.count(name) && !is_fresh(name)) throw fail("missing tensor '" + name + "'");
-  }
-  if (in.remaining() != 0) throw fail(std::to_string(in.remaining()) + " trailing bytes after the last tensor");
-  torch::NoGradGuard no_grad;
-  int copied = 0;
-  for (auto& [name, tensor] : expected) {
-    if (is_fresh(name)) continue;
-    tensor.copy_(loaded[name]);
-    ++copied;
-  }
-  return copied;
-}
-
-void copy_weights(torch::nn::Module& dst, torch::nn::Module& src) {
-  torch::NoGradGuard no_grad;
-  auto d = dst.parameters(), s = src.parameters();
-  TORCH_CHECK(d.size() == s.size(), "copy_weights: different architectures");
-  for (size_t i = 0; i < d.size(); ++i) d[i].copy_(s[i]);
-  auto db = dst.buffers(), sb = src.buffers();
-  TORCH_CHECK(db.size() == sb.size(), "copy_weights: different architectures");
-  for (size_t i = 0; i < db.size(); ++i) db[i].copy_(sb[i]);
-}
-
-LoadedModel load_model(const std::string& dir) {
-  LoadedModel m;
-  m.card = read_card(dir);
-  const auto weights = (std::filesystem::path(dir) / kWeightsFile).string();
-  std::error_code ec;
-  if (!std::filesystem::exists(weights, ec)) {
-    throw file_error(ErrorKind::kModel, "cannot load model", dir, std::string("missing ") + kWeightsFile);
-  }
-  require_regular_file(weights, ErrorKind::kModel, "cannot load model", kMaxWeightsBytes);
-  m.weights_sha256 = sha256_file(weights);
-  if (!m.card.weights_sha256.empty() && m.card.weights_sha256 != m.weights_sha256) {
-    throw file_error(ErrorKind::kModel, "cannot load model", dir,
-                     std::string(kWeightsFile) + " does not match the card's SHA-256 (got " + m.weights_sha256.substr(0, 16) +
-                         "..., expected " + m.card.weights_sha256.substr(0, 16) + "...): corrupt or replaced");
-  }
-  m.net = build_net(m.card);
-  load_weights(*m.net, weights);
-  m.net->eval();
-  m.nets.push_back(m.net);
-  for (const auto& member : m.card.members) {
-    const auto path = (std::filesystem::path(dir) / member.file).string();
-    if (!std::filesystem::exists(path, ec)) {
-      throw file_error(ErrorKind::kModel, "cannot load model", dir, "missing ensemble member " + member.file);
-    }
-    require_regular_file(path, ErrorKind::kModel, "cannot load model", kMaxWeightsBytes);
-    const auto sha = sha256_file(path);
-    if (sha != member.sha256) {
-      throw file_error(ErrorKind::kModel, "cannot load model", dir,
-                       member.file + " does not match the card's SHA-256 (got " + sha.substr(0, 16) + "..., expected " +
-                           member.sha256.substr(0, 16) + "...): corrupt or replaced");
-    }
-    AttnNet net = build_net(m.card);
-    load_weights(*net, path);
-    net->eval();
-    m.nets.push_back(net);
-  }
-  return m;
-}
-
-void save_model(const std::string& dir, const ModelCard& card, const std::vector<AttnNet>& nets) {
-  TORCH_CHECK(!nets.empty(), "save_model: no network");
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw file_error(ErrorKind::kIOError, "cannot create model directory", dir, ec.message());
-  const auto weights = (std::filesystem::path(dir) / kWeightsFile).string();
-  AttnNet first = nets[0];
-  save_weights(*first, weights);
-  ModelCard recorded = card;
-  recorded.weights_sha256 = sha256_file(weights);
-  recorded.members.clear();
-  for (size_t k = 1; k < nets.size(); ++k) {
-    const std::string file = "member-" + std::to_string(k + 1) + ".bin";
-    const auto path = (std::filesystem::path(dir) / file).string();
-    AttnNet member = nets[k];
-    save_weights(*member, path);
-    recorded.members.push_back({file, sha256_file(path)});
-  }
-  write_card(dir, recorded);
-  // Members of an earlier, larger ensemble written to the same directory are not part of this model.
-  for (size_t k = nets.size() + 1;; ++k) {
-    const auto stale = std::filesystem::path(dir) / ("member-" + std::to_string(k) + ".bin");
-    if (!std::filesystem::remove(stale, ec)) break;
-  }
-}
-
-void save_model(const std::string& dir, const ModelCard& card, AttnNet& net) { save_model(dir, card, std::vector<AttnNet>{net}); }
 
 }  // namespace medattn::model

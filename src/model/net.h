@@ -1,5 +1,6 @@
 // The CNN+Transformer classifier and its weights file. Includes LibTorch: only the few
-// sources that build, train or explain the model include this header.
+// sources that build, train or load the model include this header; code that only runs it
+// (the heatmap methods) includes model/net_api.h, which this header includes too.
 #pragma once
 
 #include <torch/torch.h>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "model/card.h"
+#include "model/net_api.h"
 
 namespace medattn::model {
 
@@ -66,18 +68,6 @@ struct CrossBlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(CrossBlock);
 
-// What one forward pass returns.
-struct NetOutput {
-  torch::Tensor logits;                   // [B,K]
-  // Per block: [B,H,T,T], T = 1 + grid*grid (CLS first), + F covariate tokens last with joint fusion.
-  std::vector<torch::Tensor> attentions;
-  // Cross fusion, per block: [B,H,1+grid*grid,F] (keep_attention only).
-  std::vector<torch::Tensor> cross_attentions;
-  torch::Tensor feature_map;              // last CNN stage before projection: [B,C,g,g]
-  torch::Tensor tokens;                   // the token sequence after the final norm: [B,T,D]
-  // Eval mode only: the spatial mean of each stem stage's output, [B,C_s] per stage.
-  std::vector<torch::Tensor> stage_means;
-};
 
 // One token per clinical covariate (ModelCard::clinical): numeric values through a learned
 // projection (w * v + b), categories through an embedding, a learned "missing" embedding where
@@ -124,33 +114,7 @@ struct AttnNetImpl : torch::nn::Module {
 };
 TORCH_MODULE(AttnNet);
 
-// Test-time augmentation views for card.tta: bit 1 flips horizontally (the last dimension),
-// bit 2 vertically (the one before); view 0 is the image itself, and both flips add view 3.
-std::vector<int> tta_views(const std::vector<std::string>& tta);
-
-// The views that combine the flips in `bits` (1 horizontal, 2 vertical): every subset of them.
-std::vector<int> views_of(int bits);
-
-// x flipped as `view` says, on its last two dimensions ([...,H,W]). Each view is its own inverse,
-// so the same call takes a map of a flipped input back to the original's orientation.
-torch::Tensor flip_view(const torch::Tensor& x, int view);
-
-// The model's logits for x: the mean over `views` of the logits of each flipped copy (one view
-// or none: a plain forward pass). Runs without gradients, in eval mode. A caller that already
-// ran the plain pass passes its logits as `identity_logits`, and the identity view (views[0]
-// when present) is not run again.
-torch::Tensor view_logits(AttnNet& net, const torch::Tensor& x, const torch::Tensor& clinical,
-                          const std::vector<int>& views, const torch::Tensor& identity_logits = {});
-
-// The same for an ensemble: the mean over `nets` of each one's view_logits.
-torch::Tensor view_logits(const std::vector<AttnNet>& nets, const torch::Tensor& x, const torch::Tensor& clinical,
-                          const std::vector<int>& views);
-
-// A 2D convolution whose result for each sample does not depend on the batch size (one
-// oneDNN kernel for every batch, where LibTorch's own choice changes with it). x: [B,C,H,W].
-torch::Tensor conv2d_each(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                          at::IntArrayRef padding, at::IntArrayRef stride = {1, 1}, at::IntArrayRef dilation = {1, 1},
-                          int64_t groups = 1);
+// Views (tta_views, flip_view, view_logits) and conv2d_each: model/net_api.h.
 
 // Builds an untrained network for `card` (weights initialised from the current torch seed).
 AttnNet build_net(const ModelCard& card);

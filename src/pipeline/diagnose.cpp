@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
+#include <future>
 #include <memory>
 #include <new>
 #include <optional>
@@ -17,6 +19,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/worker.h"
 #include "eval/metrics.h"
 #include "explain/methods.h"
 #include "explain/overlay.h"
@@ -25,7 +28,6 @@
 #include "model/ood_features.h"
 #include "pipeline/clinical_table.h"
 #include "pipeline/diagnose_options.h"
-#include "pipeline/encoder.h"
 #include "pipeline/feeder.h"
 #include "report/dicom_out.h"
 #include "report/heatmap_files.h"
@@ -79,8 +81,10 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
   // handed to it, and its records as they were before the model (for a retry).
   std::vector<JobPtr> in_flight;
   std::vector<report::DiagnosisRecord> in_flight_saved;
-  std::unique_ptr<BatchEncoder> encoder;
-  if (maps_needed) encoder = std::make_unique<BatchEncoder>();
+  // One batch in flight at a time, so that memory stays bounded by the batch.
+  std::unique_ptr<Worker> encoder;
+  if (maps_needed) encoder = std::make_unique<Worker>(std::function<void()>{}, /*max_in_flight=*/1);
+  std::future<void> rendering;  // the batch in flight's
   auto emit = [&](report::DiagnosisRecord& r) {
     ++summary.total;
     if (!r.ok) ++summary.failed;
@@ -312,13 +316,11 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
   };
   auto finish_in_flight = [&] {
     if (in_flight.empty()) return;
-    if (std::exception_ptr error = encoder->wait()) {
-      try {
-        std::rethrow_exception(error);
-      } catch (const std::exception& e) {
-        if (!out_of_memory(e)) throw;
-        one_by_one(in_flight, in_flight_saved);
-      }
+    try {
+      rendering.get();
+    } catch (const std::exception& e) {
+      if (!out_of_memory(e)) throw;
+      one_by_one(in_flight, in_flight_saved);
     }
     finish(in_flight);
   };
@@ -342,15 +344,15 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
     in_flight.swap(batch);
     in_flight_saved = std::move(saved);
     batch.clear();
-    encoder->start([&render, &in_flight] { render(in_flight); });
+    rendering = encoder->submit([&render, &in_flight] { render(in_flight); });
   };
   // Leaving early (an error), the encoding thread is waited for before what it uses goes.
   struct Drain {
-    BatchEncoder* encoder;
+    std::future<void>& pending;
     ~Drain() {
-      if (encoder) encoder->wait();
+      if (pending.valid()) pending.wait();
     }
-  } drain{encoder.get()};
+  } drain{rendering};
 
   std::vector<JobPtr> batch;
   int good = 0;

@@ -60,7 +60,7 @@ EpochLoss train_epoch(const EpochSetup& setup, model::AttnNet& net, model::AttnN
     return Batch{xb, tr.y.index_select(0, idx), cb, mix};
   };
   EpochLoss out;
-  auto submit = [&](int64_t s) { return setup.batches->submit<Batch>([&make_batch, s] { return make_batch(s); }); };
+  auto submit = [&](int64_t s) { return setup.batches->submit([&make_batch, s] { return make_batch(s); }); };
   std::future<Batch> next = submit(0);
   // The job reads this frame (perm, make_batch): an exception here waits for it before unwinding.
   struct Drain {

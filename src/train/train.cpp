@@ -122,7 +122,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   setup.warmup_steps = warmup_steps;
   setup.total_steps = total_steps;
   // One batch thread for the whole run, with the calling thread's LibTorch thread count.
-  BatchThread batches([] { at::init_num_threads(); });
+  Worker batches([] { at::init_num_threads(); });
   setup.batches = &batches;
 
   // Ensemble members are trained one after the other on the same split, member m from seed

@@ -13,10 +13,10 @@
 
 #include <torch/torch.h>
 
+#include "core/worker.h"
 #include "model/card.h"
 #include "model/net.h"
 #include "train/augment.h"
-#include "train/batch_thread.h"
 #include "train/loss.h"
 #include "train/samples.h"
 #include "train/train.h"
@@ -108,7 +108,7 @@ struct EpochSetup {
   torch::Tensor class_counts;  // [K] float, training rows per class
   Balance balance = Balance::kWeights;
   int64_t warmup_steps = 0, total_steps = 0;  // linear warm-up, then cosine decay to 0
-  BatchThread* batches = nullptr;  // prepares the next batch while one trains (one per run)
+  Worker* batches = nullptr;  // prepares the next batch while one trains (one per run)
 };
 
 struct EpochLoss {

@@ -5,23 +5,24 @@
 
 namespace medattn::explain {
 
-Explanation explain_attn_grad(model::AttnNet& net, const torch::Tensor& x, const ExplainOptions& options,
-                              const std::vector<int>& targets, const torch::Tensor& clinical) {
-  torch::AutoGradMode grad(true);
+Explanation explain_attn_grad(model::AttnNet& net, const at::Tensor& x, const ExplainOptions& options,
+                              const std::vector<int>& targets, const at::Tensor& clinical) {
+  c10::AutoGradMode grad(true);
   const auto B = x.size(0);
   Explanation out;
-  auto o = net->forward(x.detach(), /*keep_attention=*/true, clinical);
+  auto o = model::forward(net, x.detach(), /*keep_attention=*/true, clinical);
   out.logits = o.logits.detach();
   out.targets = detail::resolve_targets(out.logits, targets);
   auto grads = torch::autograd::grad({detail::target_score(o.logits, out.targets)}, o.attentions);
   const auto T = o.attentions[0].size(2);
-  auto R = torch::eye(T, torch::kFloat32).expand({B, T, T}).clone();
+  auto R = at::eye(T, at::kFloat).expand({B, T, T}).clone();
   for (size_t l = 0; l < o.attentions.size(); ++l) {
-    auto cam = torch::relu(grads[l] * o.attentions[l].detach()).mean(1);  // [B,T,T]
-    R = R + torch::matmul(cam, R);
+    auto cam = at::relu(grads[l] * o.attentions[l].detach()).mean(1);  // [B,T,T]
+    R = R + at::matmul(cam, R);
   }
-  auto rel = R.select(1, 0).narrow(1, 1, net->image_tokens());
-  out.maps = detail::upsample_scaled(rel.reshape({B, net->grid_, net->grid_}), static_cast<int>(x.size(2)), options);
+  auto rel = R.select(1, 0).narrow(1, 1, model::image_tokens(net));
+  const int g = model::grid_size(net);
+  out.maps = detail::upsample_scaled(rel.reshape({B, g, g}), static_cast<int>(x.size(2)), options);
   return out;
 }
 

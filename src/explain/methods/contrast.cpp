@@ -12,15 +12,15 @@ namespace {
 // One network and one orientation: input x gradient of the target's log-odds
 // log(p_t / (1 - p_t)) = z_t - logsumexp(z_others) (two classes: z_t - z_other), summed over
 // colour channels and blurred like saliency; [B,S,S], signed, unscaled.
-torch::Tensor contrast_raw(model::AttnNet& net, const torch::Tensor& x, const std::vector<int>& targets,
-                           const torch::Tensor& clinical, const ExplainOptions& options) {
-  net->eval();
-  torch::AutoGradMode grad(true);
+at::Tensor contrast_raw(const model::AttnNet& net, const at::Tensor& x, const std::vector<int>& targets,
+                        const at::Tensor& clinical, const ExplainOptions& options) {
+  model::set_eval(net);
+  c10::AutoGradMode grad(true);
   auto input = x.detach().clone().requires_grad_(true);
-  auto logits = net->forward(input, false, clinical).logits;  // [B,K]
-  auto idx = torch::tensor(std::vector<int64_t>(targets.begin(), targets.end()), torch::kInt64).view({-1, 1});
+  auto logits = model::forward(net, input, false, clinical).logits;  // [B,K]
+  auto idx = at::tensor(std::vector<int64_t>(targets.begin(), targets.end()), at::kLong).view({-1, 1});
   auto target_logit = logits.gather(1, idx).squeeze(1);
-  auto is_target = torch::zeros_like(logits, torch::kBool).scatter(1, idx, true);
+  auto is_target = at::zeros_like(logits, at::kBool).scatter(1, idx, true);
   auto others = logits.masked_fill(is_target, -std::numeric_limits<float>::infinity()).logsumexp(1);
   auto g = torch::autograd::grad({(target_logit - others).sum()}, {input})[0];
   auto evidence = (g.detach() * x.detach()).sum(1, /*keepdim=*/true);  // [B,1,S,S]
@@ -29,10 +29,10 @@ torch::Tensor contrast_raw(model::AttnNet& net, const torch::Tensor& x, const st
 }
 
 // Per image, divided by its largest magnitude: [-1,1], sign kept; an all-zero map stays zero.
-torch::Tensor normalise_signed(const torch::Tensor& maps) {
+at::Tensor normalise_signed(const at::Tensor& maps) {
   auto flat = maps.reshape({maps.size(0), -1});
   auto peak = std::get<0>(flat.abs().max(1, true));
-  auto out = torch::where(peak > 1e-12, flat / peak.clamp_min(1e-12), torch::zeros_like(flat));
+  auto out = at::where(peak > 1e-12, flat / peak.clamp_min(1e-12), at::zeros_like(flat));
   return out.reshape(maps.sizes());
 }
 
@@ -40,24 +40,25 @@ torch::Tensor normalise_signed(const torch::Tensor& maps) {
 
 // The logits as diagnose's plain pass gives them, the signed maps averaged over the networks
 // and the views (each taken back to the image's orientation), then scaled.
-Explanation explain_contrast(const std::vector<model::AttnNet>& nets, const torch::Tensor& x, const ExplainOptions& options,
-                             const std::vector<int>& targets, const torch::Tensor& clinical, const std::vector<int>& views) {
+Explanation explain_contrast(const std::vector<model::AttnNet>& nets, const at::Tensor& x, const ExplainOptions& options,
+                             const std::vector<int>& targets, const at::Tensor& clinical, const std::vector<int>& views) {
   Explanation out;
   out.logits = model::view_logits(nets, x, clinical, views);
   out.targets = detail::resolve_targets(out.logits, targets);
   const int bits = detail::map_view_bits(options, views);
   const std::vector<int> orientations = bits == 0 ? std::vector<int>{0} : model::views_of(bits);
-  torch::Tensor sum;
-  for (auto net : nets) {
+  at::Tensor sum;
+  const auto networks = model::members(nets);
+  for (const model::AttnNet* net : networks) {
     for (int v : orientations) {
-      auto m = contrast_raw(net, v == 0 ? x : model::flip_view(x, v), out.targets, clinical, options);
+      auto m = contrast_raw(*net, v == 0 ? x : model::flip_view(x, v), out.targets, clinical, options);
       if (v != 0) m = model::flip_view(m, v);
       sum = sum.defined() ? sum + m : m;
     }
   }
-  const double count = static_cast<double>(nets.size() * orientations.size());
+  const double count = static_cast<double>(networks.size() * orientations.size());
   out.signed_maps = options.absolute ? sum / count : normalise_signed(sum);
-  out.maps = torch::relu(out.signed_maps);
+  out.maps = at::relu(out.signed_maps);
   return out;
 }
 

@@ -3,16 +3,16 @@
 
 namespace medattn::explain {
 
-Explanation explain_gradcam(model::AttnNet& net, const torch::Tensor& x, const ExplainOptions& options,
-                            const std::vector<int>& targets, const torch::Tensor& clinical) {
-  torch::AutoGradMode grad(true);
+Explanation explain_gradcam(model::AttnNet& net, const at::Tensor& x, const ExplainOptions& options,
+                            const std::vector<int>& targets, const at::Tensor& clinical) {
+  c10::AutoGradMode grad(true);
   Explanation out;
-  auto o = net->forward(x.detach(), /*keep_attention=*/false, clinical);
+  auto o = model::forward(net, x.detach(), /*keep_attention=*/false, clinical);
   out.logits = o.logits.detach();
   out.targets = detail::resolve_targets(out.logits, targets);
   auto g = torch::autograd::grad({detail::target_score(o.logits, out.targets)}, {o.feature_map})[0];  // [B,C,g,g]
   auto weights = g.mean({2, 3}, /*keepdim=*/true);
-  auto cam = torch::relu((weights * o.feature_map.detach()).sum(1));  // [B,g,g]
+  auto cam = at::relu((weights * o.feature_map.detach()).sum(1));  // [B,g,g]
   out.maps = detail::upsample_scaled(cam, static_cast<int>(x.size(2)), options);
   return out;
 }

@@ -9,9 +9,9 @@
 
 namespace medattn::explain {
 
-Explanation explain_occlusion(model::AttnNet& net, const torch::Tensor& x, const ExplainOptions& options,
-                              const std::vector<int>& targets, const torch::Tensor& clinical) {
-  torch::NoGradGuard no_grad;
+Explanation explain_occlusion(model::AttnNet& net, const at::Tensor& x, const ExplainOptions& options,
+                              const std::vector<int>& targets, const at::Tensor& clinical) {
+  at::NoGradGuard no_grad;
   const int S = static_cast<int>(x.size(2));
   const auto B = x.size(0);
   const int p = options.occlusion_patch, stride = options.occlusion_stride;
@@ -19,9 +19,9 @@ Explanation explain_occlusion(model::AttnNet& net, const torch::Tensor& x, const
     throw Error(ErrorKind::kInvalidArgument, "occlusion patch and stride must be in [1, input size]");
   }
   Explanation out;
-  out.logits = net->forward(x, false, clinical).logits;
+  out.logits = model::forward(net, x, false, clinical).logits;
   out.targets = detail::resolve_targets(out.logits, targets);
-  auto base_prob = torch::softmax(out.logits, 1);
+  auto base_prob = at::softmax(out.logits, 1);
   auto baseline = blurred_baseline(x);
   std::vector<std::pair<int, int>> origins;
   for (int y = 0; y <= S - p; y += stride) {
@@ -38,8 +38,8 @@ Explanation explain_occlusion(model::AttnNet& net, const torch::Tensor& x, const
     extra.emplace_back(last, last);
     origins.insert(origins.end(), extra.begin(), extra.end());
   }
-  auto heat = torch::zeros({B, S, S});
-  auto count = torch::zeros({S, S});
+  auto heat = at::zeros({B, S, S});
+  auto count = at::zeros({S, S});
   for (const auto& [y, xx] : origins) count.narrow(0, y, p).narrow(1, xx, p).add_(1);
   for (int64_t b = 0; b < B; ++b) {
     const double p0 = base_prob[b][out.targets[b]].item<double>();
@@ -51,9 +51,9 @@ Explanation explain_occlusion(model::AttnNet& net, const torch::Tensor& x, const
         batch[static_cast<int64_t>(i - start)].narrow(1, y, p).narrow(2, xx, p)
             .copy_(baseline[b].narrow(1, y, p).narrow(2, xx, p));
       }
-      torch::Tensor cb;
+      at::Tensor cb;
       if (clinical.defined()) cb = clinical[b].unsqueeze(0).expand({batch.size(0), -1});
-      auto probs = torch::softmax(net->forward(batch, false, cb).logits, 1).select(1, out.targets[b]);
+      auto probs = at::softmax(model::forward(net, batch, false, cb).logits, 1).select(1, out.targets[b]);
       for (size_t i = start; i < end; ++i) {
         const auto [y, xx] = origins[i];
         const double drop = p0 - probs[static_cast<int64_t>(i - start)].item<double>();
@@ -61,7 +61,7 @@ Explanation explain_occlusion(model::AttnNet& net, const torch::Tensor& x, const
       }
     }
   }
-  out.maps = detail::scaled(torch::relu(heat / count.clamp_min(1)), options);
+  out.maps = detail::scaled(at::relu(heat / count.clamp_min(1)), options);
   return out;
 }
 

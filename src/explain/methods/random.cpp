@@ -4,14 +4,15 @@
 
 namespace medattn::explain {
 
-Explanation explain_random(model::AttnNet& net, const torch::Tensor& x, const ExplainOptions& options,
-                           const std::vector<int>& targets, const torch::Tensor& clinical) {
-  torch::NoGradGuard no_grad;
+Explanation explain_random(model::AttnNet& net, const at::Tensor& x, const ExplainOptions& options,
+                           const std::vector<int>& targets, const at::Tensor& clinical) {
+  at::NoGradGuard no_grad;
   Explanation out;
-  out.logits = net->forward(x, false, clinical).logits;
+  out.logits = model::forward(net, x, false, clinical).logits;
   out.targets = detail::resolve_targets(out.logits, targets);
   auto gen = at::detail::createCPUGenerator(options.seed);
-  out.maps = upsample_maps(torch::rand({x.size(0), net->grid_, net->grid_}, gen), static_cast<int>(x.size(2)));
+  const int g = model::grid_size(net);
+  out.maps = upsample_maps(at::rand({x.size(0), g, g}, gen), static_cast<int>(x.size(2)));
   return out;
 }
 

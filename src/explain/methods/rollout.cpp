@@ -4,16 +4,17 @@
 
 namespace medattn::explain {
 
-Explanation explain_rollout(model::AttnNet& net, const torch::Tensor& x, const ExplainOptions& options,
-                            const std::vector<int>& targets, const torch::Tensor& clinical) {
-  torch::NoGradGuard no_grad;
+Explanation explain_rollout(model::AttnNet& net, const at::Tensor& x, const ExplainOptions& options,
+                            const std::vector<int>& targets, const at::Tensor& clinical) {
+  at::NoGradGuard no_grad;
   const auto B = x.size(0);
   Explanation out;
-  auto o = net->forward(x, /*keep_attention=*/true, clinical);
+  auto o = model::forward(net, x, /*keep_attention=*/true, clinical);
   out.logits = o.logits;
   out.targets = detail::resolve_targets(o.logits, targets);
   auto rel = attention_rollout(o.attentions, options.rollout);
-  out.maps = detail::upsample_scaled(rel.narrow(1, 0, net->image_tokens()).reshape({B, net->grid_, net->grid_}),
+  const int g = model::grid_size(net);
+  out.maps = detail::upsample_scaled(rel.narrow(1, 0, model::image_tokens(net)).reshape({B, g, g}),
                                      static_cast<int>(x.size(2)), options);
   return out;
 }

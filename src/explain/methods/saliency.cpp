@@ -5,12 +5,12 @@
 
 namespace medattn::explain {
 
-Explanation explain_saliency(model::AttnNet& net, const torch::Tensor& x, const ExplainOptions& options,
-                             const std::vector<int>& targets, const torch::Tensor& clinical) {
-  torch::AutoGradMode grad(true);
+Explanation explain_saliency(model::AttnNet& net, const at::Tensor& x, const ExplainOptions& options,
+                             const std::vector<int>& targets, const at::Tensor& clinical) {
+  c10::AutoGradMode grad(true);
   Explanation out;
   auto input = x.detach().clone().requires_grad_(true);
-  auto logits = net->forward(input, false, clinical).logits;
+  auto logits = model::forward(net, input, false, clinical).logits;
   out.logits = logits.detach();
   out.targets = detail::resolve_targets(out.logits, targets);
   auto g = torch::autograd::grad({detail::target_score(logits, out.targets)}, {input})[0];
