@@ -36,6 +36,11 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace medattn::pipeline {
+
+namespace {
+// A finished batch whose decoded images held more than this gives freed memory back.
+constexpr int64_t kTrimAfterBytes = int64_t{16} << 20;
+}  // namespace
 namespace {
 
 // Test hook: MEDATTN_TEST_OOM=<text> makes the heatmap stage of every input whose path
@@ -310,9 +315,10 @@ DiagnoseSummary run_diagnose(const DiagnoseOptions& options, const StartCallback
     batch.clear();
     feeder.release(held);
     // The batch's pictures are freed; glibc keeps freed memory in its arenas (one per thread
-    // that allocated) unless asked: given back here, once a batch, it keeps the peak of a run
-    // of large images to what the batches in flight hold (1-2 ms a call).
-    malloc_trim(0);
+    // that allocated) unless asked. Given back after a batch that held large images (1-2 ms a
+    // call), it keeps the peak of a run of them to what the batches in flight hold; batches of
+    // small images skip the call.
+    if (held > kTrimAfterBytes) malloc_trim(0);
   };
   auto finish_in_flight = [&] {
     if (in_flight.empty()) return;
