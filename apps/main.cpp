@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/text.h"
+#include "core/threads.h"
 #include "explain/registry.h"
 #include "pipeline/version.h"
 
@@ -87,6 +88,7 @@ int run(int argc, char** argv) {
 // start that is about 0.5 s in all): skipped by leaving without static destructors once the
 // streams are flushed. Sanitizer builds exit normally, so that the leak check still runs.
 int main(int argc, char** argv) {
+  medattn::tune_allocator();
   const int rc = run(argc, argv);
   std::cout.flush();
   std::cerr.flush();

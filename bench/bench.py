@@ -6,6 +6,7 @@ Prints one `key value` line per figure (and `# ...` lines saying what each was m
   e2e_noheatmap_speedup_vs_python  diagnose without heatmaps
   train_speedup_vs_python          one epoch of the pneumonia-cxr recipe, training images/s ratio
   forward_gemm_efficiency          forward GFLOP/s (batch 64) / measured sgemm GFLOP/s, same threads
+  forward_gemm_efficiency_batch8   the same at batch 8
   cold_start_s                     one image, whole process, median
   peak_rss_mb_10k                  10,000 phantoms with heatmaps (default model)
   peak_rss_mb_large                1,000 3000x3000 16-bit radiographs with heatmaps (bench/large_rss.sh)
@@ -235,6 +236,8 @@ def forward():
         f"batch 64, {THREADS} threads, pneumonia-cxr: {fig['forward_gflop_per_image'].strip()} GFLOP/image,"
         f" medattn {fig['forward_images_per_s'].strip()} images/s = {fig['forward_gflops'].strip()} GFLOP/s,"
         f" sgemm {fig['sgemm_gflops'].strip()} GFLOP/s; Python forward {py_rate[-1] if py_rate else '?'} images/s")
+    say("forward_gemm_efficiency_batch8", fig["forward_gemm_efficiency_batch8"].strip(),
+        f"the same at batch 8: medattn {fig['forward_images_per_s_batch8'].strip()} images/s")
 
 
 def cold():

@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 #include <opencv2/core.hpp>
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <thread>
 
@@ -13,6 +15,12 @@ int set_threads(int n) {
   at::set_num_threads(n);
   cv::setNumThreads(n);
   return n;
+}
+
+void tune_allocator() {
+  constexpr int kThreshold = 32 << 20;
+  mallopt(M_MMAP_THRESHOLD, kThreshold);
+  mallopt(M_TRIM_THRESHOLD, kThreshold);
 }
 
 }  // namespace medattn
