@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <string>
 
+#include <torch/csrc/autograd/profiler_legacy.h>
+
 #include "core/threads.h"
 #include "explain/methods.h"
 #include "model/net.h"
@@ -82,8 +84,23 @@ static int figures(const std::string& dir, int threads) {
   return 0;
 }
 
+// --trace MODEL_DIR THREADS FILE: LibTorch's per-operator trace (Chrome format) of ten forward
+// passes at batch 64.
+static int trace(const std::string& dir, int threads, const std::string& file) {
+  set_threads(threads);
+  auto model = model::load_model(dir);
+  const int S = model.card.preprocess.image_size;
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({64, model.card.preprocess.channels, S, S});
+  for (int i = 0; i < 3; ++i) model::view_logits(model.nets, x, {}, {});
+  torch::autograd::profiler::RecordProfile guard(file);
+  for (int i = 0; i < 10; ++i) model::view_logits(model.nets, x, {}, {});
+  return 0;
+}
+
 int main(int argc, char** argv) {
   tune_allocator();
+  if (argc > 4 && std::string(argv[1]) == "--trace") return trace(argv[2], std::stoi(argv[3]), argv[4]);
   if (argc > 2 && std::string(argv[1]) == "--figures") return figures(argv[2], argc > 3 ? std::stoi(argv[3]) : 2);
   const std::string dir = argc > 1 ? argv[1] : "models/phantom";
   const int n = argc > 2 ? std::stoi(argv[2]) : 64;

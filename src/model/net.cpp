@@ -2,6 +2,8 @@
 // file in weights.cpp, model directories in model_dir.cpp.
 #include "model/net.h"
 
+#include <omp.h>
+
 #include <cmath>
 #include <limits>
 
@@ -13,8 +15,9 @@ namespace nn = torch::nn;
 // those it gets alone (resume, shards and merge rely on it; see README "Batches"). LibTorch
 // does not promise this by itself: a Linear folds [B,T,in] into one [B*T,in] matrix product
 // whose blocking changes with B, and a convolution switches between oneDNN and its own
-// kernel on the batch size (at::native::ConvParams::use_mkldnn). Training keeps the fast
-// batched paths.
+// kernel on the batch size (at::native::ConvParams::use_mkldnn). The per-sample products also
+// run on one thread each whatever the batch and --threads (bmm_items), so that none depends on
+// how OpenBLAS would split it between threads. Training keeps the fast batched paths.
 
 torch::Tensor conv2d_each(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                           at::IntArrayRef padding, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups) {
@@ -25,19 +28,30 @@ torch::Tensor conv2d_each(const torch::Tensor& x, const torch::Tensor& weight, c
 
 namespace {
 
-// a: [N,m,k] times b: [N,k,n] (b may be expanded), one matrix product per item. bmm already
-// does one product per item, but one after the other, each spread over the threads: at batch
-// 64 two threads ran the forward at 1.3x one. Here the items go to the threads instead and each
-// product runs on one (OpenBLAS inside a parallel region does), with the arguments bmm gives it
-// and so the same result.
+// a: [N,m,k] times b: [N,k,n] (b may be expanded), one matrix product per item. bmm does one
+// product per item too, but one after the other, each spread over the threads. Here the items
+// go to the threads and every product runs on one thread, whatever the batch and the thread
+// count: OpenBLAS runs on one inside a parallel region, and outside one (a single item, or one
+// thread) it is told so.
 torch::Tensor bmm_items(const torch::Tensor& a, const torch::Tensor& b) {
   auto out = torch::empty({a.size(0), a.size(1), b.size(2)}, a.options());
-  at::parallel_for(0, a.size(0), 1, [&](int64_t begin, int64_t end) {
+  auto items = [&](int64_t begin, int64_t end) {
+    torch::NoGradGuard no_grad;  // gradients are BmmItems' (a parallel region's threads record by default)
     for (auto i = begin; i < end; ++i) {
       auto item = out.select(0, i);
       at::mm_out(item, a.select(0, i), b.select(0, i));
     }
-  });
+  };
+  if (a.size(0) > 1 && at::get_num_threads() > 1 && !at::in_parallel_region()) {
+    at::parallel_for(0, a.size(0), 1, items);
+  } else {
+    struct OneThread {
+      int threads = omp_get_max_threads();
+      OneThread() { omp_set_num_threads(1); }
+      ~OneThread() { omp_set_num_threads(threads); }
+    } one_thread;
+    items(0, a.size(0));
+  }
   return out;
 }
 
