@@ -125,7 +125,13 @@ int run_diagnose_command(DiagnoseArgs& args) {
 
   // Checks, locks and reads back (--resume) before anything runs (pipeline/diagnose_output.h).
   pipeline::DiagnoseOutput output(o, opt);
+  // The decoding workers and the heatmap encoder run beside the model. On N threads the model
+  // computes on N - 1 of them: its OpenMP threads wait at every operator's barrier, spinning,
+  // for a thread a decoder has preempted. On 2 cores that ran 1000 chest X-rays 25% (no
+  // heatmaps) to 34% (heatmaps) slower than one model thread (docs/performance.md). Records do
+  // not depend on it (model/net.cpp).
   const int threads = set_threads(args.threads);
+  if (threads > 1) set_threads(threads - 1);
   if (args.resume) {
     const auto& recorded = output.recorded();
     if (recorded.truncated) spdlog::warn("{}: removed a record cut short by an earlier crash", args.output);
@@ -261,7 +267,7 @@ Command add_diagnose(CLI::App& app) {
       ->check(in_range(0.0, 1048576.0, /*lo_excluded=*/true))->capture_default_str();
   diagnose->add_option("--max-frames", d->options.read.max_frames, "Refuse DICOM files with more frames (NIfTI: more slices x volumes)")
       ->check(in_range<int64_t>(1, 1000000))->capture_default_str();
-  diagnose->add_option("--threads", d->threads, "Threads (default: all cores; at most 256)")->check(in_range(0, kMaxThreads));
+  diagnose->add_option("--threads", d->threads, "Threads (default: all cores; at most 256): the model computes on all but one, which the decoding and heatmap threads share")->check(in_range(0, kMaxThreads));
   diagnose->add_option("--batch-size", d->options.batch_size, "Images per forward pass (at most 4096)")->check(in_range(1, 4096))->capture_default_str();
   diagnose->add_option("--workers", d->options.workers, "Threads decoding and preprocessing images ahead of the model")
       ->check(in_range(1, 64))->capture_default_str();
