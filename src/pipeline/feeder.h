@@ -55,7 +55,7 @@ using JobPtr = std::shared_ptr<Job>;
 // longer side as they are decoded; the decoded jobs waiting for the model hold at most
 // kQueueBudgetBytes (beyond one job); and an allocation that fails is that image's error.
 constexpr int kMaxWorkSide = 2048;
-constexpr int64_t kQueueBudgetBytes = int64_t{64} << 20;
+constexpr int64_t kQueueBudgetBytes = int64_t{32} << 20;
 
 // True for an exception that says memory ran out (std::bad_alloc, OpenCV's "Insufficient
 // memory", c10's "DefaultCPUAllocator: can't allocate memory").
