@@ -130,8 +130,8 @@ int run_diagnose_command(DiagnoseArgs& args) {
   // for a thread a decoder has preempted. On 2 cores that ran 1000 chest X-rays 25% (no
   // heatmaps) to 34% (heatmaps) slower than one model thread (docs/performance.md). Records do
   // not depend on it (model/net.cpp).
-  const int threads = set_threads(args.threads);
-  if (threads > 1) set_threads(threads - 1);
+  const int threads = resolve_threads(args.threads);
+  set_threads(std::max(1, threads - 1));
   if (args.resume) {
     const auto& recorded = output.recorded();
     if (recorded.truncated) spdlog::warn("{}: removed a record cut short by an earlier crash", args.output);

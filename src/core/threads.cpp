@@ -10,8 +10,12 @@
 
 namespace medattn {
 
+int resolve_threads(int n) {
+  return n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 int set_threads(int n) {
-  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  n = resolve_threads(n);
   at::set_num_threads(n);
   cv::setNumThreads(n);
   return n;

@@ -8,6 +8,9 @@ namespace medattn {
 // (a thread started later takes it with at::init_num_threads()).
 int set_threads(int n);
 
+// The count set_threads(n) would set: n, or all cores for n <= 0.
+int resolve_threads(int n);
+
 // Makes glibc keep freed memory for reuse: blocks under 32 MB come from the heap, and the heap
 // is given back to the system only when more than 32 MB lie free at its top (or when
 // malloc_trim is called). The defaults, which adapt the threshold to what was last freed,

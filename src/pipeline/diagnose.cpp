@@ -38,10 +38,9 @@ using Clock = std::chrono::steady_clock;
 namespace medattn::pipeline {
 
 namespace {
+
 // A finished batch whose decoded images held more than this gives freed memory back.
 constexpr int64_t kTrimAfterBytes = int64_t{16} << 20;
-}  // namespace
-namespace {
 
 // Test hook: MEDATTN_TEST_OOM=<text> makes the heatmap stage of every input whose path
 // contains <text> fail as if memory ran out, so that tests can check the batch carries on.
