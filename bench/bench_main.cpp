@@ -98,8 +98,33 @@ static int trace(const std::string& dir, int threads, const std::string& file) {
   return 0;
 }
 
+// --trace-train MODEL_DIR THREADS FILE: the same for ten training steps at batch 64 (a fresh
+// network of the model's architecture, forward, backward and an AdamW step).
+static int trace_train(const std::string& dir, int threads, const std::string& file) {
+  set_threads(threads);
+  auto card = model::load_model(dir).card;
+  card.clinical.clear();
+  auto net = model::build_net(card);
+  net->train();
+  torch::optim::AdamW optimizer(net->parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(0.05));
+  const int S = card.preprocess.image_size;
+  const auto x = torch::randn({64, card.preprocess.channels, S, S});
+  const auto y = torch::randint(0, static_cast<int64_t>(card.classes.size()), {64});
+  auto step = [&] {
+    optimizer.zero_grad();
+    torch::nn::functional::cross_entropy(model::forward(net, x, false, {}).logits, y).backward();
+    optimizer.step();
+  };
+  step();
+  std::printf("train_step_images_per_s %.0f\n", best_rate(step, 64));
+  torch::autograd::profiler::RecordProfile guard(file);
+  for (int i = 0; i < 10; ++i) step();
+  return 0;
+}
+
 int main(int argc, char** argv) {
   tune_allocator();
+  if (argc > 4 && std::string(argv[1]) == "--trace-train") return trace_train(argv[2], std::stoi(argv[3]), argv[4]);
   if (argc > 4 && std::string(argv[1]) == "--trace") return trace(argv[2], std::stoi(argv[3]), argv[4]);
   if (argc > 2 && std::string(argv[1]) == "--figures") return figures(argv[2], argc > 3 ? std::stoi(argv[3]) : 2);
   const std::string dir = argc > 1 ? argv[1] : "models/phantom";

@@ -2,7 +2,7 @@
 // file in weights.cpp, model directories in model_dir.cpp.
 #include "model/net.h"
 
-#include <omp.h>
+#include "model/item_gemm.h"
 
 #include <cmath>
 #include <limits>
@@ -27,33 +27,6 @@ torch::Tensor conv2d_each(const torch::Tensor& x, const torch::Tensor& weight, c
 }
 
 namespace {
-
-// a: [N,m,k] times b: [N,k,n] (b may be expanded), one matrix product per item. bmm does one
-// product per item too, but one after the other, each spread over the threads. Here the items
-// go to the threads and every product runs on one thread, whatever the batch and the thread
-// count: OpenBLAS runs on one inside a parallel region, and outside one (a single item, or one
-// thread) it is told so.
-torch::Tensor bmm_items(const torch::Tensor& a, const torch::Tensor& b) {
-  auto out = torch::empty({a.size(0), a.size(1), b.size(2)}, a.options());
-  auto items = [&](int64_t begin, int64_t end) {
-    torch::NoGradGuard no_grad;  // gradients are BmmItems' (a parallel region's threads record by default)
-    for (auto i = begin; i < end; ++i) {
-      auto item = out.select(0, i);
-      at::mm_out(item, a.select(0, i), b.select(0, i));
-    }
-  };
-  if (a.size(0) > 1 && at::get_num_threads() > 1 && !at::in_parallel_region()) {
-    at::parallel_for(0, a.size(0), 1, items);
-  } else {
-    struct OneThread {
-      int threads = omp_get_max_threads();
-      OneThread() { omp_set_num_threads(1); }
-      ~OneThread() { omp_set_num_threads(threads); }
-    } one_thread;
-    items(0, a.size(0));
-  }
-  return out;
-}
 
 // bmm_items with a gradient: bmm's own formulas (grad b^T, a^T grad), computed the same way.
 struct BmmItems : torch::autograd::Function<BmmItems> {
@@ -114,8 +87,10 @@ SelfAttentionImpl::SelfAttentionImpl(int dim, int heads)
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, torch::Tensor* weights) {
   const auto B = x.size(0), T = x.size(1), D = x.size(2);
   // [B,T,3D] -> [3,B,H,T,D/H]
-  auto qkv_heads = linear_each(qkv, x).reshape({B, T, 3, heads_, D / heads_}).permute({2, 0, 3, 1, 4}).contiguous();
-  auto q = qkv_heads[0], k = qkv_heads[1], v = qkv_heads[2];
+  // unbind, not three selects: its gradient is one stack, where each select's is a zeroed
+  // copy of the whole [3,B,H,T,D/H] tensor, summed with the other two.
+  const auto qkv_heads = linear_each(qkv, x).reshape({B, T, 3, heads_, D / heads_}).permute({2, 0, 3, 1, 4}).contiguous().unbind(0);
+  const auto &q = qkv_heads[0], &k = qkv_heads[1], &v = qkv_heads[2];
   auto attn = torch::softmax(matmul_each(q, k.transpose(-2, -1)) * scale_, /*dim=*/-1);  // [B,H,T,T]
   if (weights != nullptr) *weights = attn;
   auto out = matmul_each(attn, v).transpose(1, 2).reshape({B, T, D});
@@ -146,7 +121,8 @@ CrossAttentionImpl::CrossAttentionImpl(int dim, int heads)
 torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context, torch::Tensor* weights) {
   const auto B = x.size(0), N = x.size(1), D = x.size(2), F = context.size(1);
   auto qh = linear_each(q, x).reshape({B, N, heads_, D / heads_}).transpose(1, 2).contiguous();                      // [B,H,N,D/H]
-  auto kvh = linear_each(kv, context).reshape({B, F, 2, heads_, D / heads_}).permute({2, 0, 3, 1, 4}).contiguous();  // [2,B,H,F,D/H]
+  // [2,B,H,F,D/H], unbound as in SelfAttention
+  const auto kvh = linear_each(kv, context).reshape({B, F, 2, heads_, D / heads_}).permute({2, 0, 3, 1, 4}).contiguous().unbind(0);
   auto attn = torch::softmax(matmul_each(qh, kvh[0].transpose(-2, -1)) * scale_, -1);    // [B,H,N,F]
   if (weights != nullptr) *weights = attn;
   return linear_each(proj, matmul_each(attn, kvh[1]).transpose(1, 2).reshape({B, N, D}));

@@ -1,0 +1,160 @@
+// model/item_gemm.h. A product of the attention (65x24 by 24x65 at 64 px) costs OpenBLAS a few
+// microseconds; at::mm_out with its three per-item views cost LibTorch as much again, and
+// a training step makes about 3,000 of them. So each item's BLAS call is made here, with the
+// arguments LibTorch 1.13's addmm_impl_cpu_ and cpublas::gemm would give it (which operand
+// is transposed, leading dimensions, the normalisation of degenerate ones), so that the bits
+// are at::mm's. Any layout LibTorch would first copy goes through at::mm_out instead.
+#include "model/item_gemm.h"
+
+#include <dlfcn.h>
+#include <omp.h>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <algorithm>
+#include <climits>
+#include <optional>
+
+namespace medattn::model {
+namespace {
+
+// The Fortran BLAS entry LibTorch itself calls (its own symbol lookup finds the same one).
+using Sgemm = void (*)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
+                       const int*, const float*, const int*, const float*, float*, const int*);
+
+Sgemm blas_sgemm() {
+  static const Sgemm f = reinterpret_cast<Sgemm>(dlsym(RTLD_DEFAULT, "sgemm_"));
+  return f;
+}
+
+// One item's call: C (column-major view) = op(first) * op(second); `swapped` when LibTorch
+// computes the transposed product, with b as BLAS's first operand.
+struct Call {
+  char transa = 'n', transb = 'n';
+  int m = 0, n = 0, k = 0, lda = 0, ldb = 0, ldc = 0;
+  bool swapped = false;
+};
+
+// rows x inner times inner x cols, the operands' strides as given, the result's (rs0, rs1).
+std::optional<Call> plan(int64_t rows, int64_t inner, int64_t cols, int64_t sa0, int64_t sa1, int64_t sb0,
+                         int64_t sb1, int64_t rs0, int64_t rs1) {
+  bool tc;  // the result is used as a transposed (row-major) matrix
+  if (rs0 == 1 && (cols == 1 || rs1 >= std::max<int64_t>(1, rows))) {
+    tc = false;
+  } else if (rs1 == 1 && (rows == 1 || rs0 >= std::max<int64_t>(1, cols))) {
+    tc = true;
+  } else {
+    return std::nullopt;
+  }
+  // First and second operand as BLAS sees them, with their strides along (size0, size1).
+  const int64_t f0 = tc ? sb0 : sa0, f1 = tc ? sb1 : sa1;
+  const int64_t s0 = tc ? sa0 : sb0, s1 = tc ? sa1 : sb1;
+  const int64_t m = tc ? cols : rows, n = tc ? rows : cols, k = inner;
+  bool ta;
+  if ((tc ? f1 : f0) == 1 && (tc ? f0 : f1) >= std::max<int64_t>(1, m)) {
+    ta = false;
+  } else if ((tc ? f0 : f1) == 1 && (tc ? f1 : f0) >= std::max<int64_t>(1, k)) {
+    ta = true;
+  } else {
+    return std::nullopt;
+  }
+  bool tb;
+  if ((tc ? s1 : s0) == 1 && (tc ? s0 : s1) >= std::max<int64_t>(1, k)) {
+    tb = false;
+  } else if ((tc ? s0 : s1) == 1 && (tc ? s1 : s0) >= std::max<int64_t>(1, n)) {
+    tb = true;
+  } else {
+    return std::nullopt;
+  }
+  int64_t lda = (ta == tc) ? f1 : f0;
+  int64_t ldb = (tb == tc) ? s1 : s0;
+  int64_t ldc = tc ? rs0 : rs1;
+  // cpublas' normalisation of the leading dimensions of degenerate matrices.
+  if (n == 1) ldc = m;
+  if (ta) {
+    if (m == 1) lda = k;
+  } else if (k == 1) {
+    lda = m;
+  }
+  if (tb) {
+    if (k == 1) ldb = n;
+  } else if (n == 1) {
+    ldb = k;
+  }
+  // cpublas calls BLAS only when these hold (otherwise its own kernel).
+  const bool fits = m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX && ldc <= INT_MAX &&
+                    lda >= std::max<int64_t>(1, ta ? k : m) && ldb >= std::max<int64_t>(1, tb ? n : k) &&
+                    ldc >= std::max<int64_t>(1, m);
+  if (!fits) return std::nullopt;
+  Call c;
+  c.transa = ta ? 't' : 'n';
+  c.transb = tb ? 't' : 'n';
+  c.m = static_cast<int>(m);
+  c.n = static_cast<int>(n);
+  c.k = static_cast<int>(k);
+  c.lda = static_cast<int>(lda);
+  c.ldb = static_cast<int>(ldb);
+  c.ldc = static_cast<int>(ldc);
+  c.swapped = tc;
+  return c;
+}
+
+// Runs items(begin, end) over the intra-op threads, one product per thread; or on this thread
+// with BLAS told to use one (a single item, one thread, or already inside a parallel region).
+template <typename F>
+void over_items(int64_t count, const F& items) {
+  if (count > 1 && at::get_num_threads() > 1 && !at::in_parallel_region()) {
+    at::parallel_for(0, count, 1, items);
+    return;
+  }
+  struct OneThread {
+    int threads = omp_get_max_threads();
+    OneThread() { omp_set_num_threads(1); }
+    ~OneThread() { omp_set_num_threads(threads); }
+  } one_thread;
+  items(0, count);
+}
+
+}  // namespace
+
+at::Tensor bmm_items_reference(const at::Tensor& a, const at::Tensor& b) {
+  auto out = at::empty({a.size(0), a.size(1), b.size(2)}, a.options());
+  over_items(a.size(0), [&](int64_t begin, int64_t end) {
+    at::NoGradGuard no_grad;  // a parallel region's threads record autograd by default
+    for (auto i = begin; i < end; ++i) {
+      auto item = out.select(0, i);
+      at::mm_out(item, a.select(0, i), b.select(0, i));
+    }
+  });
+  return out;
+}
+
+at::Tensor bmm_items(const at::Tensor& a, const at::Tensor& b) {
+  TORCH_CHECK(a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0) && a.size(2) == b.size(1),
+              "bmm_items: [N,m,k] and [N,k,n] expected");
+  const Sgemm sgemm = blas_sgemm();
+  const int64_t N = a.size(0), rows = a.size(1), inner = a.size(2), cols = b.size(2);
+  if (sgemm == nullptr || a.scalar_type() != at::kFloat || b.scalar_type() != at::kFloat || a.is_conj() || b.is_conj() ||
+      N == 0 || rows * cols == 0 || inner == 0) {
+    return bmm_items_reference(a, b);
+  }
+  auto out = at::empty({N, rows, cols}, a.options());
+  const auto call = plan(rows, inner, cols, a.stride(1), a.stride(2), b.stride(1), b.stride(2), out.stride(1), out.stride(2));
+  if (!call) return bmm_items_reference(a, b);
+  const float* pa = a.data_ptr<float>();
+  const float* pb = b.data_ptr<float>();
+  float* pc = out.data_ptr<float>();
+  const int64_t step_a = a.stride(0), step_b = b.stride(0), step_c = out.stride(0);
+  const float one = 1.0f, zero = 0.0f;
+  const Call c = *call;
+  over_items(N, [&](int64_t begin, int64_t end) {
+    for (auto i = begin; i < end; ++i) {
+      const float* first = c.swapped ? pb + i * step_b : pa + i * step_a;
+      const float* second = c.swapped ? pa + i * step_a : pb + i * step_b;
+      sgemm(&c.transa, &c.transb, &c.m, &c.n, &c.k, &one, first, &c.lda, second, &c.ldb, &zero, pc + i * step_c, &c.ldc);
+    }
+  });
+  return out;
+}
+
+}  // namespace medattn::model
