@@ -253,7 +253,7 @@ Command add_diagnose(CLI::App& app) {
       ->check(in_range(0, 8192))->capture_default_str();
   diagnose->add_option("--png-compression", d->options.png_compression,
                        "zlib level of the heatmap PNGs: 0 (fastest, largest files) to 9 (smallest, slowest); the pixels are the "
-                       "same at every level (default: OpenCV's fast setting, level 1 with run-length matching)")
+                       "same at every level (default: medattn's fast writer, level 1 with run-length matching and the Up filter)")
       ->check(in_range(0, 9));
   diagnose->add_option("--window", d->window,
                        "Window CENTER,WIDTH overriding the file's (e.g. 40,400 for CT soft tissue). It sets the model's input as "

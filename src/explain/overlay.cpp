@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "explain/png.h"
 
 namespace medattn::explain {
 namespace {
@@ -289,6 +290,11 @@ cv::Mat make_overlay(const cv::Mat& display, const cv::Mat& heatmap, const Overl
 }
 
 void write_png(const std::string& path, const cv::Mat& image, int compression) {
+  const int type = image.type();
+  if (compression < 0 && !image.empty() && (type == CV_8UC1 || type == CV_8UC3 || type == CV_16UC1)) {
+    write_file_atomic(path, encode_png_fast(image), /*sync=*/false);
+    return;
+  }
   std::vector<uchar> bytes;
   std::vector<int> params;
   if (compression >= 0) params = {cv::IMWRITE_PNG_COMPRESSION, std::min(compression, 9)};

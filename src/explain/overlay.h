@@ -61,8 +61,9 @@ std::string format_probability(double p);
 float top_fraction_threshold(const cv::Mat& heatmap, double fraction);
 
 // Encodes `image` as PNG and writes it atomically. compression: zlib level 0 (none, fastest)
-// to 9 (smallest); < 0: OpenCV's default (level 1 with its RLE strategy). The pixels read
-// back the same at every level. Throws medattn::Error(kIOError).
+// to 9 (smallest), through OpenCV; < 0: the fast default (encode_png_fast: Up filter, level 1
+// with run-length matching; other image types OpenCV's default). The pixels read back the
+// same at every level. Throws medattn::Error(kIOError).
 void write_png(const std::string& path, const cv::Mat& image, int compression = -1);
 
 // The raw map as a 16-bit grey PNG: value v in [0,1] stored as round(v * 65535).

@@ -41,8 +41,8 @@ struct DiagnoseOptions {
   std::string heatmap_scale = "image";
   bool preview = false;              // compute heatmaps and attach the overlay to each record
   int thumbnail_size = 0;            // > 0: attach an overlay thumbnail this many pixels on its long side
-  // zlib level of the heatmap PNGs, 0 (fastest, largest) to 9 (smallest); -1: OpenCV's default
-  // (level 1, RLE strategy). The pixels are the same at every level (--png-compression).
+  // zlib level of the heatmap PNGs, 0 (fastest, largest) to 9 (smallest); -1: the fast default
+  // (explain/png.h). The pixels are the same at every level (--png-compression).
   int png_compression = -1;
   // CSV of clinical covariates with a `path` column (and the model's covariate columns), for
   // models that take them. A row matches an input whose path resolves to the same file (a

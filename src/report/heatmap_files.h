@@ -25,7 +25,7 @@ struct MapOutputs {
   int thumbnail_size = 0;    // > 0: attach a thumbnail this many pixels on its long side
   std::string stem;          // heatmap files' path without suffix; empty: none written
   std::string not_written = "heatmap not written: ";  // r.warning's prefix when they cannot be
-  int png_compression = -1;  // zlib level of the heatmap PNGs (0-9); < 0: OpenCV's default
+  int png_compression = -1;  // zlib level of the heatmap PNGs (0-9); < 0: the fast default (explain/png.h)
   // --dicom-out: the writer, the input it came from and the output path without suffix.
   DicomWriter* dicom = nullptr;
   std::string source, dicom_stem;

@@ -8,6 +8,8 @@
 #include <optional>
 #include <regex>
 
+#include <omp.h>
+
 #include "core/error.h"
 #include "core/fs.h"
 #include "train/train_parts.h"
@@ -121,8 +123,12 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   setup.balance = balance;
   setup.warmup_steps = warmup_steps;
   setup.total_steps = total_steps;
-  // One batch thread for the whole run, with the calling thread's LibTorch thread count.
-  Worker batches([] { at::init_num_threads(); });
+  // One batch thread for the whole run. Its LibTorch operations run on it alone: a team of
+  // intra-op threads of its own would compete with the training step's for the same cores.
+  Worker batches([] {
+    at::init_num_threads();
+    omp_set_num_threads(1);
+  });
   setup.batches = &batches;
 
   // Ensemble members are trained one after the other on the same split, member m from seed
@@ -185,6 +191,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
       const EpochLoss epoch_loss = train_epoch(setup, net, options.ema > 0 ? &ema : nullptr, optimizer, state.step);
       const double loss_sum = epoch_loss.loss_sum;
       const int64_t seen = epoch_loss.seen;
+      const double train_seconds = seconds_since(te);
       const auto metrics = eval::compute_metrics(eval::apply_temperature(logits_of({judged}, va.x, 128, va.c, views), labels_of(va.y), 1.0));
       EpochReport report;
       report.epoch = epoch;
@@ -193,7 +200,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
       report.val_accuracy = metrics.accuracy;
       report.val_auc = metrics.auc;
       report.seconds = seconds_since(te);
-      report.images_per_second = static_cast<double>(seen) / std::max(1e-9, report.seconds);
+      report.images_per_second = static_cast<double>(seen) / std::max(1e-9, train_seconds);
       report.member = member + 1;
       report.members = options.members;
       report.eta_seconds = report.seconds * ((options.epochs - epoch) + static_cast<double>(options.epochs) * (options.members - member - 1));

@@ -64,7 +64,8 @@ struct EpochReport {
   int member = 1, members = 1;  // which ensemble member is training
   double train_loss = 0;
   double val_accuracy = 0, val_auc = 0;
-  double seconds = 0, images_per_second = 0, eta_seconds = 0;
+  double seconds = 0, eta_seconds = 0;  // the whole epoch: training, validation, checkpoint
+  double images_per_second = 0;         // training images per second of the training pass alone
   bool best = false;
 };
 
