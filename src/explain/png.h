@@ -8,8 +8,9 @@
 namespace medattn::explain {
 
 // The PNG file of an 8-bit grey (CV_8UC1), 8-bit colour (CV_8UC3, BGR) or 16-bit grey
-// (CV_16UC1) image: every row with the Up filter, one zlib stream at level 1 with run-length
-// matching, in one IDAT chunk. Decodes to exactly `image`. Other types throw.
+// (CV_16UC1) image: every row with the Up filter, one zlib stream in one IDAT chunk (libdeflate
+// at level 1; zlib level 1 with run-length matching, streamed row by row, above 4 MB of pixels).
+// Decodes to exactly `image`. Other types throw.
 std::string encode_png_fast(const cv::Mat& image);
 
 }  // namespace medattn::explain
