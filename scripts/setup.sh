@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ccache pkg-config
   libtorch-dev libopenblas0-openmp
-  libopencv-dev libdcmtk-dev libnifti2-dev libzip-dev zlib1g-dev libdeflate-dev
+  libopencv-dev libdcmtk-dev libnifti2-dev libzip-dev zlib1g-dev libdeflate-dev libjpeg-dev
   libcli11-dev libspdlog-dev nlohmann-json3-dev catch2 tmux help2man
 )
 # `setup.sh --test`: also what the test suite drives (a headless browser for the HTML report,

@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "io/format_raster.h"
 #include "io/formats.h"
+#include "io/jpeg.h"
 
 namespace medattn::io {
 namespace {
@@ -219,8 +220,9 @@ Image read_opencv_image(const std::string& path, FileFormat format, const ReadOp
                      "corrupt data (CRC error in " + bad_chunk + " chunk)");
 
   cv::Mat raw;
+  if (format == FileFormat::kJpeg) raw = decode_jpeg(bytes.data(), bytes.size());  // the same pixels, less work
   try {
-    raw = cv::imdecode(bytes, cv::IMREAD_UNCHANGED);
+    if (raw.empty()) raw = cv::imdecode(bytes, cv::IMREAD_UNCHANGED);
   } catch (const cv::Exception& e) {
     throw file_error(ErrorKind::kCorruption, what, path, "decoder failed (" + e.msg + ")");
   }
