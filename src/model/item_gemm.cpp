@@ -35,6 +35,15 @@ struct Call {
   bool swapped = false;
 };
 
+// How addmm passes an operand whose strides are u (along its first BLAS dimension) and v: as
+// it is (false) when u is 1 and v a valid leading dimension, transposed (true) in the mirror
+// case, and otherwise not at all (it copies the operand first).
+std::optional<bool> layout(int64_t u, int64_t v, int64_t plain_rows, int64_t transposed_rows) {
+  if (u == 1 && v >= std::max<int64_t>(1, plain_rows)) return false;
+  if (v == 1 && u >= std::max<int64_t>(1, transposed_rows)) return true;
+  return std::nullopt;
+}
+
 // rows x inner times inner x cols, the operands' strides as given, the result's (rs0, rs1).
 std::optional<Call> plan(int64_t rows, int64_t inner, int64_t cols, int64_t sa0, int64_t sa1, int64_t sb0,
                          int64_t sb1, int64_t rs0, int64_t rs1) {
@@ -50,45 +59,32 @@ std::optional<Call> plan(int64_t rows, int64_t inner, int64_t cols, int64_t sa0,
   const int64_t f0 = tc ? sb0 : sa0, f1 = tc ? sb1 : sa1;
   const int64_t s0 = tc ? sa0 : sb0, s1 = tc ? sa1 : sb1;
   const int64_t m = tc ? cols : rows, n = tc ? rows : cols, k = inner;
-  bool ta;
-  if ((tc ? f1 : f0) == 1 && (tc ? f0 : f1) >= std::max<int64_t>(1, m)) {
-    ta = false;
-  } else if ((tc ? f0 : f1) == 1 && (tc ? f1 : f0) >= std::max<int64_t>(1, k)) {
-    ta = true;
-  } else {
-    return std::nullopt;
-  }
-  bool tb;
-  if ((tc ? s1 : s0) == 1 && (tc ? s0 : s1) >= std::max<int64_t>(1, k)) {
-    tb = false;
-  } else if ((tc ? s0 : s1) == 1 && (tc ? s1 : s0) >= std::max<int64_t>(1, n)) {
-    tb = true;
-  } else {
-    return std::nullopt;
-  }
-  int64_t lda = (ta == tc) ? f1 : f0;
-  int64_t ldb = (tb == tc) ? s1 : s0;
+  const auto ta = layout(tc ? f1 : f0, tc ? f0 : f1, m, k);
+  const auto tb = layout(tc ? s1 : s0, tc ? s0 : s1, k, n);
+  if (!ta || !tb) return std::nullopt;
+  int64_t lda = (*ta == tc) ? f1 : f0;
+  int64_t ldb = (*tb == tc) ? s1 : s0;
   int64_t ldc = tc ? rs0 : rs1;
   // cpublas' normalisation of the leading dimensions of degenerate matrices.
   if (n == 1) ldc = m;
-  if (ta) {
+  if (*ta) {
     if (m == 1) lda = k;
   } else if (k == 1) {
     lda = m;
   }
-  if (tb) {
+  if (*tb) {
     if (k == 1) ldb = n;
   } else if (n == 1) {
     ldb = k;
   }
   // cpublas calls BLAS only when these hold (otherwise its own kernel).
   const bool fits = m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX && ldc <= INT_MAX &&
-                    lda >= std::max<int64_t>(1, ta ? k : m) && ldb >= std::max<int64_t>(1, tb ? n : k) &&
+                    lda >= std::max<int64_t>(1, *ta ? k : m) && ldb >= std::max<int64_t>(1, *tb ? n : k) &&
                     ldc >= std::max<int64_t>(1, m);
   if (!fits) return std::nullopt;
   Call c;
-  c.transa = ta ? 't' : 'n';
-  c.transb = tb ? 't' : 'n';
+  c.transa = *ta ? 't' : 'n';
+  c.transb = *tb ? 't' : 'n';
   c.m = static_cast<int>(m);
   c.n = static_cast<int>(n);
   c.k = static_cast<int>(k);
