@@ -14,6 +14,8 @@
 #include <memory>
 #include <vector>
 
+#include <opencv2/imgproc.hpp>
+
 #include "core/error.h"
 
 namespace medattn::explain {
@@ -29,15 +31,15 @@ void chunk(std::string& out, const char type[4], const unsigned char* data, size
   const size_t at = out.size();
   out.append(type, 4);
   if (size > 0) out.append(reinterpret_cast<const char*>(data), size);
-  const uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(out.data() + at), static_cast<uInt>(size + 4));
-  put32(out, static_cast<uint32_t>(crc));
+  put32(out, libdeflate_crc32(0, out.data() + at, size + 4));
 }
 
-// One row in PNG byte order: RGB for BGR, big-endian for 16 bits.
-void png_row(const cv::Mat& image, int y, unsigned char* out) {
+// One row in PNG byte order: RGB for BGR (unless `rgb`: already in that order), big-endian for
+// 16 bits.
+void png_row(const cv::Mat& image, int y, unsigned char* out, bool rgb) {
   const unsigned char* src = image.ptr<unsigned char>(y);
   const int n = image.cols;
-  if (image.type() == CV_8UC3) {
+  if (image.type() == CV_8UC3 && !rgb) {
     for (int x = 0; x < n; ++x) {
       out[3 * x] = src[3 * x + 2];
       out[3 * x + 1] = src[3 * x + 1];
@@ -50,7 +52,7 @@ void png_row(const cv::Mat& image, int y, unsigned char* out) {
       out[2 * x + 1] = static_cast<unsigned char>(s[x]);
     }
   } else {
-    std::memcpy(out, src, static_cast<size_t>(n));
+    std::memcpy(out, src, static_cast<size_t>(n) * image.elemSize());
   }
 }
 
@@ -62,8 +64,8 @@ constexpr size_t kWholeBufferBytes = size_t{4} << 20;
 // Row y behind its filter-type byte (2: Up, every byte minus the one above it); `above` holds
 // the previous row in PNG byte order on entry, this one on return.
 void up_filtered_row(const cv::Mat& image, int y, std::vector<unsigned char>& above, std::vector<unsigned char>& row,
-                     unsigned char* out) {
-  png_row(image, y, row.data());
+                     unsigned char* out, bool rgb = false) {
+  png_row(image, y, row.data(), rgb);
   out[0] = 2;
   for (size_t i = 0; i < row.size(); ++i) out[i + 1] = static_cast<unsigned char>(row[i] - above[i]);
   above.swap(row);
@@ -93,7 +95,7 @@ size_t begin_png(std::string& out, const cv::Mat& image, size_t bound) {
 void end_png(std::string& out, size_t idat, size_t size) {
   out.resize(idat + 8 + size);
   for (int i = 0; i < 4; ++i) out[idat + i] = static_cast<char>(static_cast<uint32_t>(size) >> (24 - 8 * i));
-  put32(out, static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(&out[idat + 4]), static_cast<uInt>(size + 4))));
+  put32(out, libdeflate_crc32(0, &out[idat + 4], size + 4));
   chunk(out, "IEND", nullptr, 0);
 }
 
@@ -103,9 +105,15 @@ std::string encode_whole(const cv::Mat& image, size_t row_bytes) {
   };
   thread_local std::unique_ptr<libdeflate_compressor, Free> compressor(libdeflate_alloc_compressor(1));
   if (!compressor) throw Error(ErrorKind::kIOError, "libdeflate: cannot allocate a compressor");
+  // Small enough for a whole RGB copy, converted by OpenCV's vector code in one call.
+  cv::Mat rgb;
+  if (image.type() == CV_8UC3) cv::cvtColor(image, rgb, cv::COLOR_BGR2RGB);
+  const cv::Mat& pixels = rgb.empty() ? image : rgb;
   std::vector<unsigned char> filtered((row_bytes + 1) * static_cast<size_t>(image.rows));
   std::vector<unsigned char> above(row_bytes, 0), row(row_bytes);
-  for (int y = 0; y < image.rows; ++y) up_filtered_row(image, y, above, row, &filtered[(row_bytes + 1) * static_cast<size_t>(y)]);
+  for (int y = 0; y < image.rows; ++y) {
+    up_filtered_row(pixels, y, above, row, &filtered[(row_bytes + 1) * static_cast<size_t>(y)], !rgb.empty());
+  }
   std::string out;
   const size_t bound = libdeflate_zlib_compress_bound(compressor.get(), filtered.size());
   const size_t idat = begin_png(out, image, bound);

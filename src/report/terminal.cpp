@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <opencv2/imgproc.hpp>
 #include <sstream>
+#include <vector>
 
 namespace medattn::report {
 namespace {
@@ -29,12 +30,15 @@ std::vector<std::pair<std::string, double>> attention_regions(const cv::Mat& hea
   std::vector<std::pair<std::string, double>> out;
   double cells[9] = {0};
   double total = 0;
+  // Each pixel's cell column, once per map (the sums run in the same order as pixel by pixel).
+  std::vector<int> cell_x(static_cast<size_t>(heatmap.cols));
+  for (int x = 0; x < heatmap.cols; ++x) cell_x[static_cast<size_t>(x)] = std::min(2, x * 3 / heatmap.cols);
   for (int y = 0; y < heatmap.rows; ++y) {
     const float* row = heatmap.ptr<float>(y);
-    const int cy = std::min(2, y * 3 / heatmap.rows);
+    double* cells_row = cells + std::min(2, y * 3 / heatmap.rows) * 3;
     for (int x = 0; x < heatmap.cols; ++x) {
       const double v = std::max(0.0f, row[x]);
-      cells[cy * 3 + std::min(2, x * 3 / heatmap.cols)] += v;
+      cells_row[cell_x[static_cast<size_t>(x)]] += v;
       total += v;
     }
   }
