@@ -45,7 +45,7 @@ cv::Mat blend(const cv::Mat& display, const cv::Mat& clipped, double alpha, bool
     display.convertTo(base8, CV_8U, to8);
     cv::cvtColor(base8, base, cv::COLOR_GRAY2BGR);
   }
-  cv::Mat colour, weight, w3;
+  cv::Mat colour, weight;
   if (diverging) {
     colour = diverging_colours(clipped);
     weight = cv::abs(clipped) * alpha;
@@ -56,20 +56,24 @@ cv::Mat blend(const cv::Mat& display, const cv::Mat& clipped, double alpha, bool
     // Per-pixel weight alpha * h: strong evidence shows in colour, the rest stays readable.
     clipped.convertTo(weight, CV_32F, alpha);
   }
-  // In bands of rows: the float temporaries of the arithmetic (seven of them, three channels
-  // each: 350 MB at 2048 x 2048) then take a band's size. Every operation works pixel by pixel,
-  // so the result is the same as in one piece.
+  // base * (1 - w) + colour * w per channel, in float and rounded to 8 bits: the operations
+  // OpenCV's matrix expressions did (subtract, two products, a sum, convertTo), fused into one
+  // pass without float temporaries; the same operations in the same order give the same bits.
+  CV_Assert(colour.type() == CV_8UC3 && weight.type() == CV_32FC1 && base.type() == CV_8UC3);
   cv::Mat out(base.size(), CV_8UC3);
-  constexpr int kBandRows = 64;
-  for (int y = 0; y < base.rows; y += kBandRows) {
-    const cv::Range rows(y, std::min(base.rows, y + kBandRows));
-    cv::merge(std::vector<cv::Mat>{weight.rowRange(rows), weight.rowRange(rows), weight.rowRange(rows)}, w3);
-    cv::Mat basef, colourf;
-    base.rowRange(rows).convertTo(basef, CV_32FC3);
-    colour.rowRange(rows).convertTo(colourf, CV_32FC3);
-    cv::Mat blended = basef.mul(cv::Scalar::all(1.0) - w3) + colourf.mul(w3);
-    cv::Mat band = out.rowRange(rows);
-    blended.convertTo(band, CV_8UC3);
+  for (int y = 0; y < base.rows; ++y) {
+    const uchar* b = base.ptr<uchar>(y);
+    const uchar* c = colour.ptr<uchar>(y);
+    const float* w = weight.ptr<float>(y);
+    uchar* o = out.ptr<uchar>(y);
+    for (int x = 0; x < base.cols; ++x) {
+      const float wx = w[x], keep = 1.0f - wx;
+      for (int k = 3 * x; k < 3 * x + 3; ++k) {
+        const float product_base = static_cast<float>(b[k]) * keep;
+        const float product_colour = static_cast<float>(c[k]) * wx;
+        o[k] = cv::saturate_cast<uchar>(product_base + product_colour);
+      }
+    }
   }
   return out;
 }

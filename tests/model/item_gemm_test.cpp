@@ -28,7 +28,7 @@ TEST_CASE("per-item products are bit for bit LibTorch's matrix products, any lay
     int64_t N, m, k, n;
   };
   const std::vector<Shape> shapes = {{256, 65, 24, 65}, {7, 65, 65, 24}, {3, 1, 5, 7}, {3, 5, 1, 7}, {3, 5, 7, 1},
-                                     {2, 1, 1, 1},      {1, 9, 96, 288}, {5, 33, 17, 2}};
+                                     {2, 1, 1, 1},      {1, 9, 96, 288}, {5, 33, 17, 2}, {8, 145, 24, 145}, {8, 145, 145, 24}, {4, 145, 96, 288}, {4, 145, 192, 96}, {4, 145, 96, 192}};
   const std::vector<std::string> layouts = {"rowmajor", "colmajor", "expanded", "strided"};
   at::manual_seed(5);
   for (const int threads : {1, 2}) {
