@@ -9,10 +9,23 @@ shared=${SHARED_DATA:-../shared/data}
   --classes normal,pneumonia --out models/pneumoniamnist --name pneumoniamnist --image-size 28 --stem 32,64 \
   --dim 96 --depth 4 --heads 4 --epochs 30 --batch-size 64 --lr 1e-3 --label-smoothing 0.05 --ema 0.999 \
   --seed 1 --threads 2
+# BreastMNIST starts from an encoder pretrained (masked image modelling, 60 epochs, about 30
+# minutes of one core) on 4,000 images of each shared set, labels unused: chosen on the shift
+# benchmark (docs/robustness.md, session 6). Its card then gets its shift summary.
+"$build/medattn" pretrain "$shared/pneumoniamnist/pneumoniamnist_trainval.npz" \
+  "$shared/breastmnist/breastmnist_trainval.npz" "$shared/chest_xray_224/train" "$shared/brain_mri_224/Training" \
+  "$shared/ham10000/metadata.csv" --out "$build/pretrain-mim28" --objective mim --limit 4000 --epochs 60 \
+  --batch-size 128 --lr 1e-3 --image-size 28 --stem 32,64 --dim 64 --depth 2 --heads 4 --threads 1
 "$build/medattn" train "$shared/breastmnist/breastmnist_trainval.npz" --split train --val-split val \
   --classes malignant,normal_or_benign --out models/breastmnist --name breastmnist --image-size 28 --stem 32,64 \
   --dim 64 --depth 2 --heads 4 --epochs 100 --batch-size 32 --lr 1e-3 --weight-decay 0.1 --label-smoothing 0.05 \
-  --ema 0.99 --hflip --members 3 --modalities US --seed 1 --threads 1
+  --ema 0.99 --hflip --members 3 --modalities US --seed 1 --threads 1 --init "$build/pretrain-mim28" \
+  --body-part BREAST --view '2D B-mode breast ultrasound, downsampled to 28x28' \
+  --intended-use 'Malignant against normal or benign on 28x28 breast ultrasound images (MedMNIST BreastMNIST)' \
+  --population 'women aged 25 to 75 years, Baheya Hospital, Cairo, 2018 (Al-Dhabyani et al. 2020), via MedMNIST v2 BreastMNIST: one hospital' \
+  --limitations 'Sees 28x28 pixels only; 546 training images from one hospital and one device family; normal and benign are one class. A benchmark model, not for clinical use.'
+"$build/medattn" evaluate -m models/breastmnist "$shared/breastmnist/breastmnist_trainval.npz" --split val --shift \
+  --shift-set ultrasound --shift-to-card --threads 2 > /dev/null
 "$build/medattn" train "$shared/chest_xray_224/train" --out models/pneumonia-cxr --name pneumonia-cxr \
   --classes NORMAL,PNEUMONIA --group-regex 'person([0-9]+)_' --val-fraction 0.15 --image-size 64 --stem 16,32,64 \
   --dim 96 --depth 4 --heads 4 --epochs 40 --batch-size 64 --lr 1e-3 --label-smoothing 0.05 --ema 0.999 \
