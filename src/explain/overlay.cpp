@@ -294,8 +294,7 @@ cv::Mat make_overlay(const cv::Mat& display, const cv::Mat& heatmap, const Overl
 }
 
 void write_png(const std::string& path, const cv::Mat& image, int compression) {
-  const int type = image.type();
-  if (compression < 0 && !image.empty() && (type == CV_8UC1 || type == CV_8UC3 || type == CV_16UC1)) {
+  if (compression < 0 && fast_png_takes(image)) {
     write_file_atomic(path, encode_png_fast(image), /*sync=*/false);
     return;
   }

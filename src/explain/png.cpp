@@ -160,12 +160,15 @@ std::string encode_streamed(const cv::Mat& image, size_t row_bytes) {
 
 }  // namespace
 
-std::string encode_png_fast(const cv::Mat& image) {
+bool fast_png_takes(const cv::Mat& image) {
   const int type = image.type();
-  if (type != CV_8UC1 && type != CV_8UC3 && type != CV_16UC1) {
-    throw Error(ErrorKind::kInvalidArgument, "encode_png_fast: 8-bit grey, 8-bit BGR or 16-bit grey images only");
+  return !image.empty() && (type == CV_8UC1 || type == CV_8UC3 || type == CV_16UC1);
+}
+
+std::string encode_png_fast(const cv::Mat& image) {
+  if (!fast_png_takes(image)) {
+    throw Error(ErrorKind::kInvalidArgument, "encode_png_fast: a non-empty 8-bit grey, 8-bit BGR or 16-bit grey image only");
   }
-  if (image.empty()) throw Error(ErrorKind::kInvalidArgument, "encode_png_fast: empty image");
   const size_t row_bytes = static_cast<size_t>(image.cols) * image.elemSize();
   return (row_bytes + 1) * static_cast<size_t>(image.rows) <= kWholeBufferBytes ? encode_whole(image, row_bytes)
                                                                                   : encode_streamed(image, row_bytes);

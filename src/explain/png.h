@@ -13,4 +13,7 @@ namespace medattn::explain {
 // Decodes to exactly `image`. Other types throw.
 std::string encode_png_fast(const cv::Mat& image);
 
+// Whether encode_png_fast takes `image` (a non-empty CV_8UC1, CV_8UC3 or CV_16UC1).
+bool fast_png_takes(const cv::Mat& image);
+
 }  // namespace medattn::explain

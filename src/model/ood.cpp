@@ -74,7 +74,7 @@ GaussianStats fit_gaussians(const std::vector<std::vector<double>>& features, co
 double mahalanobis_score(const GaussianStats& s, const std::vector<double>& f) {
   const int D = s.dim;
   double best = std::numeric_limits<double>::infinity();
-  std::vector<double> c(D), pc(D);
+  std::vector<double> c(D);
   for (int k = 0; k < s.classes; ++k) {
     for (int d = 0; d < D; ++d) c[d] = f[d] - s.means[static_cast<size_t>(k) * D + d];
     // c' P c, row by row. Four rows at a time: each row's sum still runs over d in order (so
