@@ -149,6 +149,11 @@ Command add_train(CLI::App& app) {
                      "Random erasing: the share of training images in which one rectangle (2-25% of the area) is replaced "
                      "by random values; 0 = off, 0.25-0.5 typical")
       ->check(in_range(0.0, 1.0))->capture_default_str();
+  trainc->add_option("--multires", t->options.multires,
+                     "Multi-resolution training: the share of training images seen at a lower resolution (one size per "
+                     "batch, 0.35-1 of --image-size, then back up), so the model cannot rely on the finest detail; 0 = off, "
+                     "0.5 typical")
+      ->check(in_range(0.0, 1.0))->capture_default_str();
   trainc->add_option("--mixup", t->options.mixup,
                      "Blend pairs of training images (and their labels) with weight ~ Beta(A, A); 0 = off, 0.2-0.4 typical")
       ->check(in_range(0.0, 10.0))->capture_default_str();

@@ -12,6 +12,9 @@ namespace F = torch::nn::functional;
 
 namespace {
 
+// Multi-resolution training: the smallest share of the input size an image is seen at.
+constexpr double kMultiresLow = 0.35;
+
 std::string fmt_share(double p) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g", p);
@@ -44,7 +47,10 @@ std::string describe_augment(const AugmentOptions& a) {
          (a.hflip ? ", horizontal flips" : "") + (a.vflip ? ", vertical flips" : "") +
          // No corruption family's word ("noise", "blur", ...) may appear here: eval/shift.cpp
          // reads the families a model has seen from this sentence.
-         (a.erase > 0 ? ", random erasing (p=" + fmt_share(a.erase) + ", 2-25% of the area, uniform random fill)" : "");
+         (a.erase > 0 ? ", random erasing (p=" + fmt_share(a.erase) + ", 2-25% of the area, uniform random fill)" : "") +
+         (a.multires > 0 ? ", multi-resolution training (p=" + fmt_share(a.multires) + ", seen at " +
+                               fmt_share(kMultiresLow) + "-1 of the input size, area-averaged)"
+                         : "");
 }
 
 torch::Tensor augment(const torch::Tensor& x, const preprocess::PreprocessConfig& config, const AugmentOptions& options) {
@@ -80,6 +86,19 @@ torch::Tensor augment(const torch::Tensor& x, const preprocess::PreprocessConfig
   img = torch::where(choice < 0.25, blurred, torch::where(choice < 0.5, lowres, img));
   img = img + torch::randn_like(img) * u(0.0, 0.03).view({B, 1, 1, 1});
   if (options.erase > 0) img = erase(img.clamp(0, 1), options.erase);
+  if (options.multires > 0) {
+    // Drawn last, so the images it does not choose are the ones the same seed gives without it.
+    const auto chosen = (torch::rand({B}) < options.multires).view({B, 1, 1, 1});
+    const auto low = std::max<int64_t>(8, std::lround(static_cast<double>(S) *
+                                                      (kMultiresLow + (1.0 - kMultiresLow) * torch::rand({1}).item<double>())));
+    if (low < S) {
+      auto down = F::interpolate(img.clamp(0, 1), F::InterpolateFuncOptions().size(std::vector<int64_t>{low, low})
+                                                     .mode(torch::kBilinear).align_corners(false).antialias(true));
+      auto up = F::interpolate(down, F::InterpolateFuncOptions().size(std::vector<int64_t>{S, S})
+                                         .mode(torch::kBilinear).align_corners(false));
+      img = torch::where(chosen, up, img);
+    }
+  }
   return (img.clamp(0, 1) - config.mean) / config.std;
 }
 

@@ -18,6 +18,11 @@ struct AugmentOptions {
   // the area (aspect 0.3-3.3) is replaced by uniform random values. 0 = off, and then augment()
   // draws exactly what it drew before the option existed.
   double erase = 0.0;
+  // Multi-resolution training: the share of images seen at a lower resolution, one size per
+  // batch drawn from 0.35-1 of the input size (area-averaged down, bilinear back up), so that the
+  // model cannot lean on detail finer than another site's detector or a downscaled export
+  // keeps. Drawn after everything else; 0 = off, and then augment() draws what it drew before.
+  double multires = 0.0;
 };
 
 // What augment() does with these options, for the model card ("rotation +-7 deg, ...").

@@ -113,6 +113,7 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
   aug.hflip = options.hflip;
   aug.vflip = options.vflip;
   aug.erase = options.erase;
+  aug.multires = options.multires;
   aug.colour = card.preprocess.channels > 1;
   EpochSetup setup;
   setup.options = &options;

@@ -34,6 +34,7 @@ struct TrainOptions {
   std::string fusion = "joint";     // how covariates meet the image: joint or cross (model::ModelCard)
   double label_smoothing = 0.0;     // cross-entropy label smoothing in [0,1)
   double erase = 0.0;               // random erasing probability (train/augment.h; 0 = off)
+  double multires = 0.0;            // multi-resolution training probability (train/augment.h; 0 = off)
   double mixup = 0.0;               // mixup Beta(alpha, alpha) blending of training images (0 = off; train/loss.h)
   std::string balance = "weights";  // class imbalance in the loss: weights, logit-adjust, none (train/loss.h)
   double ema = 0.0;                 // exponential moving average of the weights (0 = off), e.g. 0.999

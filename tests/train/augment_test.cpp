@@ -70,3 +70,53 @@ TEST_CASE("the card's augmentation sentence names erasing without marking a benc
   CHECK(with == without + ", random erasing (p=0.25, 2-25% of the area, uniform random fill)");
   CHECK(eval::seen_families(with) == eval::seen_families(without));
 }
+
+namespace {
+
+torch::Tensor multires(const torch::Tensor& x, double p, uint64_t seed) {
+  torch::manual_seed(seed);
+  train::AugmentOptions options;
+  options.multires = p;
+  return train::augment(x, preprocess::PreprocessConfig{}, options);
+}
+
+// Mean absolute difference between horizontal neighbours, per image: [B].
+torch::Tensor fine_detail(const torch::Tensor& x) {
+  return (x.slice(3, 1) - x.slice(3, 0, -1)).abs().flatten(1).mean(1);
+}
+
+}  // namespace
+
+TEST_CASE("multi-resolution training removes fine detail from the images it chooses and leaves the others as they were",
+          "[train][augment]") {
+  const int64_t B = 48, S = 32;
+  preprocess::PreprocessConfig config;
+  // Vertical stripes two pixels wide: detail that a lower resolution cannot keep.
+  auto stripes = (torch::arange(S) / 2 % 2).to(torch::kFloat32).mul(0.6).add(0.2).view({1, 1, 1, S}).expand({B, 1, S, S});
+  const auto x = ((stripes - config.mean) / config.std).contiguous();
+  for (const uint64_t seed : {1u, 2u, 3u}) {
+    const auto plain = multires(x, 0.0, seed);
+    const auto low = multires(x, 1.0, seed);
+    const auto before = fine_detail(plain), after = fine_detail(low);
+    for (int64_t b = 0; b < B; ++b) CHECK(after[b].item<double>() < 0.9 * before[b].item<double>());
+    // Off means off: the same seed, the same draws as before the option existed.
+    train::AugmentOptions none;
+    torch::manual_seed(seed);
+    CHECK(torch::equal(plain, train::augment(x, config, none)));
+  }
+  // About the share it is given, and exactly the unchosen images untouched.
+  const auto changed = (multires(x, 0.0, 5) != multires(x, 0.5, 5)).flatten(1).any(1);
+  const auto count = changed.sum().item<int64_t>();
+  CHECK(count >= 12);  // Binomial(48, 0.5): mean 24, sd 3.5
+  CHECK(count <= 36);
+}
+
+TEST_CASE("the card's augmentation sentence names multi-resolution training", "[train][augment][shift]") {
+  train::AugmentOptions options;
+  const auto without = train::describe_augment(options);
+  options.multires = 0.5;
+  const auto with = train::describe_augment(options);
+  CHECK(with == without + ", multi-resolution training (p=0.5, seen at 0.35-1 of the input size, area-averaged)");
+  // The resolution family is seen already through the resolution jitter every model has.
+  CHECK(eval::seen_families(with) == eval::seen_families(without));
+}
