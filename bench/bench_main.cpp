@@ -4,10 +4,16 @@
 // Usage: medattn_bench [MODEL_DIR] [IMAGES]   (defaults: models/phantom, 64)
 //        medattn_bench --figures MODEL_DIR [THREADS]   `key value` lines for bench/bench.py:
 //        the forward pass at batch 64 against a measured sgemm at the same threads.
+//        medattn_bench --train-halves MODEL_DIR   one batch on two threads against two halves
+//        on one thread each (train_halves below).
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <thread>
+
+#include <omp.h>
 
 #include <torch/csrc/autograd/profiler_legacy.h>
 
@@ -17,6 +23,7 @@
 #include "phantom/phantom.h"
 #include "pipeline/diagnose.h"
 #include "preprocess/preprocess.h"
+#include "train/augment.h"
 
 using namespace medattn;
 using Clock = std::chrono::steady_clock;
@@ -122,8 +129,69 @@ static int trace_train(const std::string& dir, int threads, const std::string& f
   return 0;
 }
 
+// --train-halves MODEL_DIR: whether splitting a training batch between the two cores (each half
+// on one thread) could beat one batch on a team of two threads. Prints the augmentation's rate,
+// then three times: (A) forward+backward at batch 64 on 2 threads; (B) batch 32 on 1 thread alone;
+// (C) two independent networks at batch 32, one thread each, at once: the most a split batch
+// could reach, before synchronising BatchNorm and summing the gradients.
+static int train_halves(const std::string& dir) {
+  auto card = model::load_model(dir).card;
+  card.clinical.clear();
+  const int S = card.preprocess.image_size;
+  auto make = [&](int64_t b) {
+    auto net = model::build_net(card);
+    net->train();
+    auto x = torch::randn({b, card.preprocess.channels, S, S});
+    auto y = torch::randint(0, 2, {b});
+    return std::make_tuple(net, x, y);
+  };
+  auto fb = [](model::AttnNet& net, const torch::Tensor& x, const torch::Tensor& y) {
+    torch::nn::functional::cross_entropy(model::forward(net, x, false, {}).logits, y).backward();
+  };
+  {
+    set_threads(1);
+    auto x = torch::rand({64, 1, S, S});
+    train::AugmentOptions aug;
+    train::augment(x, card.preprocess, aug);
+    std::printf("augment 64 at 1 thread: %.0f img/s\n", best_rate([&] { train::augment(x, card.preprocess, aug); }, 64));
+  }
+  for (int rep = 0; rep < 3; ++rep) {
+    {
+      set_threads(2);
+      auto [net, x, y] = make(64);
+      fb(net, x, y);
+      std::printf("A full 64, 2 threads: %.0f img/s\n", best_rate([&] { fb(net, x, y); }, 64));
+    }
+    {
+      set_threads(1);
+      auto [net, x, y] = make(32);
+      fb(net, x, y);
+      std::printf("B half 32, 1 thread alone: %.0f img/s\n", best_rate([&] { fb(net, x, y); }, 32));
+    }
+    {
+      std::atomic<int> count{0};
+      std::atomic<bool> stop{false};
+      auto body = [&] {
+        omp_set_num_threads(1);
+        auto [net, x, y] = make(32);
+        while (!stop) { fb(net, x, y); count += 32; }
+      };
+      std::thread t1(body), t2(body);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+      const int c0 = count;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+      const int c1 = count;
+      stop = true;
+      t1.join(); t2.join();
+      std::printf("C two halves at once, independent: %.0f img/s\n", (c1 - c0) / 2.0);
+    }
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   tune_allocator();
+  if (argc > 2 && std::string(argv[1]) == "--train-halves") return train_halves(argv[2]);
   if (argc > 4 && std::string(argv[1]) == "--trace-train") return trace_train(argv[2], std::stoi(argv[3]), argv[4]);
   if (argc > 4 && std::string(argv[1]) == "--trace") return trace(argv[2], std::stoi(argv[3]), argv[4]);
   if (argc > 2 && std::string(argv[1]) == "--figures") return figures(argv[2], argc > 3 ? std::stoi(argv[3]) : 2);
