@@ -131,6 +131,10 @@ Command add_train(CLI::App& app) {
                      "Intensity standardisation stored in the card: none, or percentile (each image stretched so that its "
                      "1st percentile is black and its 99th white: takes exposure, window and gain differences out)")
       ->check(CLI::IsMember({"none", "percentile"}))->capture_default_str();
+  trainc->add_option("--colour-constancy", t->options.card.preprocess.colour_constancy,
+                     "Colour constancy stored in the card (colour models): none, or shades-of-grey (each image's channels "
+                     "scaled so that its estimated illuminant is grey: takes camera and light colour out)")
+      ->check(CLI::IsMember({"none", "shades-of-grey"}))->capture_default_str();
   trainc->add_option("--channels", t->options.card.preprocess.channels, "Input channels: 1 (grey) or 3 (colour, BGR)")
       ->check(CLI::IsMember({1, 3}))->capture_default_str();
   trainc->add_option("--clinical", t->options.clinical,

@@ -59,6 +59,7 @@ std::string describe_card(const ModelCard& card) {
   s << "classes:       ";
   s << join(card.classes, ", ");
   s << "\ninput:         " << p.image_size << "x" << p.image_size << (p.channels == 3 ? " colour" : " grey") << ", letterboxed"
+    << (p.colour_constancy == "shades-of-grey" ? ", shades-of-grey colour constancy" : "")
     << (p.intensity == "percentile" ? ", stretched " + short_pct(p.intensity_low) + "-" + short_pct(p.intensity_high) + "th percentile" : std::string())
     << (p.clahe ? ", CLAHE" : "") << ", normalised (x - " << p.mean << ") / " << p.std << "\n";
   s << "architecture:  CNN stem [";

@@ -88,6 +88,11 @@ void read_input(const json& j, ModelCard& card, const std::string& source) {
     if (card.preprocess.intensity != "none" && card.preprocess.intensity != "percentile") {
       invalid(source, "preprocess.intensity must be none or percentile (got '" + card.preprocess.intensity + "')");
     }
+    get(p, "colour_constancy", &card.preprocess.colour_constancy, source);
+    if (card.preprocess.colour_constancy != "none" && card.preprocess.colour_constancy != "shades-of-grey") {
+      invalid(source, "preprocess.colour_constancy must be none or shades-of-grey (got '" +
+                          card.preprocess.colour_constancy + "')");
+    }
     std::vector<double> pct;
     get(p, "intensity_percentiles", &pct, source);
     if (!pct.empty()) {
@@ -292,6 +297,7 @@ json card_to_json(const ModelCard& card) {
                      {"clahe_tiles", p.clahe_tiles},
                      {"mean", p.mean},
                      {"std", p.std}};
+  if (p.colour_constancy != "none") j["preprocess"]["colour_constancy"] = p.colour_constancy;
   if (p.intensity != "none") {
     j["preprocess"]["intensity"] = p.intensity;
     j["preprocess"]["intensity_percentiles"] = {p.intensity_low, p.intensity_high};

@@ -57,6 +57,7 @@ cv::Mat prepare_display(const cv::Mat& display_any, const PreprocessConfig& conf
   const bool shrinking = lb.content.width < display.cols;
   cv::resize(display, resized, lb.content.size(), 0, 0,
              shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
+  if (config.colour_constancy == "shades-of-grey" && resized.channels() == 3) shades_of_grey(resized);
   if (config.intensity == "percentile") stretch_percentiles(resized, config.intensity_low, config.intensity_high);
   resized.copyTo(canvas(lb.content));
   if (config.clahe) {
@@ -92,6 +93,23 @@ void stretch_percentiles(cv::Mat& image, double low, double high) {
   const double lo = rank(low), hi = rank(high);
   if (hi - lo < 1e-3) return;
   image.convertTo(image, CV_32F, 1.0 / (hi - lo), -lo / (hi - lo));
+  cv::min(cv::max(image, 0.0), 1.0, image);
+}
+
+void shades_of_grey(cv::Mat& image, double p) {
+  CV_Assert(image.type() == CV_32FC3 && p >= 1);
+  cv::Mat powered;
+  cv::pow(image, p, powered);
+  const cv::Scalar means = cv::mean(powered);
+  double e[3], norm = 0;
+  for (int c = 0; c < 3; ++c) {
+    e[c] = std::pow(means[c], 1.0 / p);
+    norm += e[c] * e[c];
+  }
+  norm = std::sqrt(norm);
+  cv::Scalar gain;
+  for (int c = 0; c < 3; ++c) gain[c] = e[c] < 1e-4 ? 1.0 : norm / (std::sqrt(3.0) * e[c]);
+  cv::multiply(image, gain, image);
   cv::min(cv::max(image, 0.0), 1.0, image);
 }
 

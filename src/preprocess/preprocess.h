@@ -24,6 +24,11 @@ struct PreprocessConfig {
   std::string intensity = "none";
   double intensity_low = 1.0;
   double intensity_high = 99.0;
+  // Colour constancy for colour models: "none", or "shades-of-grey" (Finlayson and Trezzi 2004,
+  // Minkowski norm p = 6: each channel of the content scaled so that the estimated illuminant
+  // becomes grey, clipped). It takes the camera's and the light's colour out of what the model
+  // sees, as the ISIC challenges' winners did across dermoscopy sites.
+  std::string colour_constancy = "none";
   double mean = 0.5;        // input = (windowed - mean) / std
   double std = 0.25;
 };
@@ -73,6 +78,12 @@ cv::Mat prepare_mask(const cv::Mat& mask_display, int size);
 // at the low percentile (of the luma, nearest rank) become 0, at the high one 1, clipped.
 // A near-constant image (spread under 1e-3) is left as it is.
 void stretch_percentiles(cv::Mat& image, double low, double high);
+
+// Shades-of-grey colour constancy, in place, on a CV_32FC3 image in [0,1]: with e_c the
+// Minkowski p-norm mean of channel c, channel c is scaled by |e| / (sqrt(3) e_c), so that the
+// illuminant estimate becomes grey and a grey image is unchanged; then clipped to [0,1]. A
+// channel with e_c under 1e-4 (black) is left as it is.
+void shades_of_grey(cv::Mat& image, double p = 6.0);
 
 // Converts a display image (CV_32FC1/3 in [0,1]) to grey CV_32FC1.
 cv::Mat to_grey(const cv::Mat& display);

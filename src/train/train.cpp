@@ -48,6 +48,9 @@ TrainResult run_train(const TrainOptions& options, const EpochCallback& on_epoch
     }
   }
   torch::manual_seed(options.seed);
+  if (options.card.preprocess.colour_constancy != "none" && options.card.preprocess.channels != 3) {
+    throw Error(ErrorKind::kInvalidArgument, "--colour-constancy needs a colour model (--channels 3)");
+  }
 
   io::Dataset train_set = load_training_set(options, group_regex, on_notice);
   model::ModelCard card = options.card;

@@ -303,6 +303,22 @@ TEST_CASE("the card keeps its intensity standardisation and refuses unknown ones
         "invalid model card 'm': preprocess.intensity_percentiles must be [low, high] with 0 <= low < high <= 100");
 }
 
+TEST_CASE("the card keeps its colour constancy and refuses unknown ones", "[model][card]") {
+  auto card = tiny_card();
+  CHECK_FALSE(model::card_to_json(card)["preprocess"].contains("colour_constancy"));
+  CHECK(model::card_from_json(model::card_to_json(card), "m").preprocess.colour_constancy == "none");
+  card.preprocess.channels = 3;
+  card.preprocess.colour_constancy = "shades-of-grey";
+  auto json = model::card_to_json(card);
+  CHECK(json["preprocess"]["colour_constancy"] == "shades-of-grey");
+  const auto back = model::card_from_json(json, "m");
+  CHECK(back.preprocess.colour_constancy == "shades-of-grey");
+  CHECK(model::describe_card(back).find("shades-of-grey colour constancy") != std::string::npos);
+  json["preprocess"]["colour_constancy"] = "grey-world";
+  CHECK(error_of([&] { model::card_from_json(json, "m"); }) ==
+        "invalid model card 'm': preprocess.colour_constancy must be none or shades-of-grey (got 'grey-world')");
+}
+
 TEST_CASE("the card records the weights' SHA-256, changed weights are refused before parsing", "[model][card]") {
   auto card = tiny_card();
   auto net = model::build_net(card);

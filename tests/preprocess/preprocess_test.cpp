@@ -3,6 +3,9 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
+#include <cmath>
+
 #include "preprocess/preprocess.h"
 
 using namespace medattn::preprocess;
@@ -145,4 +148,62 @@ TEST_CASE("with percentile standardisation a window or gain change no longer rea
   // The letterbox padding stays black: the stretch sees the content only.
   const cv::Mat out = prepare_display(image, config);
   CHECK(out.at<float>(0, 0) == Approx((0.0 - config.mean) / config.std));
+}
+
+TEST_CASE("shades-of-grey colour constancy: hand-computed gains, a grey image unchanged, clipping", "[preprocess]") {
+  // Two pixels per channel, p = 1 so that e_c is the plain mean: B (0.2, 0.4) -> 0.3,
+  // G (0.5, 0.5) -> 0.5, R (0.6, 0.8) -> 0.7. |e| = sqrt(0.09 + 0.25 + 0.49) = 0.911043;
+  // gains |e| / (sqrt(3) e_c) = 1.753304, 1.051982, 0.751416.
+  cv::Mat image(1, 2, CV_32FC3);
+  image.at<cv::Vec3f>(0, 0) = cv::Vec3f(0.2f, 0.5f, 0.6f);
+  image.at<cv::Vec3f>(0, 1) = cv::Vec3f(0.4f, 0.5f, 0.8f);
+  shades_of_grey(image, 1.0);
+  CHECK(image.at<cv::Vec3f>(0, 0)[0] == Approx(0.2 * 1.753304).epsilon(1e-5));
+  CHECK(image.at<cv::Vec3f>(0, 1)[0] == Approx(0.4 * 1.753304).epsilon(1e-5));
+  CHECK(image.at<cv::Vec3f>(0, 0)[1] == Approx(0.5 * 1.051982).epsilon(1e-5));
+  CHECK(image.at<cv::Vec3f>(0, 1)[2] == Approx(0.8 * 0.751416).epsilon(1e-5));
+  // A grey image has a grey illuminant: left as it was.
+  cv::Mat grey(3, 3, CV_32FC3, cv::Scalar(0.3, 0.3, 0.3));
+  grey.at<cv::Vec3f>(1, 1) = cv::Vec3f(0.9f, 0.9f, 0.9f);
+  const cv::Mat before = grey.clone();
+  shades_of_grey(grey);
+  CHECK(cv::norm(grey, before, cv::NORM_INF) < 1e-6);
+  // A dim channel's gain above 1 can push values past white: clipped.
+  cv::Mat cast(1, 2, CV_32FC3);
+  cast.at<cv::Vec3f>(0, 0) = cv::Vec3f(0.05f, 0.9f, 0.9f);
+  cast.at<cv::Vec3f>(0, 1) = cv::Vec3f(0.95f, 0.9f, 0.9f);
+  shades_of_grey(cast, 1.0);
+  CHECK(cast.at<cv::Vec3f>(0, 1)[0] == 1.0f);
+}
+
+TEST_CASE("with colour constancy a white-balance cast no longer changes the colour the model sees", "[preprocess]") {
+  // The same lesion under a warm cast (red x1.25, blue x0.8): without constancy the input's
+  // chromaticity moves; with it, the two inputs differ by one overall brightness factor only.
+  cv::Mat image(40, 40, CV_32FC3);
+  cv::RNG rng(3);
+  rng.fill(image, cv::RNG::UNIFORM, 0.1, 0.7);
+  cv::GaussianBlur(image, image, cv::Size(7, 7), 0);
+  cv::Mat warm;
+  cv::multiply(image, cv::Scalar(0.8, 1.0, 1.25), warm);
+  PreprocessConfig config;
+  config.channels = 3;
+  config.image_size = 16;
+  config.mean = 0.0;  // the input is then the processed display image scaled by 1/std
+  auto chroma_gap = [&](const cv::Mat& a, const cv::Mat& b) {
+    // Largest difference of blue/green and red/green ratios over the content pixels.
+    const cv::Mat pa = prepare_display(a, config), pb = prepare_display(b, config);
+    double gap = 0;
+    for (int y = 0; y < pa.rows; ++y) {
+      for (int x = 0; x < pa.cols; ++x) {
+        const auto u = pa.at<cv::Vec3f>(y, x), v = pb.at<cv::Vec3f>(y, x);
+        if (u[1] <= 0 || v[1] <= 0) continue;  // letterbox padding
+        gap = std::max({gap, static_cast<double>(std::abs(u[0] / u[1] - v[0] / v[1])),
+                        static_cast<double>(std::abs(u[2] / u[1] - v[2] / v[1]))});
+      }
+    }
+    return gap;
+  };
+  CHECK(chroma_gap(image, warm) > 0.1);
+  config.colour_constancy = "shades-of-grey";
+  CHECK(chroma_gap(image, warm) < 1e-4);
 }
