@@ -154,6 +154,7 @@ int run_diagnose_command(DiagnoseArgs& args) {
         const auto card = model::read_card(opt.model_dir);
         const auto& use = card.intended_use;
         intended_use = use.description + (use.modalities.empty() ? "" : " (DICOM " + model::join_list(use.modalities) + ")") +
+                       (use.age_years ? "; patients aged " + model::describe_ages(*use.age_years) : "") +
                        (card.ood.enabled() ? "; OOD gate above " + fmt::format("{:.2f}", card.ood.threshold) : "; no OOD gate");
       },
       [&](const report::DiagnosisRecord& r) {

@@ -198,6 +198,19 @@ Command add_train(CLI::App& app) {
                      "Intended use: DICOM BodyPartExamined values the model takes, e.g. CHEST (others abstain)");
   trainc->add_option("--view", t->options.card.intended_use.view, "Intended use: the view, e.g. 'frontal chest radiograph'");
   trainc->add_option("--population", t->options.card.intended_use.population, "Intended use: who the training images came from");
+  trainc->add_option_function<std::string>(
+            "--age-range", [t](const std::string& text) { t->options.card.intended_use.age_years = model::parse_age_range(text); },
+            "Intended use: the patients' ages in years, MIN-MAX (e.g. 1-5); DICOM files whose PatientAge (or birth and "
+            "study dates) falls outside abstain")
+      ->type_name("MIN-MAX")
+      ->check([](const std::string& text) {
+        try {
+          model::parse_age_range(text);
+          return std::string();
+        } catch (const std::exception& e) {
+          return std::string(e.what());
+        }
+      });
   trainc->add_option("--intended-use", t->options.card.intended_use.description, "Intended use: what the model does, one sentence");
   trainc->add_option("--limitations", t->options.card.intended_use.limitations, "Intended use: what it was not shown or does badly");
   trainc->add_option("--ood-percentile", t->options.ood_percentile,

@@ -8,7 +8,13 @@ shared=${SHARED_DATA:-../shared/data}
 "$build/medattn" train "$shared/pneumoniamnist/pneumoniamnist_trainval.npz" --split train --val-split val \
   --classes normal,pneumonia --out models/pneumoniamnist --name pneumoniamnist --image-size 28 --stem 32,64 \
   --dim 96 --depth 4 --heads 4 --epochs 30 --batch-size 64 --lr 1e-3 --label-smoothing 0.05 --ema 0.999 \
-  --seed 1 --threads 2
+  --seed 1 --threads 2 --modalities CR,DX --body-part CHEST --age-range 1-5 \
+  --view 'frontal (anterior-posterior) chest radiograph, downsampled to 28x28' \
+  --population "paediatric patients aged one to five years, Guangzhou Women and Children's Medical Center (Kermany et al. 2018), via MedMNIST v2 PneumoniaMNIST: one hospital" \
+  --intended-use 'Pneumonia against normal on 28x28 paediatric frontal chest radiographs (MedMNIST PneumoniaMNIST)' \
+  --limitations 'Sees 28x28 pixels only; one hospital, children only, frontal views only; never shown adults, lateral views or other diseases. A benchmark model, not for clinical use.'
+"$build/medattn" evaluate -m models/pneumoniamnist "$shared/pneumoniamnist/pneumoniamnist_trainval.npz" --split val --shift \
+  --shift-set radiograph --shift-limit 500 --shift-to-card --threads 2 > /dev/null
 # BreastMNIST starts from an encoder pretrained (masked image modelling, 60 epochs, about 30
 # minutes of one core) on 4,000 images of each shared set, labels unused: chosen on the shift
 # benchmark (docs/robustness.md, session 6). Its card then gets its shift summary.
@@ -29,7 +35,13 @@ shared=${SHARED_DATA:-../shared/data}
 "$build/medattn" train "$shared/chest_xray_224/train" --out models/pneumonia-cxr --name pneumonia-cxr \
   --classes NORMAL,PNEUMONIA --group-regex 'person([0-9]+)_' --val-fraction 0.15 --image-size 64 --stem 16,32,64 \
   --dim 96 --depth 4 --heads 4 --epochs 40 --batch-size 64 --lr 1e-3 --label-smoothing 0.05 --ema 0.999 \
-  --seed 1 --threads 2
+  --seed 1 --threads 2 --modalities CR,DX --body-part CHEST --age-range 1-5 \
+  --view 'frontal (anterior-posterior) chest radiograph' \
+  --population "paediatric patients aged one to five years, Guangzhou Women and Children's Medical Center (Kermany et al. 2018): one hospital" \
+  --intended-use 'Pneumonia (bacterial or viral) against normal on paediatric frontal chest radiographs, at 64 px' \
+  --limitations "One hospital, children only, frontal views only; never shown adults, lateral views, other devices or other diseases; image-level labels; validation images come from the same patients' population and hospital. Not for clinical use."
+"$build/medattn" evaluate -m models/pneumonia-cxr "$shared/chest_xray_224/train" --val-fraction 0.15 --seed 1 \
+  --group-regex 'person([0-9]+)_' --shift --shift-limit 500 --shift-to-card --threads 2 > /dev/null
 "$build/medattn" train "$shared/brain_mri_224/Training" --out models/brain-mri --name brain-mri \
   --classes glioma,meningioma,notumor,pituitary --val-fraction 0.15 --image-size 128 --stem 16,32,64,96 \
   --dim 96 --depth 4 --heads 4 --epochs 28 --batch-size 64 --lr 1e-3 --label-smoothing 0.05 --ema 0.999 --hflip \

@@ -265,6 +265,12 @@ Image read_dicom(const std::string& path, const ReadOptions& options) {
   if (dataset->findAndGetOFString(DCM_Modality, modality).good()) image.modality = modality.c_str();
   OFString body_part;
   if (dataset->findAndGetOFString(DCM_BodyPartExamined, body_part).good()) image.body_part = body_part.c_str();
+  auto text = [&](const DcmTagKey& tag) {
+    OFString value;
+    return dataset->findAndGetOFString(tag, value).good() ? std::string(value.c_str()) : std::string();
+  };
+  image.patient_age = patient_age(text(DCM_PatientAge), text(DCM_PatientBirthDate), text(DCM_StudyDate),
+                                  text(DCM_SeriesDate), text(DCM_AcquisitionDate), text(DCM_ContentDate));
 
   if (samples == 1) {
     // Modality rescale in double, stored as float: fractional slopes are kept.

@@ -11,6 +11,8 @@
 #include <optional>
 #include <string>
 
+#include "io/patient_age.h"
+
 namespace medattn::io {
 
 enum class FileFormat { kUnknown, kPng, kJpeg, kTiff, kBmp, kDicom, kNifti, kNiftiGz, kJpeg2000 };
@@ -75,6 +77,8 @@ struct Image {
   int bits_stored = 8;  // 8, 12, 16, 32 (float NIfTI) ...
   std::string modality; // DICOM Modality (CT, MR, ...) when known, else empty
   std::string body_part; // DICOM BodyPartExamined (CHEST, HEAD, ...) when present, else empty
+  // DICOM PatientAge, or PatientBirthDate against the study's date, when the file says (io/patient_age.h).
+  std::optional<PatientAge> patient_age;
   // The size in the file; differs from `pixels` when ReadOptions::max_side reduced it.
   int width = 0, height = 0;
 };

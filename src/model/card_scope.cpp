@@ -2,6 +2,8 @@
 
 #include <cctype>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "core/error.h"
@@ -50,10 +52,42 @@ std::vector<std::string> parse_upper_list(const std::string& text) {
   return out;
 }
 
+std::string describe_ages(const std::pair<double, double>& years) {
+  auto number = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f", v);
+    std::string s = buf;
+    while (s.back() == '0') s.pop_back();
+    if (s.back() == '.') s.pop_back();
+    return s;
+  };
+  return number(years.first) + "-" + number(years.second) + " years";
+}
+
+std::pair<double, double> parse_age_range(const std::string& text) {
+  const auto dash = text.find('-', 1);
+  char* end = nullptr;
+  double lo = -1, hi = -1;
+  bool ok = dash != std::string::npos;
+  if (ok) {
+    const std::string a = trim(text.substr(0, dash)), b = trim(text.substr(dash + 1));
+    lo = std::strtod(a.c_str(), &end);
+    ok = !a.empty() && *end == '\0';
+    hi = std::strtod(b.c_str(), &end);
+    ok = ok && !b.empty() && *end == '\0';
+  }
+  if (!ok || !(lo >= 0 && lo <= hi && hi <= 150)) {
+    throw Error(ErrorKind::kInvalidArgument, "age range '" + text + "' is not MIN-MAX in years with 0 <= MIN <= MAX <= 150");
+  }
+  return {lo, hi};
+}
+
 json intended_use_to_json(const IntendedUse& u) {
-  return {{"modalities", u.modalities}, {"body_part", u.body_part},     {"view", u.view},
-          {"colour", u.colour},         {"population", u.population},   {"description", u.description},
-          {"limitations", u.limitations}};
+  json j = {{"modalities", u.modalities}, {"body_part", u.body_part},     {"view", u.view},
+            {"colour", u.colour},         {"population", u.population},   {"description", u.description},
+            {"limitations", u.limitations}};
+  if (u.age_years) j["age_years"] = {u.age_years->first, u.age_years->second};
+  return j;
 }
 
 IntendedUse intended_use_from_json(const json& j, const std::string& source) {
@@ -72,6 +106,14 @@ IntendedUse intended_use_from_json(const json& j, const std::string& source) {
   get(j, "intended_use", "population", &u.population, source);
   get(j, "intended_use", "description", &u.description, source);
   get(j, "intended_use", "limitations", &u.limitations, source);
+  if (j.contains("age_years")) {
+    const json& a = j["age_years"];
+    if (!a.is_array() || a.size() != 2 || !a[0].is_number() || !a[1].is_number() ||
+        !(a[0].get<double>() >= 0 && a[0].get<double>() <= a[1].get<double>() && a[1].get<double>() <= 150)) {
+      invalid(source, "intended_use.age_years must be [min, max] in years with 0 <= min <= max <= 150");
+    }
+    u.age_years = std::make_pair(a[0].get<double>(), a[1].get<double>());
+  }
   return u;
 }
 
@@ -116,6 +158,7 @@ std::string describe_scope(const IntendedUse& u, const OodGate& g) {
     if (!u.view.empty()) s << "view:          " << u.view << "\n";
     if (!u.colour.empty()) s << "images:        " << u.colour << "\n";
     if (!u.population.empty()) s << "population:    " << u.population << "\n";
+    if (u.age_years) s << "ages:          " << describe_ages(*u.age_years) << " (DICOM files of other ages abstain)\n";
     if (!u.limitations.empty()) s << "limitations:   " << u.limitations << "\n";
   }
   if (g.enabled()) {

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace medattn::model {
@@ -19,11 +21,19 @@ struct IntendedUse {
   std::string population;               // who the training images came from
   std::string description;              // what it does
   std::string limitations;              // what it was not shown or does badly
+  // The patients' ages in years, both ends included, e.g. {1, 5}; none: any age. A DICOM file
+  // whose PatientAge (or birth and study dates) falls outside abstains (pipeline/scope.h).
+  std::optional<std::pair<double, double>> age_years;
   bool empty() const {
     return modalities.empty() && body_part.empty() && view.empty() && colour.empty() && population.empty() &&
-           description.empty() && limitations.empty();
+           description.empty() && limitations.empty() && !age_years;
   }
 };
+
+// "1-5 years", "0.5-17 years" (at most two decimals, trailing zeros dropped).
+std::string describe_ages(const std::pair<double, double>& years);
+// Parses "MIN-MAX" in years (0 <= MIN <= MAX <= 150); throws Error(kInvalidArgument) otherwise.
+std::pair<double, double> parse_age_range(const std::string& text);
 
 // The out-of-distribution gate (model/ood.h): a score per image, higher = less like the
 // training images, and the threshold above which diagnose abstains.

@@ -53,6 +53,11 @@ std::string scope_check(const io::Image& image, const cv::Mat& display, const mo
     if (!parts.empty() && !upper_trimmed(image.body_part).empty() && !listed(parts, image.body_part)) {
       return "out of scope: DICOM BodyPartExamined '" + image.body_part + "' (" + model + " takes " + model::join_list(parts) + ")";
     }
+    if (use.age_years && image.patient_age &&
+        (image.patient_age->years < use.age_years->first || image.patient_age->years > use.age_years->second)) {
+      return "out of scope: patient aged " + fmt("%.1f", image.patient_age->years) + " years (" + image.patient_age->source +
+             "); " + model + " is for patients aged " + model::describe_ages(*use.age_years);
+    }
   }
   const int size = card.preprocess.image_size;
   const int longer = std::max(image.pixels.cols, image.pixels.rows);

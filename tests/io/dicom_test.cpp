@@ -48,6 +48,7 @@ struct Spec {
   std::string photometric = "MONOCHROME2";
   std::string modality = "CT";
   std::string slope, intercept, center, width;  // empty: attribute absent
+  std::string patient_age, birth_date, study_date, content_date;  // empty: attribute absent
   std::vector<uint16_t> words;                  // pixel data for 16 bits allocated
   std::vector<uint8_t> bytes;                   // pixel data for 8 bits allocated
 };
@@ -71,6 +72,10 @@ void fill(DcmDataset* ds, const Spec& s) {
   if (!s.intercept.empty()) ds->putAndInsertString(DCM_RescaleIntercept, s.intercept.c_str());
   if (!s.center.empty()) ds->putAndInsertString(DCM_WindowCenter, s.center.c_str());
   if (!s.width.empty()) ds->putAndInsertString(DCM_WindowWidth, s.width.c_str());
+  if (!s.patient_age.empty()) ds->putAndInsertString(DCM_PatientAge, s.patient_age.c_str());
+  if (!s.birth_date.empty()) ds->putAndInsertString(DCM_PatientBirthDate, s.birth_date.c_str());
+  if (!s.study_date.empty()) ds->putAndInsertString(DCM_StudyDate, s.study_date.c_str());
+  if (!s.content_date.empty()) ds->putAndInsertString(DCM_ContentDate, s.content_date.c_str());
   if (s.bits_allocated == 8) {
     REQUIRE(ds->putAndInsertUint8Array(DCM_PixelData, s.bytes.data(), s.bytes.size()).good());
   } else {
@@ -545,4 +550,29 @@ TEST_CASE("read_dicom: public test files", "[io][dicom][shared]") {
     CHECK(mosaic.window.center == 468.0);
     CHECK(mosaic.window.width == 1016.0);
   }
+}
+
+TEST_CASE("read_dicom: the patient's age from PatientAge, else from the birth and study dates", "[io][dicom]") {
+  TempDir dir;
+  Spec spec;
+  spec.words = {1, 2, 3, 4};
+  CHECK_FALSE(read_image(write_dicom(dir, "none.dcm", spec)).patient_age);
+  spec.patient_age = "054Y";
+  spec.birth_date = "20200101";  // PatientAge wins over the dates
+  spec.study_date = "20230101";
+  auto age = read_image(write_dicom(dir, "age.dcm", spec)).patient_age;
+  REQUIRE(age);
+  CHECK(age->years == 54.0);
+  CHECK(age->source == "PatientAge '054Y'");
+  spec.patient_age.clear();
+  age = read_image(write_dicom(dir, "dates.dcm", spec)).patient_age;
+  REQUIRE(age);
+  CHECK(age->years == Approx(1096.0 / 365.25));  // 2020 is a leap year: 366 + 365 + 365 days
+  CHECK(age->source == "PatientBirthDate 20200101 and StudyDate 20230101");
+  spec.study_date.clear();
+  spec.content_date = "20200701";
+  age = read_image(write_dicom(dir, "content.dcm", spec)).patient_age;
+  REQUIRE(age);
+  CHECK(age->years == Approx(182.0 / 365.25));
+  CHECK(age->source == "PatientBirthDate 20200101 and ContentDate 20200701");
 }

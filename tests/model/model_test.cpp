@@ -319,6 +319,27 @@ TEST_CASE("the card keeps its colour constancy and refuses unknown ones", "[mode
         "invalid model card 'm': preprocess.colour_constancy must be none or shades-of-grey (got 'grey-world')");
 }
 
+TEST_CASE("the card keeps the patients' ages of its intended use and refuses impossible ones", "[model][card]") {
+  auto card = tiny_card();
+  CHECK_FALSE(model::card_to_json(card)["intended_use"].contains("age_years"));
+  card.intended_use.age_years = model::parse_age_range("1-5");
+  auto json = model::card_to_json(card);
+  CHECK(json["intended_use"]["age_years"] == nlohmann::json::array({1.0, 5.0}));
+  const auto back = model::card_from_json(json, "m");
+  REQUIRE(back.intended_use.age_years);
+  CHECK(*back.intended_use.age_years == std::make_pair(1.0, 5.0));
+  CHECK(model::describe_card(back).find("ages:          1-5 years") != std::string::npos);
+  CHECK(model::describe_ages({0.5, 17.25}) == "0.5-17.25 years");
+  json["intended_use"]["age_years"] = {5, 1};
+  CHECK(error_of([&] { model::card_from_json(json, "m"); }) ==
+        "invalid model card 'm': intended_use.age_years must be [min, max] in years with 0 <= min <= max <= 150");
+  for (const char* bad : {"5", "5-1", "-1-5", "1-", "a-b", "1-200"}) {
+    INFO(bad);
+    CHECK(error_of([&] { model::parse_age_range(bad); }) ==
+          std::string("age range '") + bad + "' is not MIN-MAX in years with 0 <= MIN <= MAX <= 150");
+  }
+}
+
 TEST_CASE("the card records the weights' SHA-256, changed weights are refused before parsing", "[model][card]") {
   auto card = tiny_card();
   auto net = model::build_net(card);

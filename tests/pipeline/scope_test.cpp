@@ -124,3 +124,26 @@ TEST_CASE("the whole-body bone scan of the shared DICOM files is out of scope fo
   CHECK(image.body_part == "WHOLE BODY");
   CHECK(check(image, chest_card()) == "out of scope: DICOM Modality 'NM' (model 'pneumonia-cxr' takes CR, DX)");
 }
+
+TEST_CASE("a DICOM file of a patient outside the card's ages is out of scope; unknown ages pass", "[ood][scope]") {
+  auto card = chest_card();
+  card.intended_use.age_years = std::make_pair(1.0, 5.0);
+  auto dicom = ramp(128, 128, io::FileFormat::kDicom);
+  dicom.modality = "CR";
+  dicom.patient_age = io::PatientAge{54.0, "PatientAge '054Y'"};
+  CHECK(check(dicom, card) ==
+        "out of scope: patient aged 54.0 years (PatientAge '054Y'); model 'pneumonia-cxr' is for patients aged 1-5 years");
+  dicom.patient_age = io::PatientAge{0.5, "PatientAge '006M'"};
+  CHECK(check(dicom, card) ==
+        "out of scope: patient aged 0.5 years (PatientAge '006M'); model 'pneumonia-cxr' is for patients aged 1-5 years");
+  // Both ends belong to the range.
+  for (double years : {1.0, 3.2, 5.0}) {
+    dicom.patient_age = io::PatientAge{years, "PatientAge"};
+    CHECK(check(dicom, card).empty());
+  }
+  dicom.patient_age.reset();  // a file that does not say passes
+  CHECK(check(dicom, card).empty());
+  // A card without ages takes any.
+  dicom.patient_age = io::PatientAge{54.0, "PatientAge '054Y'"};
+  CHECK(check(dicom, chest_card()).empty());
+}
