@@ -6,7 +6,7 @@
 
 using namespace medattn::io;
 
-TEST_CASE("Age Strings in days, weeks, months and years; anything else is no age", "[io][dicom]") {
+TEST_CASE("Age Strings in days, weeks, months and years, and anything else is no age", "[io][dicom]") {
   CHECK(parse_age_string("054Y") == 54.0);
   CHECK(parse_age_string(" 003Y ") == 3.0);
   CHECK(*parse_age_string("018M") == Approx(1.5));
@@ -18,7 +18,7 @@ TEST_CASE("Age Strings in days, weeks, months and years; anything else is no age
   }
 }
 
-TEST_CASE("years between two dates count days over 365.25; invalid dates and time running back are no age",
+TEST_CASE("years between two dates count days over 365.25, and invalid dates or time running back give no age",
           "[io][dicom]") {
   CHECK(*years_between("20000229", "20010301") == Approx(366 / 365.25));
   CHECK(*years_between("19700101", "20240101") == Approx(19723 / 365.25));
