@@ -15,7 +15,9 @@ Debian's libcharls both define JpegLsDecode) are all named, in their old relativ
 definitions (inline functions and template instances, the same code by
 the one-definition rule) may bind to another library's copy.
 
-  loader_order.py order BINARY [ARGS...]   print the sonames, busiest first, for cmake/loader_order.txt
+  loader_order.py order BINARY [ARGS...]   print the sonames, busiest first, for cmake/loader_order.txt;
+                                           BINARY built with -DMEDATTN_LOADER_ORDER=OFF (the dependency
+                                           tree's own order is the one to keep for shared symbols)
   loader_order.py check OLD NEW [ARGS...]  compare two builds' bindings: exit 1 if a symbol binds to a
                                            different library and is not weak in both
 """
@@ -27,7 +29,7 @@ import sys
 import tempfile
 
 BINDING = re.compile(r"binding file (\S+) \[\d+\] to (\S+) \[\d+\]: normal symbol `([^']*)'")
-# Searched in the executable's own scope first in any case; they stay where the link puts them.
+# Libraries with fewer bindings are not worth naming, unless the order rule below needs them.
 MIN_BINDINGS = 150
 
 
