@@ -22,6 +22,7 @@ the one-definition rule) may bind to another library's copy.
                                            different library and is not weak in both
 """
 import collections
+import functools
 import os
 import re
 import subprocess
@@ -61,29 +62,29 @@ def scope(binary):
     return libs
 
 
-def strong_symbols(path):
+@functools.lru_cache(maxsize=None)
+def defined_symbols(path):
+    """name -> nm's type letters for the symbols `path` defines (dynamic table; a name may have
+    several versions)."""
     out = subprocess.run(["nm", "-D", "--defined-only", path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                          text=True).stdout
-    strong = set()
+    kinds = {}
     for line in out.splitlines():
         parts = line.split()
-        # Absolute symbols are version names; the others named here the linker puts in every library.
-        if len(parts) >= 3 and parts[1] in "TDBRG" and parts[2] not in ("__bss_start", "_edata", "_end", "_init", "_fini"):
-            strong.add(parts[2].split("@")[0])
-    return strong
+        if len(parts) >= 3:
+            kinds.setdefault(parts[2].split("@")[0], set()).add(parts[1])
+    return kinds
 
 
-def weak_in(path, symbol, cache={}):
-    if path not in cache:
-        out = subprocess.run(["nm", "-D", "--defined-only", path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             text=True).stdout
-        kinds = {}
-        for line in out.splitlines():
-            parts = line.split()
-            if len(parts) >= 3:
-                kinds[parts[2].split("@")[0]] = parts[1]
-        cache[path] = kinds
-    return cache[path].get(symbol, "?") in ("W", "V", "u", "i")
+def strong_symbols(path):
+    # Absolute symbols are version names; the others named here the linker puts in every library.
+    return {name for name, kinds in defined_symbols(path).items()
+            if kinds & set("TDBRG") and name not in ("__bss_start", "_edata", "_end", "_init", "_fini")}
+
+
+def weak_in(path, symbol):
+    kinds = defined_symbols(path).get(symbol)
+    return bool(kinds) and kinds <= {"W", "V", "u", "i"}
 
 
 def soname(path):

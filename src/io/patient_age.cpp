@@ -3,14 +3,10 @@
 #include <cctype>
 #include <cstdlib>
 
+#include "core/text.h"
+
 namespace medattn::io {
 namespace {
-
-std::string trimmed(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
-}
 
 bool all_digits(const std::string& s) {
   if (s.empty()) return false;
@@ -31,7 +27,7 @@ long days_from_civil(long y, unsigned m, unsigned d) {
 }
 
 std::optional<long> date_days(const std::string& text) {
-  const std::string s = trimmed(text);
+  const std::string s = trim(text);
   if (s.size() != 8 || !all_digits(s)) return std::nullopt;
   const long y = std::strtol(s.substr(0, 4).c_str(), nullptr, 10);
   const unsigned m = static_cast<unsigned>(std::strtoul(s.substr(4, 2).c_str(), nullptr, 10));
@@ -46,7 +42,7 @@ std::optional<long> date_days(const std::string& text) {
 }  // namespace
 
 std::optional<double> parse_age_string(const std::string& text) {
-  const std::string s = trimmed(text);
+  const std::string s = trim(text);
   if (s.size() < 2 || s.size() > 4) return std::nullopt;
   const std::string number = s.substr(0, s.size() - 1);
   if (!all_digits(number)) return std::nullopt;
@@ -69,13 +65,13 @@ std::optional<double> years_between(const std::string& birth, const std::string&
 std::optional<PatientAge> patient_age(const std::string& age_string, const std::string& birth_date,
                                       const std::string& study_date, const std::string& series_date,
                                       const std::string& acquisition_date, const std::string& content_date) {
-  if (const auto years = parse_age_string(age_string)) return PatientAge{*years, "PatientAge '" + trimmed(age_string) + "'"};
+  if (const auto years = parse_age_string(age_string)) return PatientAge{*years, "PatientAge '" + trim(age_string) + "'"};
   const std::pair<const char*, const std::string*> dates[] = {
       {"StudyDate", &study_date}, {"SeriesDate", &series_date}, {"AcquisitionDate", &acquisition_date}, {"ContentDate", &content_date}};
   for (const auto& [name, date] : dates) {
     if (!date_days(*date)) continue;
     if (const auto years = years_between(birth_date, *date)) {
-      return PatientAge{*years, "PatientBirthDate " + trimmed(birth_date) + " and " + name + " " + trimmed(*date)};
+      return PatientAge{*years, "PatientBirthDate " + trim(birth_date) + " and " + name + " " + trim(*date)};
     }
     return std::nullopt;  // the first valid date decides
   }

@@ -2,7 +2,6 @@
 
 #include <cctype>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <sstream>
 
@@ -38,6 +37,9 @@ bool is_hex64(const std::string& s) {
   return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
+// The one rule for an age range, from the command line or from a card.
+bool valid_ages(double lo, double hi) { return lo >= 0 && lo <= hi && hi <= 150; }
+
 }  // namespace
 
 std::string join_list(const std::vector<std::string>& items) { return join(items, ", "); }
@@ -54,9 +56,7 @@ std::vector<std::string> parse_upper_list(const std::string& text) {
 
 std::string describe_ages(const std::pair<double, double>& years) {
   auto number = [](double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.2f", v);
-    std::string s = buf;
+    std::string s = fixed(v, 2);
     while (s.back() == '0') s.pop_back();
     if (s.back() == '.') s.pop_back();
     return s;
@@ -76,7 +76,7 @@ std::pair<double, double> parse_age_range(const std::string& text) {
     hi = std::strtod(b.c_str(), &end);
     ok = ok && !b.empty() && *end == '\0';
   }
-  if (!ok || !(lo >= 0 && lo <= hi && hi <= 150)) {
+  if (!ok || !valid_ages(lo, hi)) {
     throw Error(ErrorKind::kInvalidArgument, "age range '" + text + "' is not MIN-MAX in years with 0 <= MIN <= MAX <= 150");
   }
   return {lo, hi};
@@ -109,7 +109,7 @@ IntendedUse intended_use_from_json(const json& j, const std::string& source) {
   if (j.contains("age_years")) {
     const json& a = j["age_years"];
     if (!a.is_array() || a.size() != 2 || !a[0].is_number() || !a[1].is_number() ||
-        !(a[0].get<double>() >= 0 && a[0].get<double>() <= a[1].get<double>() && a[1].get<double>() <= 150)) {
+        !valid_ages(a[0].get<double>(), a[1].get<double>())) {
       invalid(source, "intended_use.age_years must be [min, max] in years with 0 <= min <= max <= 150");
     }
     u.age_years = std::make_pair(a[0].get<double>(), a[1].get<double>());
