@@ -124,7 +124,7 @@ Command add_train(CLI::App& app) {
   // A flag (--clahe, or --clahe=true/false as before) rather than an option that shows BOOLEAN in --help.
   trainc->add_flag("--clahe", t->options.card.preprocess.clahe, "Apply CLAHE after windowing (stored in the card)");
   trainc->add_option("--seed", t->options.seed, "Random seed (split, initialisation, shuffling)")->capture_default_str();
-  trainc->add_flag_callback("--no-augment", [&t] { t->options.augment = false; }, "Disable augmentation");
+  trainc->add_flag_callback("--no-augment", [t] { t->options.augment = false; }, "Disable augmentation");
   trainc->add_flag("--hflip", t->options.hflip, "Also flip images horizontally when augmenting (off: anatomy has a side)");
   trainc->add_flag("--vflip", t->options.vflip, "Also flip images vertically when augmenting (e.g. dermoscopy)");
   trainc->add_option("--intensity", t->options.card.preprocess.intensity,
