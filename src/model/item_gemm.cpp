@@ -153,4 +153,49 @@ at::Tensor bmm_items(const at::Tensor& a, const at::Tensor& b) {
   return out;
 }
 
+bool gemm_items_into(const at::Tensor& a, const at::Tensor& b, at::Tensor& out, const ItemEpilogue& epilogue) {
+  TORCH_CHECK(a.dim() == 4 && b.dim() == 4 && out.dim() == 4 && a.size(3) == b.size(2) &&
+                  a.sizes().slice(0, 2) == b.sizes().slice(0, 2) && out.sizes().slice(0, 2) == a.sizes().slice(0, 2) &&
+                  out.size(2) == a.size(2) && out.size(3) == b.size(3),
+              "gemm_items_into: [B,H,m,k], [B,H,k,n] and [B,H,m,n] expected");
+  const Sgemm sgemm = blas_sgemm();
+  const int64_t B = a.size(0), H = a.size(1), rows = a.size(2), inner = a.size(3), cols = b.size(3);
+  if (sgemm == nullptr || a.scalar_type() != at::kFloat || b.scalar_type() != at::kFloat ||
+      out.scalar_type() != at::kFloat || a.is_conj() || b.is_conj() || B * H == 0 || rows * cols == 0 || inner == 0 ||
+      (epilogue.bias != nullptr && inner > kFusedBiasMaxInner)) {
+    return false;
+  }
+  const auto call = plan(rows, inner, cols, a.stride(2), a.stride(3), b.stride(2), b.stride(3), out.stride(2), out.stride(3));
+  if (!call) return false;
+  const float* pa = a.data_ptr<float>();
+  const float* pb = b.data_ptr<float>();
+  float* pc = out.data_ptr<float>();
+  const int64_t a0 = a.stride(0), a1 = a.stride(1), b0 = b.stride(0), b1 = b.stride(1), c0 = out.stride(0), c1 = out.stride(1);
+  const int64_t r0 = out.stride(2), r1 = out.stride(3);
+  const float one = 1.0f, zero = 0.0f;
+  const Call c = *call;
+  over_items(B * H, [&](int64_t begin, int64_t end) {
+    for (auto i = begin; i < end; ++i) {
+      const int64_t x = i / H, y = i % H;
+      const float* ia = pa + x * a0 + y * a1;
+      const float* ib = pb + x * b0 + y * b1;
+      float* ic = pc + x * c0 + y * c1;
+      if (epilogue.bias != nullptr) {
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t j = 0; j < cols; ++j) ic[r * r0 + j * r1] = epilogue.bias[j];
+        }
+      }
+      sgemm(&c.transa, &c.transb, &c.m, &c.n, &c.k, &one, c.swapped ? ib : ia, &c.lda, c.swapped ? ia : ib, &c.ldb,
+            epilogue.bias != nullptr ? &one : &zero, ic, &c.ldc);
+      if (epilogue.scale != 1.0f) {
+        const float s = epilogue.scale;
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t j = 0; j < cols; ++j) ic[r * r0 + j * r1] *= s;
+        }
+      }
+    }
+  });
+  return true;
+}
+
 }  // namespace medattn::model

@@ -28,6 +28,11 @@ torch::Tensor conv2d_each(const torch::Tensor& x, const torch::Tensor& weight, c
 
 namespace {
 
+// Whether autograd records a product of these: then the products keep their autograd Function.
+bool recorded(const torch::Tensor& a, const torch::Tensor& b) {
+  return at::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad());
+}
+
 // bmm_items with a gradient: bmm's own formulas (grad b^T, a^T grad), computed the same way.
 struct BmmItems : torch::autograd::Function<BmmItems> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& b) {
@@ -48,8 +53,7 @@ struct BmmItems : torch::autograd::Function<BmmItems> {
 // Products under 400 multiply-adds take bmm's own loop, as bmm itself would.
 torch::Tensor bmm_each(const torch::Tensor& a, const torch::Tensor& b) {
   if (a.size(1) * a.size(2) * b.size(2) < 400) return torch::bmm(a, b);
-  const bool recorded = at::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad());
-  return recorded ? BmmItems::apply(a, b) : bmm_items(a, b);
+  return recorded(a, b) ? BmmItems::apply(a, b) : bmm_items(a, b);
 }
 
 // [..., m, k] x [..., k, n] for attention: the leading dimensions folded into one, as matmul does.
@@ -64,6 +68,17 @@ torch::Tensor linear_each(nn::Linear& l, const torch::Tensor& x) {
   if (l->is_training()) return l(x);
   const bool flat = x.dim() == 2;
   auto x3 = flat ? x.unsqueeze(1) : x;
+  const auto wt = l->weight.t();
+  if (!recorded(x3, l->weight) && l->bias.defined() && l->bias.is_contiguous() &&
+      x3.size(1) * x3.size(2) * wt.size(1) >= 400) {
+    // Without a gradient, the bias is added inside each sample's product (the same bits as the
+    // product plus the bias below, without a pass of its own over the result).
+    auto y = at::empty({x3.size(0), x3.size(1), wt.size(1)}, x3.options());
+    auto y4 = y.unsqueeze(1);
+    if (gemm_items_into(x3.unsqueeze(1), wt.expand({x3.size(0), 1, -1, -1}), y4, {l->bias.data_ptr<float>()})) {
+      return flat ? y.squeeze(1) : y;
+    }
+  }
   auto y = bmm_each(x3, l->weight.t().unsqueeze(0).expand({x3.size(0), -1, -1})) + l->bias;
   return flat ? y.squeeze(1) : y;
 }
@@ -86,6 +101,23 @@ SelfAttentionImpl::SelfAttentionImpl(int dim, int heads)
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, torch::Tensor* weights) {
   const auto B = x.size(0), T = x.size(1), D = x.size(2);
+  const int64_t H = heads_, Dh = D / heads_;
+  if (!is_training() && !recorded(x, qkv->weight) && T * T * Dh >= 400) {
+    // Without a gradient: each head's products read q, k and v where the projection wrote them
+    // and write their result where the output projection reads it, the scale applied inside
+    // the first product. The same products, scale and softmax as below, bit for bit, without
+    // three passes over the batch's tensors to copy and scale them.
+    const auto parts = linear_each(qkv, x).view({B, T, 3, H, Dh});
+    auto scores = at::empty({B, H, T, T}, x.options());
+    if (gemm_items_into(parts.select(2, 0).permute({0, 2, 1, 3}), parts.select(2, 1).permute({0, 2, 3, 1}), scores,
+                        {nullptr, static_cast<float>(scale_)})) {
+      auto attn = torch::softmax(scores, /*dim=*/-1);
+      if (weights != nullptr) *weights = attn;
+      auto out = at::empty({B, T, D}, x.options());
+      auto heads = out.view({B, T, H, Dh}).permute({0, 2, 1, 3});
+      if (gemm_items_into(attn, parts.select(2, 2).permute({0, 2, 1, 3}), heads)) return linear_each(proj, out);
+    }
+  }
   // [B,T,3D] -> [3,B,H,T,D/H]
   // unbind, not three selects: its gradient is one stack, where each select's is a zeroed
   // copy of the whole [3,B,H,T,D/H] tensor, summed with the other two.

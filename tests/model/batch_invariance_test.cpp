@@ -103,3 +103,44 @@ TEST_CASE("the OOD gate's features and the logits of its pass do not depend on t
           }), logits) == 0);
   }
 }
+
+TEST_CASE("the forward without a gradient is bit for bit the forward autograd records", "[model][batch]") {
+  // Without a gradient the attention reads its heads in place and adds biases inside the
+  // products (model/net.cpp); with one (saliency, gradcam) it takes the recorded path. Both must
+  // give the same logits and attention, or a heatmap's probabilities would differ from the
+  // record's. Checked on the tiny network and on pneumonia-cxr's shapes (64 px, width 96,
+  // 4 heads: products of 65x24, 65x96 and 65x192).
+  model::ModelCard big;
+  big.classes = {"a", "b"};
+  big.preprocess.image_size = 64;
+  big.preprocess.channels = 1;
+  big.arch.stem_channels = {16, 32, 64};
+  big.arch.dim = 96;
+  big.arch.depth = 2;
+  big.arch.heads = 4;
+  torch::manual_seed(12);
+  auto big_net = model::build_net(big);
+  big_net->eval();
+  struct Case {
+    const char* name;
+    model::AttnNet net;
+    int64_t size;
+  };
+  for (Case c : {Case{"tiny", tiny_net(1), 32}, Case{"pneumonia-cxr's shapes", big_net, 64}}) {
+    INFO(c.name);
+    torch::manual_seed(5);
+    const auto x = torch::rand({5, 1, c.size, c.size});
+    model::NetOutput plain;
+    {
+      torch::NoGradGuard no_grad;
+      plain = c.net->forward(x, true);
+    }
+    const auto xg = x.clone().requires_grad_(true);
+    const auto traced = c.net->forward(xg, true);
+    REQUIRE(traced.logits.requires_grad());
+    CHECK(torch::equal(plain.logits, traced.logits.detach()));
+    REQUIRE(plain.attentions.size() == traced.attentions.size());
+    for (size_t l = 0; l < plain.attentions.size(); ++l) CHECK(torch::equal(plain.attentions[l], traced.attentions[l].detach()));
+    CHECK(torch::equal(plain.tokens, traced.tokens.detach()));
+  }
+}

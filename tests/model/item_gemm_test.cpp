@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <catch2/catch.hpp>
+#include <cmath>
 
 #include "core/threads.h"
 #include "model/item_gemm.h"
@@ -61,4 +62,53 @@ TEST_CASE("per-item products refuse operands that do not fit", "[model][gemm]") 
   // Empty items give an empty (or zero, for an empty inner dimension) result, as at::bmm does.
   CHECK(model::bmm_items(at::randn({0, 3, 4}), at::randn({0, 4, 6})).numel() == 0);
   CHECK(at::equal(model::bmm_items(at::randn({2, 3, 0}), at::randn({2, 0, 6})), at::zeros({2, 3, 6})));
+}
+
+TEST_CASE("products written in place with a bias or a scale are bit for bit the separate operations", "[model][gemm]") {
+  // gemm_items_into reads heads where the projection wrote them ([B,T,3,H,Dh]), writes into
+  // [B,T,H,Dh], and folds a bias (BLAS's beta 1) or a scale into each product. The network's
+  // no-gradient forward relies on each giving exactly the bits of bmm_items followed by the
+  // separate addition or multiplication.
+  at::manual_seed(9);
+  for (const int threads : {1, 2}) {
+    set_threads(threads);
+    INFO("threads " << threads);
+    const int64_t B = 3, T = 65, H = 4, Dh = 24, D = H * Dh;
+    const auto qkv = at::randn({B, T, 3 * D}).view({B, T, 3, H, Dh});
+    const auto q = qkv.select(2, 0).permute({0, 2, 1, 3}), k = qkv.select(2, 1).permute({0, 2, 3, 1});
+    const auto v = qkv.select(2, 2).permute({0, 2, 1, 3});
+    const double scale = 1.0 / std::sqrt(static_cast<double>(Dh));
+    auto scores = at::empty({B, H, T, T});
+    REQUIRE(model::gemm_items_into(q, k, scores, {nullptr, static_cast<float>(scale)}));
+    const auto expected = model::bmm_items(q.contiguous().reshape({B * H, T, Dh}), k.contiguous().reshape({B * H, Dh, T})) * scale;
+    CHECK(at::equal(scores, expected.view({B, H, T, T})));
+    auto out = at::empty({B, T, D});
+    auto heads = out.view({B, T, H, Dh}).permute({0, 2, 1, 3});
+    REQUIRE(model::gemm_items_into(scores, v, heads));
+    const auto pv = model::bmm_items(scores.reshape({B * H, T, T}), v.contiguous().reshape({B * H, T, Dh}));
+    CHECK(at::equal(out, pv.view({B, H, T, Dh}).transpose(1, 2).reshape({B, T, D})));
+    // Biases at the network's widths: [T,in] x [in,out] plus [out], the weight shared by all.
+    for (const auto& [in, width] : std::vector<std::pair<int64_t, int64_t>>{{96, 288}, {96, 96}, {96, 192}, {192, 96}, {256, 40}, {7, 300}}) {
+      INFO(in << " -> " << width);
+      const auto x = at::randn({B, T, in});
+      const auto w = at::randn({width, in});
+      const auto bias = at::randn({width}) * 3;
+      auto y = at::empty({B, T, width});
+      auto y4 = y.unsqueeze(1);
+      REQUIRE(model::gemm_items_into(x.unsqueeze(1), w.t().expand({B, 1, in, width}), y4, {bias.data_ptr<float>()}));
+      CHECK(at::equal(y, model::bmm_items(x, w.t().expand({B, in, width})) + bias));
+    }
+  }
+  set_threads(1);
+  SECTION("it declines what it cannot do exactly, and writes nothing") {
+    const auto a = at::randn({2, 1, 5, 300}), b = at::randn({2, 1, 300, 4}), bias = at::randn({4});
+    auto out = at::full({2, 1, 5, 4}, 7.0f);
+    CHECK_FALSE(model::gemm_items_into(a, b, out, {bias.data_ptr<float>()}));  // a bias over 256 products
+    const auto strided = at::randn({2, 1, 5, 8}).slice(3, 0, 8, 2);                // every other column
+    CHECK_FALSE(model::gemm_items_into(strided, at::randn({2, 1, 4, 4}), out));
+    CHECK(at::equal(out, at::full({2, 1, 5, 4}, 7.0f)));
+    CHECK(model::gemm_items_into(a, b, out));  // without the bias it can
+    CHECK(at::equal(out.squeeze(1), model::bmm_items(a.squeeze(1), b.squeeze(1))));
+    CHECK_THROWS(model::gemm_items_into(a, at::randn({2, 1, 299, 4}), out));
+  }
 }
