@@ -91,6 +91,85 @@ torch::Tensor conv_each(nn::Conv2dImpl& c, const torch::Tensor& x) {
   return conv2d_each(x, c.weight, c.bias, *pad, *o.stride(), *o.dilation(), o.groups());
 }
 
+// The heads of a projection [B,T,3D] in place: q and v [B,H,T,D/H], k transposed [B,H,D/H,T].
+struct Heads {
+  torch::Tensor q, kt, v;
+};
+Heads heads_of(const torch::Tensor& projected, int64_t heads) {
+  const auto B = projected.size(0), T = projected.size(1), D = projected.size(2) / 3;
+  const auto parts = projected.view({B, T, 3, heads, D / heads});
+  return {parts.select(2, 0).permute({0, 2, 1, 3}), parts.select(2, 1).permute({0, 2, 3, 1}),
+          parts.select(2, 2).permute({0, 2, 1, 3})};
+}
+
+// [B,T,D] seen as its heads [B,H,T,D/H].
+torch::Tensor as_heads(const torch::Tensor& t, int64_t heads) {
+  const auto B = t.size(0), T = t.size(1), D = t.size(2);
+  return t.view({B, T, heads, D / heads}).permute({0, 2, 1, 3});
+}
+
+void run(bool done) { TORCH_CHECK(done, "attention: a product's layout was declined"); }
+
+// The attention's core, softmax(q k^T * scale) v for every sample and head, from the
+// projection [B,T,3D] (contiguous): attn [B,H,T,T] and out [B,T,D]. Each head's products read
+// q, k and v where the projection wrote them and write where the output projection reads, the
+// scale applied inside the first product: bit for bit the chain of permute, contiguous, unbind,
+// matmul_each, scale, softmax, matmul_each, transpose and reshape in SelfAttentionImpl::forward
+// (the same BLAS calls on other leading dimensions), without its passes over the batch to copy.
+void attention_core(const torch::Tensor& projected, int64_t heads, double scale, torch::Tensor& attn, torch::Tensor& out) {
+  const auto B = projected.size(0), T = projected.size(1), D = projected.size(2) / 3;
+  const Heads h = heads_of(projected, heads);
+  auto scores = at::empty({B, heads, T, T}, projected.options());
+  run(gemm_items_into(h.q, h.kt, scores, {nullptr, static_cast<float>(scale)}));
+  attn = torch::softmax(scores, /*dim=*/-1);
+  out = at::empty({B, T, D}, projected.options());
+  auto out_heads = as_heads(out, heads);
+  run(gemm_items_into(attn, h.v, out_heads));
+}
+
+// attention_core with a gradient: the chain's own gradient formulas (softmax's, the scale's,
+// and bmm's for each product), each product the same BLAS call as the chain makes, writing
+// the gradients of q, k and v straight into one [B,T,3D] tensor (the chain stacks, permutes
+// and copies them). Bit for bit the chain's gradient.
+struct AttentionCore : torch::autograd::Function<AttentionCore> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& projected, int64_t heads,
+                               double scale) {
+    torch::Tensor attn, out;
+    attention_core(projected, heads, scale, attn, out);
+    ctx->save_for_backward({projected, attn});
+    ctx->saved_data["heads"] = heads;
+    ctx->saved_data["scale"] = scale;
+    return out;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &projected = saved[0], &attn = saved[1];
+    const int64_t heads = ctx->saved_data["heads"].toInt();
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const auto B = projected.size(0), T = projected.size(1), D = projected.size(2) / 3, Dh = D / heads;
+    const Heads h = heads_of(projected, heads);
+    const auto g = as_heads(grads[0].contiguous(), heads);  // [B,H,T,Dh]
+    auto grad = at::empty_like(projected);
+    const Heads gh = heads_of(grad, heads);
+    // out = attn v: d attn = g v^T, d v = attn^T g.
+    auto d_attn = at::empty({B, heads, T, T}, projected.options());
+    run(gemm_items_into(g, h.v.transpose(2, 3), d_attn));
+    auto dv = gh.v;
+    run(gemm_items_into(attn.transpose(2, 3), g, dv));
+    // attn = softmax(s * scale): d s = softmax'(d attn) * scale.
+    auto d_scores = at::_softmax_backward_data(d_attn, attn, -1, at::kFloat).mul_(scale);
+    // s = q k^T: d q = d s k; d k^T = q^T d s, made as bmm's gradient makes it ([Dh,T]) and then
+    // moved into place.
+    auto dq = gh.q;
+    run(gemm_items_into(d_scores, h.kt.transpose(2, 3), dq));
+    auto dkt = at::empty({B, heads, Dh, T}, projected.options());
+    run(gemm_items_into(h.q.transpose(2, 3), d_scores, dkt));
+    gh.kt.copy_(dkt);
+    return {grad, torch::Tensor(), torch::Tensor()};
+  }
+};
+
 }  // namespace
 
 SelfAttentionImpl::SelfAttentionImpl(int dim, int heads)
@@ -101,27 +180,22 @@ SelfAttentionImpl::SelfAttentionImpl(int dim, int heads)
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, torch::Tensor* weights) {
   const auto B = x.size(0), T = x.size(1), D = x.size(2);
-  const int64_t H = heads_, Dh = D / heads_;
-  if (!is_training() && !recorded(x, qkv->weight) && T * T * Dh >= 400) {
-    // Without a gradient: each head's products read q, k and v where the projection wrote them
-    // and write their result where the output projection reads it, the scale applied inside
-    // the first product. The same products, scale and softmax as below, bit for bit, without
-    // three passes over the batch's tensors to copy and scale them.
-    const auto parts = linear_each(qkv, x).view({B, T, 3, H, Dh});
-    auto scores = at::empty({B, H, T, T}, x.options());
-    if (gemm_items_into(parts.select(2, 0).permute({0, 2, 1, 3}), parts.select(2, 1).permute({0, 2, 3, 1}), scores,
-                        {nullptr, static_cast<float>(scale_)})) {
-      auto attn = torch::softmax(scores, /*dim=*/-1);
-      if (weights != nullptr) *weights = attn;
-      auto out = at::empty({B, T, D}, x.options());
-      auto heads = out.view({B, T, H, Dh}).permute({0, 2, 1, 3});
-      if (gemm_items_into(attn, parts.select(2, 2).permute({0, 2, 1, 3}), heads)) return linear_each(proj, out);
-    }
+  const auto projected = linear_each(qkv, x);  // [B,T,3D]
+  // Attention weights with a gradient (attn-grad) need them as a node of the graph: the chain
+  // below. Everything else takes the attention's core in one piece (attention_core).
+  const bool graph = at::GradMode::is_enabled() && projected.requires_grad();
+  if (T * T * (D / heads_) >= 400 && projected.is_contiguous() && projected.scalar_type() == at::kFloat &&
+      !(graph && weights != nullptr)) {
+    if (graph) return linear_each(proj, AttentionCore::apply(projected, heads_, scale_));
+    torch::Tensor attn, out;
+    attention_core(projected, heads_, scale_, attn, out);
+    if (weights != nullptr) *weights = attn;
+    return linear_each(proj, out);
   }
   // [B,T,3D] -> [3,B,H,T,D/H]
   // unbind, not three selects: its gradient is one stack, where each select's is a zeroed
   // copy of the whole [3,B,H,T,D/H] tensor, summed with the other two.
-  const auto qkv_heads = linear_each(qkv, x).reshape({B, T, 3, heads_, D / heads_}).permute({2, 0, 3, 1, 4}).contiguous().unbind(0);
+  const auto qkv_heads = projected.reshape({B, T, 3, heads_, D / heads_}).permute({2, 0, 3, 1, 4}).contiguous().unbind(0);
   const auto &q = qkv_heads[0], &k = qkv_heads[1], &v = qkv_heads[2];
   auto attn = torch::softmax(matmul_each(q, k.transpose(-2, -1)) * scale_, /*dim=*/-1);  // [B,H,T,T]
   if (weights != nullptr) *weights = attn;

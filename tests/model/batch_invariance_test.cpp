@@ -144,3 +144,47 @@ TEST_CASE("the forward without a gradient is bit for bit the forward autograd re
     CHECK(torch::equal(plain.tokens, traced.tokens.detach()));
   }
 }
+
+TEST_CASE("the attention's one-piece gradient is bit for bit the chain of operations' gradient", "[model][batch]") {
+  // With a gradient and without attention weights (training, saliency, gradcam) the attention
+  // is one autograd node (model/net.cpp AttentionCore); asked for its weights (attn-grad) it is
+  // the chain of LibTorch operations. The input's and every parameter's gradient must not
+  // depend on which: in eval mode (heatmaps) and in training mode.
+  model::ModelCard card;
+  card.classes = {"a", "b"};
+  card.preprocess.image_size = 64;
+  card.preprocess.channels = 1;
+  card.arch.stem_channels = {16, 32, 64};
+  card.arch.dim = 96;
+  card.arch.depth = 2;
+  card.arch.heads = 4;
+  torch::manual_seed(13);
+  auto net = model::build_net(card);
+  torch::manual_seed(6);
+  const auto x = torch::rand({4, 1, 64, 64});
+  for (const bool training : {false, true}) {
+    INFO((training ? "training" : "eval"));
+    net->train(training);
+    struct Grads {
+      torch::Tensor logits, input;
+      std::vector<torch::Tensor> params;
+    };
+    auto grads = [&](bool keep_attention) {
+      for (auto& p : net->parameters()) p.mutable_grad() = torch::Tensor();
+      const auto xi = x.clone().requires_grad_(true);
+      const auto out = net->forward(xi, keep_attention);
+      REQUIRE(out.attentions.size() == (keep_attention ? 2u : 0u));
+      (out.logits * torch::tensor({{1.0f, -2.0f}})).sum().backward();
+      Grads g{out.logits.detach(), xi.grad()};
+      for (auto& p : net->parameters()) g.params.push_back(p.grad().clone());
+      return g;
+    };
+    const auto chain = grads(true), piece = grads(false);
+    CHECK(torch::equal(chain.logits, piece.logits));
+    CHECK(torch::equal(chain.input, piece.input));
+    REQUIRE(chain.params.size() == piece.params.size());
+    int differing = 0;
+    for (size_t i = 0; i < chain.params.size(); ++i) differing += !torch::equal(chain.params[i], piece.params[i]);
+    CHECK(differing == 0);
+  }
+}
