@@ -184,7 +184,10 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, torch::Tensor* 
   // Attention weights with a gradient (attn-grad) need them as a node of the graph: the chain
   // below. Everything else takes the attention's core in one piece (attention_core).
   const bool graph = at::GradMode::is_enabled() && projected.requires_grad();
-  if (T * T * (D / heads_) >= 400 && projected.is_contiguous() && projected.scalar_type() == at::kFloat &&
+  // (At least 2 tokens and 2 channels a head: no degenerate matrix, so every product has a
+  // BLAS layout and attention_core cannot be declined.)
+  if (T >= 2 && D / heads_ >= 2 && T * T * (D / heads_) >= 400 && projected.is_contiguous() &&
+      projected.scalar_type() == at::kFloat &&
       !(graph && weights != nullptr)) {
     if (graph) return linear_each(proj, AttentionCore::apply(projected, heads_, scale_));
     torch::Tensor attn, out;
