@@ -45,7 +45,13 @@ shared=${SHARED_DATA:-../shared/data}
 "$build/medattn" train "$shared/brain_mri_224/Training" --out models/brain-mri --name brain-mri \
   --classes glioma,meningioma,notumor,pituitary --val-fraction 0.15 --image-size 128 --stem 16,32,64,96 \
   --dim 96 --depth 4 --heads 4 --epochs 28 --batch-size 64 --lr 1e-3 --label-smoothing 0.05 --ema 0.999 --hflip \
-  --seed 1 --threads 2
+  --seed 1 --threads 2 --modalities MR --body-part 'HEAD, BRAIN' \
+  --view '2D axial, coronal and sagittal MRI slices (T1, contrast T1, T2, FLAIR mixed)' \
+  --population "the Kaggle merge by Nickparvar of figshare (Cheng et al. 2015), SARTAJ and Br35H brain MRI slices; patients' ages, sites and scanners not recorded" \
+  --intended-use 'Glioma, meningioma, pituitary tumour or no tumour on single 2D brain MRI slices, at 128 px' \
+  --limitations 'Single slices, not volumes; sequences and planes are mixed and unlabelled; some notumor training images are CT slices, not MRI (a shortcut of the data); images of other hospitals were found to be called notumor too often. Not for clinical use.'
+"$build/medattn" evaluate -m models/brain-mri "$shared/brain_mri_224/Training" --val-fraction 0.15 --seed 1 --shift \
+  --shift-limit 500 --shift-to-card --threads 2 > /dev/null
 # HAM10000 dermoscopy: the same recipe with and without the clinical covariates. The two were
 # trained at the same time, one thread each (so each took about 45 minutes of one core).
 for variant in skin-ham10000 skin-ham10000-image; do
@@ -54,6 +60,12 @@ for variant in skin-ham10000 skin-ham10000-image; do
   "$build/medattn" train "$shared/ham10000/metadata.csv" --split train --val-split val --out "models/$variant" \
     --channels 3 --image-size 96 --stem 16,32,64 --dim 96 --depth 3 --heads 4 --epochs 20 --batch-size 64 \
     --lr 1e-3 --weight-decay 0.05 --label-smoothing 0.05 --ema 0.995 --hflip --vflip --seed 1 --threads 1 \
+    --modalities XC,DMS --body-part SKIN --view 'dermoscopy (contact or polarised) of a single pigmented lesion' \
+    --population 'HAM10000 (Tschandl et al. 2018): patients of the Department of Dermatology, Medical University of Vienna, and of a skin cancer practice in Queensland, Australia; mostly fair skin' \
+    --intended-use "Seven classes of pigmented skin lesions (akiec, bcc, bkl, df, mel, nv, vasc) on dermoscopy images $([[ $variant == skin-ham10000 ]] && echo 'with age, sex and body site' || echo alone), at 96 px" \
+    --limitations 'Dermoscopy only, not clinical (macroscopic) photographs; mostly fair skin; 67% of training images are nv; two sites. Not for clinical use.' \
     "${clinical[@]}" &
 done
 wait
+"$build/medattn" evaluate -m models/skin-ham10000-image "$shared/ham10000/metadata.csv" --split val --shift --shift-limit 500 \
+  --shift-to-card --threads 2 > /dev/null
