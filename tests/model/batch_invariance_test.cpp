@@ -41,6 +41,23 @@ torch::Tensor in_chunks(const torch::Tensor& x, const std::vector<int64_t>& size
   return torch::cat(parts);
 }
 
+// Two blocks of pneumonia-cxr's shapes (64 px grey, stem 16,32,64, width 96, 4 heads: products
+// of 65x24, 65x96 and 65x192), in eval mode, weights drawn from `seed`.
+model::AttnNet cxr_shaped_net(uint64_t seed) {
+  model::ModelCard card;
+  card.classes = {"a", "b"};
+  card.preprocess.image_size = 64;
+  card.preprocess.channels = 1;
+  card.arch.stem_channels = {16, 32, 64};
+  card.arch.dim = 96;
+  card.arch.depth = 2;
+  card.arch.heads = 4;
+  torch::manual_seed(seed);
+  auto net = model::build_net(card);
+  net->eval();
+  return net;
+}
+
 int rows_differing(const torch::Tensor& a, const torch::Tensor& b) {
   int n = 0;
   for (int64_t i = 0; i < a.size(0); ++i) n += !torch::equal(a[i], b[i]);
@@ -110,17 +127,7 @@ TEST_CASE("the forward without a gradient is bit for bit the forward autograd re
   // give the same logits and attention, or a heatmap's probabilities would differ from the
   // record's. Checked on the tiny network and on pneumonia-cxr's shapes (64 px, width 96,
   // 4 heads: products of 65x24, 65x96 and 65x192).
-  model::ModelCard big;
-  big.classes = {"a", "b"};
-  big.preprocess.image_size = 64;
-  big.preprocess.channels = 1;
-  big.arch.stem_channels = {16, 32, 64};
-  big.arch.dim = 96;
-  big.arch.depth = 2;
-  big.arch.heads = 4;
-  torch::manual_seed(12);
-  auto big_net = model::build_net(big);
-  big_net->eval();
+  auto big_net = cxr_shaped_net(12);
   struct Case {
     const char* name;
     model::AttnNet net;
@@ -150,16 +157,7 @@ TEST_CASE("the attention's one-piece gradient is bit for bit the chain of operat
   // is one autograd node (model/net.cpp AttentionCore); asked for its weights (attn-grad) it is
   // the chain of LibTorch operations. The input's and every parameter's gradient must not
   // depend on which: in eval mode (heatmaps) and in training mode.
-  model::ModelCard card;
-  card.classes = {"a", "b"};
-  card.preprocess.image_size = 64;
-  card.preprocess.channels = 1;
-  card.arch.stem_channels = {16, 32, 64};
-  card.arch.dim = 96;
-  card.arch.depth = 2;
-  card.arch.heads = 4;
-  torch::manual_seed(13);
-  auto net = model::build_net(card);
+  auto net = cxr_shaped_net(13);
   torch::manual_seed(6);
   const auto x = torch::rand({4, 1, 64, 64});
   for (const bool training : {false, true}) {
