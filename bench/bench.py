@@ -20,7 +20,8 @@ per-repetition ratios.
 Usage: /usr/bin/python3 bench/bench.py [BUILD_DIR]
 Environment: BENCH_QUICK=1 (a few minutes: fewer images and repetitions), BENCH_THREADS (2),
 BENCH_IMAGES (diagnose images, 1000; quick 200), BENCH_REPS (3; quick 2), BENCH_TRAIN_REPS
-(training epochs of each side, 7; quick 2), BENCH_TRAIN_IMAGES (1024; quick 256), BENCH_10K (10000; quick 1000), BENCH_LARGE_COUNT (1000; quick 16),
+(training epochs of each side, 7; quick 2), BENCH_TRAIN_IMAGES (1024; quick 256), BENCH_10K
+(10000; quick 1000), BENCH_LARGE_COUNT (1000; quick 16),
 BENCH_SKIP=name,... (skip figures: e2e, train, forward, cold, rss10k, large), BENCH_DIR
 (work folder, BUILD_DIR/bench-work).
 """

@@ -128,32 +128,11 @@ at::Tensor bmm_items_reference(const at::Tensor& a, const at::Tensor& b) {
 at::Tensor bmm_items(const at::Tensor& a, const at::Tensor& b) {
   TORCH_CHECK(a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0) && a.size(2) == b.size(1),
               "bmm_items: [N,m,k] and [N,k,n] expected");
-  const Sgemm sgemm = blas_sgemm();
-  const int64_t N = a.size(0), rows = a.size(1), inner = a.size(2), cols = b.size(2);
-  if (sgemm == nullptr || a.scalar_type() != at::kFloat || b.scalar_type() != at::kFloat || a.is_conj() || b.is_conj() ||
-      N == 0 || rows * cols == 0 || inner == 0) {
-    return bmm_items_reference(a, b);
-  }
-  auto out = at::empty({N, rows, cols}, a.options());
-  const auto call = plan(rows, inner, cols, a.stride(1), a.stride(2), b.stride(1), b.stride(2), out.stride(1), out.stride(2));
-  if (!call) return bmm_items_reference(a, b);
-  const float* pa = a.data_ptr<float>();
-  const float* pb = b.data_ptr<float>();
-  float* pc = out.data_ptr<float>();
-  const int64_t step_a = a.stride(0), step_b = b.stride(0), step_c = out.stride(0);
-  const float one = 1.0f, zero = 0.0f;
-  const Call c = *call;
-  over_items(N, [&](int64_t begin, int64_t end) {
-    for (auto i = begin; i < end; ++i) {
-      const float* first = c.swapped ? pb + i * step_b : pa + i * step_a;
-      const float* second = c.swapped ? pa + i * step_a : pb + i * step_b;
-      sgemm(&c.transa, &c.transb, &c.m, &c.n, &c.k, &one, first, &c.lda, second, &c.ldb, &zero, pc + i * step_c, &c.ldc);
-    }
-  });
-  return out;
+  auto out = at::empty({a.size(0), a.size(1), b.size(2)}, a.options());
+  return gemm_items_into(a.unsqueeze(1), b.unsqueeze(1), out.unsqueeze(1)) ? out : bmm_items_reference(a, b);
 }
 
-bool gemm_items_into(const at::Tensor& a, const at::Tensor& b, at::Tensor& out, const ItemEpilogue& epilogue) {
+bool gemm_items_into(const at::Tensor& a, const at::Tensor& b, const at::Tensor& out, const ItemEpilogue& epilogue) {
   TORCH_CHECK(a.dim() == 4 && b.dim() == 4 && out.dim() == 4 && a.size(3) == b.size(2) &&
                   a.sizes().slice(0, 2) == b.sizes().slice(0, 2) && out.sizes().slice(0, 2) == a.sizes().slice(0, 2) &&
                   out.size(2) == a.size(2) && out.size(3) == b.size(3),

@@ -30,7 +30,8 @@ inline constexpr int64_t kFusedBiasMaxInner = 256;
 // Returns false and writes nothing where bmm_items would not call BLAS itself (a layout
 // LibTorch copies first, another type), or where a bias is asked for with k over
 // kFusedBiasMaxInner: the caller then takes the unfused path.
-bool gemm_items_into(const at::Tensor& a, const at::Tensor& b, at::Tensor& out, const ItemEpilogue& epilogue = {});
+// bmm_items is this with one head and no epilogue.
+bool gemm_items_into(const at::Tensor& a, const at::Tensor& b, const at::Tensor& out, const ItemEpilogue& epilogue = {});
 
 // The same through at::mm_out for every item: what bmm_items must equal (tests, benchmarks).
 at::Tensor bmm_items_reference(const at::Tensor& a, const at::Tensor& b);

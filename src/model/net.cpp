@@ -74,12 +74,11 @@ torch::Tensor linear_each(nn::Linear& l, const torch::Tensor& x) {
     // Without a gradient, the bias is added inside each sample's product (the same bits as the
     // product plus the bias below, without a pass of its own over the result).
     auto y = at::empty({x3.size(0), x3.size(1), wt.size(1)}, x3.options());
-    auto y4 = y.unsqueeze(1);
-    if (gemm_items_into(x3.unsqueeze(1), wt.expand({x3.size(0), 1, -1, -1}), y4, {l->bias.data_ptr<float>()})) {
+    if (gemm_items_into(x3.unsqueeze(1), wt.expand({x3.size(0), 1, -1, -1}), y.unsqueeze(1), {l->bias.data_ptr<float>()})) {
       return flat ? y.squeeze(1) : y;
     }
   }
-  auto y = bmm_each(x3, l->weight.t().unsqueeze(0).expand({x3.size(0), -1, -1})) + l->bias;
+  auto y = bmm_each(x3, wt.unsqueeze(0).expand({x3.size(0), -1, -1})) + l->bias;
   return flat ? y.squeeze(1) : y;
 }
 
@@ -108,7 +107,8 @@ torch::Tensor as_heads(const torch::Tensor& t, int64_t heads) {
   return t.view({B, T, heads, D / heads}).permute({0, 2, 1, 3});
 }
 
-void run(bool done) { TORCH_CHECK(done, "attention: a product's layout was declined"); }
+// attention's products always have a BLAS layout (SelfAttentionImpl::forward chooses when).
+void require_planned(bool done) { TORCH_CHECK(done, "attention: a product's layout was declined"); }
 
 // The attention's core, softmax(q k^T * scale) v for every sample and head, from the
 // projection [B,T,3D] (contiguous): attn [B,H,T,T] and out [B,T,D]. Each head's products read
@@ -120,11 +120,10 @@ void attention_core(const torch::Tensor& projected, int64_t heads, double scale,
   const auto B = projected.size(0), T = projected.size(1), D = projected.size(2) / 3;
   const Heads h = heads_of(projected, heads);
   auto scores = at::empty({B, heads, T, T}, projected.options());
-  run(gemm_items_into(h.q, h.kt, scores, {nullptr, static_cast<float>(scale)}));
+  require_planned(gemm_items_into(h.q, h.kt, scores, {nullptr, static_cast<float>(scale)}));
   attn = torch::softmax(scores, /*dim=*/-1);
   out = at::empty({B, T, D}, projected.options());
-  auto out_heads = as_heads(out, heads);
-  run(gemm_items_into(attn, h.v, out_heads));
+  require_planned(gemm_items_into(attn, h.v, as_heads(out, heads)));
 }
 
 // attention_core with a gradient: the chain's own gradient formulas (softmax's, the scale's,
@@ -154,17 +153,15 @@ struct AttentionCore : torch::autograd::Function<AttentionCore> {
     const Heads gh = heads_of(grad, heads);
     // out = attn v: d attn = g v^T, d v = attn^T g.
     auto d_attn = at::empty({B, heads, T, T}, projected.options());
-    run(gemm_items_into(g, h.v.transpose(2, 3), d_attn));
-    auto dv = gh.v;
-    run(gemm_items_into(attn.transpose(2, 3), g, dv));
+    require_planned(gemm_items_into(g, h.v.transpose(2, 3), d_attn));
+    require_planned(gemm_items_into(attn.transpose(2, 3), g, gh.v));
     // attn = softmax(s * scale): d s = softmax'(d attn) * scale.
     auto d_scores = at::_softmax_backward_data(d_attn, attn, -1, at::kFloat).mul_(scale);
     // s = q k^T: d q = d s k; d k^T = q^T d s, made as bmm's gradient makes it ([Dh,T]) and then
     // moved into place.
-    auto dq = gh.q;
-    run(gemm_items_into(d_scores, h.kt.transpose(2, 3), dq));
+    require_planned(gemm_items_into(d_scores, h.kt.transpose(2, 3), gh.q));
     auto dkt = at::empty({B, heads, Dh, T}, projected.options());
-    run(gemm_items_into(h.q.transpose(2, 3), d_scores, dkt));
+    require_planned(gemm_items_into(h.q.transpose(2, 3), d_scores, dkt));
     gh.kt.copy_(dkt);
     return {grad, torch::Tensor(), torch::Tensor()};
   }
